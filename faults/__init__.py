@@ -1,0 +1,40 @@
+"""The public fault API: failpoints, fault plans and their activation.
+
+Place ``faults.failpoint("name")`` in code under test; it does nothing until a plan arms
+it. Family injectors live in ``faults.memory``, ``faults.cuda``, ``faults.chroma``,
+``faults.network`` and ``faults.clock``; Hypothesis strategies in ``faults.strategies``.
+This module imports none of them.
+"""
+
+from __future__ import annotations
+
+from faults._registry import (
+    ActivePlan,
+    activate,
+    afailpoint,
+    armed_failpoints,
+    disarm_all,
+    failpoint,
+    inject,
+    instrument,
+)
+from faults.plan import Action, Fault, FaultPlan, Trigger
+from faults.scope import FaultScope
+
+__distribution__ = "pytest-resilience"
+
+__all__ = [
+    "Action",
+    "ActivePlan",
+    "Fault",
+    "FaultPlan",
+    "FaultScope",
+    "Trigger",
+    "activate",
+    "afailpoint",
+    "armed_failpoints",
+    "disarm_all",
+    "failpoint",
+    "inject",
+    "instrument",
+]

@@ -1,0 +1,1 @@
+"""The ``chaos`` marker's runner: property-based fault runs (issue 8)."""

@@ -1,0 +1,1 @@
+"""Fixtures of the Chroma family: ``chroma_store`` (issue 5)."""

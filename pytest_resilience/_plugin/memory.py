@@ -1,0 +1,1 @@
+"""Fixtures of the memory family: ``memory_pressure`` and ``fake_gpu`` (issue 4)."""

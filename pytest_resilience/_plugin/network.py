@@ -1,0 +1,1 @@
+"""Fixtures of the network family: ``fault_proxy`` (issue 6)."""

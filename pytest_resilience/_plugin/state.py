@@ -1,0 +1,57 @@
+"""Per-session plugin state, kept in ``config.stash``.
+
+Family modules count what they did with ``state.count(...)``; the terminal summary and
+the reports read the counters, which workers send to the xdist controller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["RECORD_KEY", "STATE", "SessionState", "derive_seed", "get_state"]
+
+#: The ``user_properties`` key under which each test's resilience record travels.
+RECORD_KEY = "resilience"
+
+
+@dataclass
+class SessionState:
+    """The session seed, the report directory, counters and per-test records."""
+
+    seed: int
+    seed_source: str
+    report_dir: Path | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    lost_workers: list[str] = field(default_factory=list)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (shown in the terminal summary)."""
+        self.counters[name] += n
+
+
+STATE = pytest.StashKey[SessionState]()
+
+
+def get_state(config: pytest.Config) -> SessionState:
+    """The session state; raises a clear error if the plugin was not configured."""
+    try:
+        return config.stash[STATE]
+    except KeyError:
+        raise RuntimeError(
+            "pytest-resilience is not configured in this session. Load it with "
+            "`-p resilience`."
+        ) from None
+
+
+def derive_seed(session_seed: int, nodeid: str) -> int:
+    """A test's seed: derived from the session seed and its node id (order-independent)."""
+    digest = hashlib.sha256(f"{session_seed}:{nodeid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")

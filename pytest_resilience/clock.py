@@ -1,0 +1,251 @@
+"""Clocks: the ``Clock`` protocol, the real ``SystemClock`` and the test ``VirtualClock``.
+
+Every component takes ``clock=``. ``VirtualClock`` sleeps advance virtual time at once:
+synchronous sleeps return immediately, and asyncio tasks sleeping on one clock wake in
+deadline order as soon as the event loop has nothing else to run (trio's ``MockClock``
+with autojump).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = ["DEFAULT_WALL_START", "Clock", "SystemClock", "VirtualClock"]
+
+#: Wall time a ``VirtualClock`` starts at unless told otherwise: 2024-01-01T00:00:00Z.
+#: Fixed, so that event histories replay identically.
+DEFAULT_WALL_START = 1_704_067_200.0
+
+# Loop iterations the autojump waits for other ready callbacks before it moves time
+# when the loop does not expose its ready queue (uvloop and other loops).
+_OPAQUE_LOOP_SPINS = 8
+# Upper bound on iterations spent waiting for a busy loop to settle before a jump.
+_MAX_SETTLE_SPINS = 10_000
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What components need from a clock."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (may jump)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds``."""
+        ...
+
+    async def asleep(self, seconds: float) -> None:
+        """Suspend the current task for ``seconds``."""
+        ...
+
+
+def _check_duration(seconds: float, what: str = "seconds") -> float:
+    value = float(seconds)
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(
+            f"{what}={seconds!r} is not a valid duration. Pass a finite number >= 0."
+        )
+    return value
+
+
+class SystemClock:
+    """The real clocks of the process: ``time.monotonic``, ``time.time``, real sleeps."""
+
+    __slots__ = ()
+
+    def monotonic(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
+
+    def time(self) -> float:
+        """``time.time()``."""
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep``; a zero delay returns without a system call."""
+        if _check_duration(seconds) > 0:
+            time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """``asyncio.sleep``."""
+        await asyncio.sleep(_check_duration(seconds))
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+@dataclass(order=True)
+class _Waiter:
+    deadline: float
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+
+
+class VirtualClock:
+    """A clock whose time moves only when asked to: by sleeps, ``advance``, ``skew``.
+
+    ``monotonic()`` starts at ``start`` and never decreases. ``time()`` starts at
+    ``wall_start`` and follows monotonic time at ``rate`` (see ``drift``), shifted by any
+    ``skew``. Thread-safe; asyncio sleepers wake in deadline order.
+    """
+
+    def __init__(self, start: float = 0.0, *, wall_start: float = DEFAULT_WALL_START) -> None:
+        start = float(start)
+        wall_start = float(wall_start)
+        if not math.isfinite(start) or not math.isfinite(wall_start):
+            raise ValueError(
+                f"start={start!r}, wall_start={wall_start!r}: both must be finite numbers."
+            )
+        self._lock = threading.RLock()
+        self._mono = start
+        self._wall_anchor = wall_start
+        self._mono_anchor = start
+        self._rate = 1.0
+        self._waiters: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._ticking: set[asyncio.AbstractEventLoop] = set()
+
+    # -- reading -------------------------------------------------------------------
+    def monotonic(self) -> float:
+        """Virtual monotonic seconds."""
+        return self._mono
+
+    def time(self) -> float:
+        """Virtual wall seconds since the epoch."""
+        with self._lock:
+            return self._wall_anchor + (self._mono - self._mono_anchor) * self._rate
+
+    @property
+    def rate(self) -> float:
+        """Wall seconds that pass per monotonic second (1.0 unless ``drift`` changed it)."""
+        return self._rate
+
+    # -- moving time ---------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due."""
+        seconds = _check_duration(seconds)
+        with self._lock:
+            self._mono += seconds
+            due = self._pop_due(self._mono)
+        _wake(due)
+
+    def sleep(self, seconds: float) -> None:
+        """Advance virtual time by ``seconds`` and return at once."""
+        seconds = _check_duration(seconds)
+        if seconds:
+            self.advance(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """Suspend until virtual time reaches now + ``seconds``.
+
+        The clock jumps to the earliest pending deadline once the loop has no other
+        ready work, so concurrent sleepers wake in deadline order without real waiting.
+        """
+        seconds = _check_duration(seconds)
+        if seconds == 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            heapq.heappush(self._waiters, _Waiter(self._mono + seconds, next(self._seq), fut))
+            start_tick = loop not in self._ticking
+            self._ticking.add(loop)
+        if start_tick:
+            loop.call_soon(self._tick, loop, 0)
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    def skew(self, seconds: float) -> None:
+        """Jump wall time by ``seconds`` (negative steps it back); monotonic is untouched."""
+        seconds = float(seconds)
+        if not math.isfinite(seconds):
+            raise ValueError(f"seconds={seconds!r} is not finite. Pass a finite offset.")
+        with self._lock:
+            self._wall_anchor += seconds
+
+    def drift(self, rate: float) -> None:
+        """From now on, wall time advances ``rate`` seconds per monotonic second.
+
+        ``rate=1.0`` keeps the clocks in step, ``1.001`` runs wall time 0.1% fast,
+        ``0.5`` at half speed.
+        """
+        rate = float(rate)
+        if not math.isfinite(rate) or rate <= 0:
+            raise ValueError(
+                f"rate={rate!r} is not a valid drift rate. Pass a finite number > 0 "
+                "(1.0 = no drift); use skew() to step wall time backwards."
+            )
+        with self._lock:
+            self._wall_anchor = self.time()
+            self._mono_anchor = self._mono
+            self._rate = rate
+
+    @property
+    def pending_sleepers(self) -> int:
+        """How many asyncio tasks are waiting on this clock."""
+        with self._lock:
+            return sum(1 for w in self._waiters if not w.future.done())
+
+    # -- autojump ------------------------------------------------------------------
+    def _pop_due(self, now: float) -> list[_Waiter]:
+        due: list[_Waiter] = []
+        while self._waiters and self._waiters[0].deadline <= now:
+            due.append(heapq.heappop(self._waiters))
+        return due
+
+    def _tick(self, loop: asyncio.AbstractEventLoop, spins: int) -> None:
+        ready = getattr(loop, "_ready", None)
+        busy = len(ready) > 0 if ready is not None else spins < _OPAQUE_LOOP_SPINS
+        if busy and spins < _MAX_SETTLE_SPINS:
+            loop.call_soon(self._tick, loop, spins + 1)
+            return
+        with self._lock:
+            while self._waiters and self._waiters[0].future.done():
+                heapq.heappop(self._waiters)  # cancelled sleepers
+            if not self._waiters:
+                self._ticking.discard(loop)
+                return
+            self._mono = max(self._mono, self._waiters[0].deadline)
+            due = self._pop_due(self._mono)
+        _wake(due)
+        loop.call_soon(self._tick, loop, 0)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(monotonic={self._mono!r}, time={self.time()!r})"
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _wake(waiters: list[_Waiter]) -> None:
+    for waiter in waiters:
+        fut = waiter.future
+        if fut.done():
+            continue
+        loop = fut.get_loop()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            _resolve(fut)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve, fut)
