@@ -171,8 +171,13 @@ class Action:
         raise ValueError(f"action kind={kind!r} is unknown. Use one of {_ACTION_KINDS}.")
 
     def __str__(self) -> str:
-        detail = {k: v for k, v in self.to_dict().items() if k != "kind"}
-        return f"{self.kind}({', '.join(f'{k}={v!r}' for k, v in detail.items())})"
+        if self.kind == "raise":
+            return "raise()" if self.exception is None else f"raise({self.exception!r})"
+        if self.kind == "return":
+            return f"return({self.value!r})"
+        if self.kind == "delay":
+            return f"delay({self.seconds!r})"
+        return f"call({getattr(self.fn, '__qualname__', self.fn)!s})"
 
 
 @dataclass(frozen=True, slots=True)

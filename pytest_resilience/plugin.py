@@ -174,9 +174,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A ``faults`` marker requests the ``faults`` fixture by itself."""
     for item in items:
-        if item.get_closest_marker("faults") is not None and isinstance(item, pytest.Function):
-            if "faults" not in item.fixturenames:
-                item.fixturenames.append("faults")
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("faults") is None:
+            continue
+        if "faults" not in item.fixturenames:
+            item.fixturenames.append("faults")
 
 
 def _test_record(item: pytest.Item) -> dict[str, Any]:
@@ -228,9 +229,10 @@ def faults(
 def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
     unknown = sorted(set(marker.kwargs) - set(_FAULTS_MARKER_KWARGS))
     if unknown:
-        raise pytest.UsageError(
+        pytest.fail(
             f"@pytest.mark.faults got unknown keyword(s) {unknown}. Accepted: "
-            f"{list(_FAULTS_MARKER_KWARGS)}."
+            f"{list(_FAULTS_MARKER_KWARGS)}.",
+            pytrace=False,
         )
     from faults import Fault, FaultPlan
 
@@ -243,9 +245,10 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
         elif isinstance(arg, list | tuple) and all(isinstance(f, Fault) for f in arg):
             plan = FaultPlan(list(arg))
         else:
-            raise pytest.UsageError(
+            pytest.fail(
                 f"@pytest.mark.faults got {arg!r}. Pass Fault objects, FaultPlans, lists "
-                "of Faults or paths to plan JSON files."
+                "of Faults or paths to plan JSON files.",
+                pytrace=False,
             )
         scope.activate(plan, seed=seed)
 

@@ -1,0 +1,73 @@
+"""The public surface: what loading the plugin imports, and the layering rules."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import faults
+import pytest_resilience
+
+ROOT = Path(pytest_resilience.__file__).parent.parent
+HEAVY = ("torch", "chromadb", "pynvml", "hypothesis", "numpy")
+
+
+def test_loading_the_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, pytest_resilience.plugin, faults\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_is_importable() -> None:
+    for module in (pytest_resilience, faults):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, name
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_components_never_import_faults_or_the_plugin() -> None:
+    offenders = []
+    for path in (ROOT / "pytest_resilience").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("pytest_resilience/_plugin/") or rel == "pytest_resilience/plugin.py":
+            continue
+        for name in _imports(path):
+            if name == "faults" or name.startswith("faults.") or name.endswith(".plugin"):
+                offenders.append(f"{rel}: {name}")
+    assert offenders == []
+
+
+def test_nothing_imports_the_plugin_module() -> None:
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for pkg in ("pytest_resilience", "faults")
+        for path in (ROOT / pkg).rglob("*.py")
+        if "pytest_resilience.plugin" in _imports(path)
+    ]
+    assert offenders == []
+
+
+def test_faults_init_never_imports_heavy_family_modules() -> None:
+    names = _imports(ROOT / "faults" / "__init__.py")
+    assert not names & {"faults.strategies", "faults.cuda", "faults.chroma", "hypothesis"}
+
+
+def test_both_packages_ship_py_typed() -> None:
+    assert (ROOT / "pytest_resilience" / "py.typed").exists()
+    assert (ROOT / "faults" / "py.typed").exists()
