@@ -1,0 +1,1 @@
+"""Example suites run with ``pytest -p resilience example_suites``; see README."""
