@@ -141,6 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and not hasattr(config, "workerinput"):
         cache.set(_SEED_CACHE_KEY, seed)
+    config.pluginmanager.register(_RecordCollector(config.stash[STATE]), "resilience-records")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "resilience-xdist")
 
@@ -275,31 +276,24 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         )
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collect each test's outcome and record (on the xdist controller too)."""
-    state = _session_state
-    if state is None:
-        return
-    phase_counts = report.when == "call" or report.failed or report.skipped
-    if phase_counts and state.outcomes.get(report.nodeid) != "failed":
-        state.outcomes[report.nodeid] = report.outcome
-    for key, value in report.user_properties:
-        if key == RECORD_KEY and isinstance(value, dict):
-            state.records[report.nodeid] = value
+class _RecordCollector:
+    """Collects each test's outcome and record (on the xdist controller too).
 
+    One per session, registered on that session's plugin manager, so nested pytester
+    sessions never share state.
+    """
 
-_session_state: SessionState | None = None
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _session_state  # noqa: PLW0603 - logreport receives no config
-    _session_state = get_state(session.config)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    global _session_state  # noqa: PLW0603
-    _session_state = None
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self.state
+        phase_counts = report.when == "call" or report.failed or report.skipped
+        if phase_counts and state.outcomes.get(report.nodeid) != "failed":
+            state.outcomes[report.nodeid] = report.outcome
+        for key, value in report.user_properties:
+            if key == RECORD_KEY and isinstance(value, dict):
+                state.records[report.nodeid] = value
 
 
 def pytest_terminal_summary(
