@@ -256,4 +256,6 @@ def test_works_with_pytest_asyncio(pytester: pytest.Pytester) -> None:
             assert clock.monotonic() == 3
         """
     )
-    pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
+    pytester.runpytest(
+        "-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function"
+    ).assert_outcomes(passed=1)
