@@ -1,1 +1,171 @@
-"""The ``chaos`` marker's runner: property-based fault runs (issue 8)."""
+"""The ``chaos`` marker's runner and ``--resilience-replay``: property-based fault runs.
+
+``@pytest.mark.chaos(failpoints=..., families=..., checks=..., must_fire=...)`` runs the
+test body once per generated fault plan; the test asks for the ``chaos`` fixture, which
+is that plan's ``ChaosRun``. A failure is shrunk to the smallest plan, written as JSON and
+reported with the one command line that replays it. Hypothesis is imported only when a
+chaos test runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_resilience._plugin.state import derive_seed, get_state
+
+if TYPE_CHECKING:
+    from faults.strategies import ChaosPlan, Family
+    from pytest_resilience.chaos import ChaosRun
+
+REPLAY_OPTION = "--resilience-replay"
+_SETTINGS = ("failpoints", "families", "max_faults", "horizon", "calls", "max_examples",
+             "checks", "allow", "must_fire", "sometimes", "max_delay")
+_RUN_KEYS = ("max_faults", "horizon", "calls", "max_examples", "must_fire", "sometimes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resilience")
+    group.addoption(
+        REPLAY_OPTION,
+        action="store",
+        default=None,
+        dest="resilience_replay",
+        metavar="FILE",
+        help="run each chaos test once, under the fault plan saved in FILE (as printed "
+        "by a failing chaos test), instead of generating plans.",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``chaos`` marker requests the ``chaos`` fixture by itself."""
+    for item in items:
+        if isinstance(item, pytest.Function) and item.get_closest_marker("chaos") is not None \
+                and "chaos" not in item.fixturenames:
+            item.fixturenames.append("chaos")
+
+
+class ChaosSlot:
+    """Stands in for the ``chaos`` fixture until the runner passes each plan's run."""
+
+    def __repr__(self) -> str:
+        return "<chaos: replaced by each plan's ChaosRun>"
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest) -> ChaosSlot:
+    """The current plan's ``ChaosRun`` inside a ``@pytest.mark.chaos`` test."""
+    if request.node.get_closest_marker("chaos") is None:
+        pytest.fail("The `chaos` fixture needs @pytest.mark.chaos(...) on the test.",
+                    pytrace=False)
+    return ChaosSlot()
+
+
+def _families(settings: Mapping[str, Any]) -> list[Family | str]:
+    from faults.strategies import failpoints
+
+    families: list[Family | str] = list(settings.get("families", ()))
+    sites = settings.get("failpoints")
+    if sites:
+        families.insert(0, failpoints(sites, max_delay=float(settings.get("max_delay", 0.0))))
+    if not families:
+        pytest.fail("@pytest.mark.chaos needs failpoints={...} or families=[...] to generate "
+                    "plans from.", pytrace=False)
+    return families
+
+
+def _settings(marker: pytest.Mark) -> dict[str, Any]:
+    unknown = sorted(set(marker.kwargs) - set(_SETTINGS))
+    if marker.args or unknown:
+        pytest.fail(
+            f"@pytest.mark.chaos got {list(marker.args) + unknown!r}. It takes keywords "
+            f"only: {', '.join(_SETTINGS)}.",
+            pytrace=False,
+        )
+    return dict(marker.kwargs)
+
+
+def _plan_path(item: pytest.Function) -> Path:
+    state = get_state(item.config)
+    cache = getattr(item.config, "cache", None)
+    if state.report_dir is not None:
+        folder = state.report_dir / "chaos"
+    elif cache is not None:
+        folder = Path(cache.mkdir("resilience-chaos"))
+    else:
+        folder = Path(tempfile.gettempdir()) / "pytest-resilience-chaos"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_") + ".json")
+
+
+def _replay_command(item: pytest.Function, plan: ChaosPlan) -> str:
+    path = _plan_path(item)
+    path.write_text(json.dumps({"test": item.nodeid, **plan.to_dict()}, indent=2) + "\n",
+                    encoding="utf-8")
+    seed = get_state(item.config).seed
+    return (f"pytest '{item.nodeid}' {REPLAY_OPTION}={path}\n"
+            f"    (or regenerate the run: pytest '{item.nodeid}' --resilience-seed={seed})")
+
+
+def _replay_plan(item: pytest.Function) -> ChaosPlan | None:
+    file = item.config.getoption("resilience_replay")
+    if not file:
+        return None
+    from faults.strategies import ChaosPlan
+
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"{REPLAY_OPTION}={file}: cannot read the plan ({exc}). Pass "
+                                "the file a failing chaos test printed.") from None
+    if data.get("test") not in (None, item.nodeid):
+        return None
+    return ChaosPlan.from_dict(data)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a ``chaos``-marked test body once per plan (or once, under a replayed plan)."""
+    marker = pyfuncitem.get_closest_marker("chaos")
+    if marker is None:
+        return None
+    from pytest_resilience.chaos import ChaosFailure, ChaosVacuous, replay, run_chaos
+
+    settings = _settings(marker)
+    families = _families(settings)
+    names = pyfuncitem._fixtureinfo.argnames
+
+    def body(run: ChaosRun) -> Any:
+        args = {n: run if n == "chaos" else pyfuncitem.funcargs[n] for n in names}
+        return pyfuncitem.obj(**args)
+
+    common: dict[str, Any] = {
+        "families": families,
+        "checks": tuple(settings.get("checks", ())),
+        "allow": tuple(settings.get("allow", ())),
+        "replay_command": lambda plan: _replay_command(pyfuncitem, plan),
+    }
+    state = get_state(pyfuncitem.config)
+    try:
+        plan = _replay_plan(pyfuncitem)
+        if plan is not None:
+            replay(body, plan, **common)
+            state.count("chaos plans replayed")
+            return True
+        result = run_chaos(
+            body,
+            seed=derive_seed(state.seed, pyfuncitem.nodeid),
+            **common,
+            **{k: settings[k] for k in _RUN_KEYS if k in settings},
+        )
+    except (ChaosFailure, ChaosVacuous) as exc:
+        state.count("chaos failures")
+        pytest.fail(str(exc), pytrace=False)
+    state.count("chaos plans", result.plans)
+    return True

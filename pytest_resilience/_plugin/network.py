@@ -1,1 +1,76 @@
-"""Fixtures of the network family: ``fault_proxy`` (issue 6)."""
+"""Fixtures of the network family: ``fault_proxy`` (issue 6).
+
+Clock faults need no fixture of their own: enter them in the ``faults`` fixture
+(``faults.enter(faults_clock.skew(-3600))``), which undoes them at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_resilience._plugin.state import derive_seed, get_state
+
+if TYPE_CHECKING:
+    from faults.network import FaultProxy
+
+
+class ProxyFactory:
+    """The ``fault_proxy`` fixture: ``fault_proxy(upstream, name=...)`` starts a proxy.
+
+    Each proxy draws its toxic decisions from a seed derived from the test's seed and
+    the proxy's name, and is stopped (every socket closed, thread joined) at teardown.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.proxies: list[FaultProxy] = []
+
+    def __call__(self, upstream: tuple[str, int], *, name: str = "proxy",
+                 seed: int | None = None) -> FaultProxy:
+        """Start a ``FaultProxy`` on ``127.0.0.1`` forwarding to ``upstream``."""
+        from faults.network import FaultProxy
+
+        if any(p.name == name for p in self.proxies):
+            raise ValueError(
+                f"name={name!r} is already used by a proxy in this test. Pass another name=."
+            )
+        proxy_seed = derive_seed(self.seed, name) if seed is None else seed
+        proxy = FaultProxy(upstream, name=name, seed=proxy_seed)
+        self.proxies.append(proxy.start())
+        return proxy
+
+    def close(self) -> tuple[int, int]:
+        """Stop every proxy (last first); returns (connections, toxic decisions applied)."""
+        connections = applied = 0
+        errors: list[BaseException] = []
+        for proxy in reversed(self.proxies):
+            try:
+                proxy.stop()
+            except Exception as exc:  # keep stopping the others
+                errors.append(exc)
+            stats = proxy.stats()
+            connections += stats.connections
+            applied += stats.toxics_applied
+        if errors:
+            raise errors[0]
+        return connections, applied
+
+
+@pytest.fixture
+def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int) -> Iterator[ProxyFactory]:
+    """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
+
+    Toxic decisions are seeded from the test's seed; every proxy is stopped at teardown,
+    even when the test failed.
+    """
+    factory = ProxyFactory(resilience_seed)
+    try:
+        yield factory
+    finally:
+        connections, applied = factory.close()
+        state = get_state(request.config)
+        state.count("network: proxy connections", connections)
+        state.count("network: toxics applied", applied)

@@ -1,38 +1,85 @@
-"""Writes ``report.json`` into ``--resilience-report=DIR`` at the end of the session."""
+"""Writes ``report.json``, ``report.md`` and ``report.html`` into ``--resilience-report=DIR``.
+
+Controller only (never on an xdist worker). ``report.md`` is also appended to
+``$GITHUB_STEP_SUMMARY`` when that variable is set. pytest-benchmark results are folded
+into the report, and our quantiles go into its JSON ``extra_info``.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 import platform
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_resilience._plugin.state import get_state
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_PATHS = pytest.StashKey[list[str]]()
+_BENCHMARKS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def _environment(config: pytest.Config) -> dict[str, Any]:
+    workers = getattr(config.option, "numprocesses", None)
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "pytest": pytest.__version__,
+        "cpu_count": os.cpu_count(),
+        "xdist_workers": workers if isinstance(workers, int) else 0,
+    }
 
 
 def build_report(config: pytest.Config) -> dict[str, Any]:
-    """The report as plain builtins: seed, environment, per-test records, counters."""
+    """The report as plain builtins: seed, environment, tests, operations, counters."""
+    from pytest_resilience._plugin.sla import get_sla_session  # a plugin: import it late
+    from pytest_resilience.report.json import build_report as build
+
     state = get_state(config)
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "seed": state.seed,
-        "seed_source": state.seed_source,
-        "environment": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "pytest": pytest.__version__,
-        },
-        "tests": [
-            {"nodeid": nodeid, "outcome": state.outcomes.get(nodeid, "unknown"), **record}
-            for nodeid, record in sorted(state.records.items())
-        ],
-        "counters": dict(sorted(state.counters.items())),
-        "lost_workers": list(state.lost_workers),
-    }
+    sla = get_sla_session(config)
+    operations = [
+        {"operation": op, "variant": variant, **stats.to_dict()}
+        for (op, variant), stats in sorted(sla.operations.items())
+    ]
+    return build(
+        seed=state.seed,
+        seed_source=state.seed_source,
+        environment=_environment(config),
+        outcomes=state.outcomes,
+        records=state.records,
+        sla_tests=sla.tests,
+        operations=operations,
+        counters=state.counters,
+        lost_workers=sorted(set(state.lost_workers) | set(sla.lost_workers)),
+        benchmarks=config.stash.get(_BENCHMARKS, []),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
+    """Write the three report files into ``directory``; returns their paths."""
+    from pytest_resilience.report.html import render_html
+    from pytest_resilience.report.json import write_json
+    from pytest_resilience.report.markdown import render_markdown
+
+    directory.mkdir(parents=True, exist_ok=True)
+    report = build_report(config)
+    markdown = render_markdown(report)
+    paths = [
+        write_json(report, directory / "report.json"),
+        directory / "report.md",
+        directory / "report.html",
+    ]
+    paths[1].write_text(markdown, encoding="utf-8")
+    paths[2].write_text(render_html(report), encoding="utf-8")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+    return paths
 
 
 @pytest.hookimpl(trylast=True)
@@ -41,13 +88,40 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = get_state(config)
     if state.report_dir is None or hasattr(config, "workerinput"):
         return
-    state.report_dir.mkdir(parents=True, exist_ok=True)
-    path = state.report_dir / "report.json"
-    path.write_text(json.dumps(build_report(config), indent=2) + "\n", encoding="utf-8")
-    config.stash[REPORT_PATHS] = [*config.stash.get(REPORT_PATHS, []), str(path)]
+    paths = write_reports(config, state.report_dir)
+    config.stash[REPORT_PATHS] = [*config.stash.get(REPORT_PATHS, []), *map(str, paths)]
 
 
-REPORT_PATHS = pytest.StashKey[list[str]]()
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
+) -> None:
+    """Add our quantiles to pytest-benchmark's JSON and fold its results into ours."""
+    from pytest_resilience.sla.histogram import LatencyHistogram
+    from pytest_resilience.sla.recorder import LADDER
+
+    folded = []
+    for bench in output_json.get("benchmarks", []):
+        stats = bench.get("stats", {})
+        histogram = LatencyHistogram()
+        data = stats.get("data") or []
+        if data:
+            histogram.record_many(data)
+        percentiles = {name: histogram.quantile(q) for name, q in LADDER}
+        bench.setdefault("extra_info", {})["resilience"] = {
+            "percentiles": percentiles,
+            "alpha": histogram.alpha,
+            "samples": histogram.count,
+        }
+        folded.append(
+            {
+                "fullname": bench.get("fullname"),
+                "rounds": stats.get("rounds"),
+                "mean": stats.get("mean"),
+                "percentiles": percentiles,
+            }
+        )
+    config.stash[_BENCHMARKS] = folded
 
 
 def pytest_terminal_summary(

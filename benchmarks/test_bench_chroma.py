@@ -1,0 +1,109 @@
+"""Chroma benchmarks: transaction overhead vs raw writes, rollback vs collection size,
+backup speed vs ``tar czf`` of the same directory.
+
+Run: ``pytest benchmarks/test_bench_chroma.py --benchmark-only``. Set
+``RESILIENCE_BENCH_BIG=100000`` for the issue's 100k rollback comparison (building that
+store takes minutes); the default big size is 10,000.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+pytest.importorskip("chromadb", reason="Chroma benchmarks need chromadb")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:legacy embedding function config:DeprecationWarning")
+
+BIG = int(os.environ.get("RESILIENCE_BENCH_BIG", "10000"))
+DIM = 384
+_serial = itertools.count()
+
+
+@pytest.fixture(scope="module", params=[1000, BIG], ids=lambda n: f"{n}rec")
+def store(request, tmp_path_factory):
+    from pytest_resilience.chroma.store import make_store
+
+    made = make_store(tmp_path_factory.mktemp("bench") / "store", records=request.param,
+                      dim=DIM, sync_threshold=1000, seal=False)
+    yield made
+    made.close()
+
+
+def _batch(n: int = 100):
+    k = next(_serial)
+    return [f"b{k}-{i}" for i in range(n)], [[0.5] * DIM] * n
+
+
+def test_raw_add(benchmark, store) -> None:
+    col = store.collection()
+
+    def run() -> None:
+        ids, vecs = _batch()
+        col.add(ids=ids, embeddings=vecs)
+
+    benchmark(run)
+
+
+def test_transaction_add(benchmark, store) -> None:
+    from pytest_resilience.chroma.transaction import transaction
+
+    col = store.collection()
+
+    def run() -> None:
+        ids, vecs = _batch()
+        with transaction(col) as tx:
+            tx.add(ids, vecs)
+
+    benchmark(run)
+
+
+def test_rollback_100_updates(benchmark, store) -> None:
+    from pytest_resilience.chroma.transaction import ChromaTransaction
+
+    col = store.collection()
+    ids = [f"rec-{i:05d}" for i in range(100)]
+
+    def setup():
+        tx = ChromaTransaction(col)
+        tx.update(ids, [[0.25] * DIM] * 100)
+        return (tx,), {}
+
+    benchmark.pedantic(lambda tx: tx.rollback(), setup=setup, rounds=5)
+
+
+@pytest.fixture(scope="module")
+def backup_source(tmp_path_factory):
+    from pytest_resilience.chroma.store import make_store
+
+    made = make_store(tmp_path_factory.mktemp("bsrc") / "store", records=2000, dim=DIM,
+                      sync_threshold=1000, seal=False)
+    return made.path
+
+
+@pytest.mark.parametrize("fmt", ["dir", "tar.gz", "tar.zst"])
+def test_backup_manager(benchmark, backup_source, tmp_path, fmt) -> None:
+    from pytest_resilience.chroma.backup import BackupManager
+
+    manager = BackupManager(backup_source, directory=tmp_path / "b", format=fmt)
+
+    def run() -> None:
+        manager.create()
+
+    benchmark.pedantic(run, rounds=3, teardown=lambda: shutil.rmtree(tmp_path / "b"))
+
+
+def test_peer_tar_czf(benchmark, backup_source, tmp_path) -> None:
+    if shutil.which("tar") is None:
+        pytest.skip("tar is not installed")
+    out = tmp_path / "peer.tar.gz"
+
+    def run() -> None:
+        subprocess.run(["tar", "czf", str(out), "-C", str(backup_source.parent),
+                        backup_source.name], check=True, timeout=300)
+
+    benchmark.pedantic(run, rounds=3)

@@ -1,0 +1,143 @@
+"""Retry overhead side by side: success path and fail-fail-succeed (sleeping off).
+
+Run: ``pytest benchmarks/test_bench_retry.py --benchmark-only``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_resilience.backoff import Backoff
+from pytest_resilience.retry import Retry
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def target() -> int:
+    return 1
+
+
+def flaky_factory() -> Callable[[], int]:
+    """A function failing twice then succeeding, once per 3 calls, forever."""
+    state = [0]
+
+    def flaky() -> int:
+        state[0] += 1
+        if state[0] % 3:
+            raise ConnectionError("down")
+        return 1
+
+    return flaky
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peers without a sleep hook get ``time.sleep`` patched out (as in the research)."""
+    monkeypatch.setattr("time.sleep", lambda s: None)
+
+
+# -- success path -------------------------------------------------------------------------
+@pytest.mark.benchmark(group="retry-success")
+def test_direct_call(benchmark: Any) -> None:
+    assert benchmark(target) == 1
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_ours_success(benchmark: Any) -> None:
+    assert benchmark(Retry(attempts=3)(target)) == 1
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_tenacity_success(benchmark: Any) -> None:
+    tenacity = pytest.importorskip("tenacity")
+    fn = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential())(
+        target)
+    assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_stamina_success(benchmark: Any) -> None:
+    stamina = pytest.importorskip("stamina")
+    assert benchmark(stamina.retry(on=ConnectionError, attempts=3)(target)) == 1
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_backoff_success(benchmark: Any) -> None:
+    backoff = pytest.importorskip("backoff")
+    fn = backoff.on_exception(backoff.expo, ConnectionError, max_tries=3, logger=None)(target)
+    assert benchmark(fn) == 1
+
+
+# -- async success path -----------------------------------------------------------------
+async def atarget() -> int:
+    return 1
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A private event loop, closed after the benchmark."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def run_many(loop: asyncio.AbstractEventLoop, make: Callable[[], Any]) -> Callable[[], None]:
+    """1,000 awaited calls per round in one running loop (per call = time / 1000)."""
+
+    async def many() -> None:
+        for _ in range(1000):
+            await make()
+
+    return lambda: loop.run_until_complete(many())
+
+
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_ours_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    benchmark(run_many(loop, Retry(attempts=3)(atarget)))
+
+
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_tenacity_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    tenacity = pytest.importorskip("tenacity")
+    benchmark(run_many(loop, tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
+
+
+# -- fail, fail, succeed ------------------------------------------------------------------
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+def test_ours_fail_fail_succeed(benchmark: Any) -> None:
+    fn = Retry(attempts=3, backoff=Backoff.constant(0))(flaky_factory())
+    assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+def test_tenacity_fail_fail_succeed(benchmark: Any) -> None:
+    tenacity = pytest.importorskip("tenacity")
+    fn = tenacity.retry(stop=tenacity.stop_after_attempt(3), sleep=lambda s: None)(
+        flaky_factory())
+    assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+@pytest.mark.usefixtures("no_sleep")
+def test_stamina_fail_fail_succeed(benchmark: Any) -> None:
+    stamina = pytest.importorskip("stamina")
+    stamina.instrumentation.set_on_retry_hooks([])
+    stamina.set_testing(True, attempts=3)
+    try:
+        assert benchmark(stamina.retry(on=ConnectionError, attempts=3)(flaky_factory())) == 1
+    finally:
+        stamina.set_testing(False)
+        stamina.instrumentation.set_on_retry_hooks(None)
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+@pytest.mark.usefixtures("no_sleep")
+def test_backoff_fail_fail_succeed(benchmark: Any) -> None:
+    backoff = pytest.importorskip("backoff")
+    fn = backoff.on_exception(backoff.constant, ConnectionError, max_tries=3, interval=0,
+                              jitter=None, logger=None)(flaky_factory())
+    assert benchmark(fn) == 1

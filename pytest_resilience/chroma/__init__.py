@@ -1,0 +1,59 @@
+"""Chroma reliability: transactions with rollback, validation, backups, integrity checks.
+
+Nothing here imports chromadb until it is used.
+"""
+
+from __future__ import annotations
+
+from pytest_resilience.chroma._store import close_store
+from pytest_resilience.chroma.backup import (
+    BackupInfo,
+    BackupManager,
+    BackupVerification,
+    RestoreReport,
+)
+from pytest_resilience.chroma.integrity import (
+    Finding,
+    IntegrityReport,
+    averify_store,
+    seal_store,
+    verify_store,
+)
+from pytest_resilience.chroma.store import ChromaStore, make_store
+from pytest_resilience.chroma.transaction import (
+    ChromaTransaction,
+    RecoveryReport,
+    recover,
+    transaction,
+)
+from pytest_resilience.chroma.validation import (
+    RecordRules,
+    ValidatingCollection,
+    record_problems,
+    validate_batch,
+    validate_record,
+)
+
+__all__ = [
+    "BackupInfo",
+    "BackupManager",
+    "BackupVerification",
+    "ChromaStore",
+    "ChromaTransaction",
+    "Finding",
+    "IntegrityReport",
+    "RecordRules",
+    "RecoveryReport",
+    "RestoreReport",
+    "ValidatingCollection",
+    "averify_store",
+    "close_store",
+    "make_store",
+    "record_problems",
+    "recover",
+    "seal_store",
+    "transaction",
+    "validate_batch",
+    "validate_record",
+    "verify_store",
+]

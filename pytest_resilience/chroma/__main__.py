@@ -1,0 +1,107 @@
+"""``python -m pytest_resilience.chroma backup|list|verify|restore|prune|check|seal``.
+
+Exit status: 0 success, 1 a check found problems, 2 bad usage, 3 a backup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_resilience.chroma.backup import FORMATS, BackupManager
+from pytest_resilience.chroma.integrity import seal_store, verify_store
+from pytest_resilience.errors import BackupError, CorruptionDetected
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_resilience.chroma",
+                                     description="Back up, verify and restore Chroma stores.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("store", help="the directory given to PersistentClient(path=...)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if name not in {"check", "seal"}:
+            p.add_argument("--dir", help="backup directory (default: <store>.backups)")
+        return p
+
+    command("backup", "create a backup").add_argument(
+        "--format", choices=[*FORMATS, "auto"], default="auto")
+    command("list", "list backups, oldest first")
+    verify = command("verify", "verify a backup (default: the newest)")
+    verify.add_argument("--backup", help="backup name")
+    restore = command("restore", "restore a backup (default: the newest)")
+    restore.add_argument("--backup", help="backup name")
+    restore.add_argument("--target", help="restore here instead of into the store")
+    restore.add_argument("--dry-run", action="store_true", help="verify, do not swap")
+    prune = command("prune", "remove old backups (the newest is always kept)")
+    prune.add_argument("--keep", type=int, help="keep this many newest backups")
+    prune.add_argument("--max-age", type=float, help="remove backups older than SECONDS")
+    prune.add_argument("--dry-run", action="store_true", help="list, do not remove")
+    check = command("check", "verify the store itself (verify_store)")
+    check.add_argument("--no-probe", action="store_true", help="skip the chromadb probe")
+    command("seal", "record the store's checksums and answers (seal_store)")
+    return parser
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    sys.stdout.write((json.dumps(data, indent=2, sort_keys=True) if as_json else text) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BackupError as exc:
+        _emit({"error": str(exc)}, args.json, f"error: {exc}")
+        return 3
+    except (CorruptionDetected, ValueError) as exc:
+        _emit({"error": str(exc)}, args.json, f"error: {exc}")
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        report = verify_store(args.store, probe=not args.no_probe)
+        findings = [str(f) for f in report.findings]
+        data = {"ok": report.ok, "findings": findings, "notes": list(report.notes),
+                "counts": report.counts}
+        _emit(data, args.json, "ok" if report.ok else "\n".join(findings))
+        return 0 if report.ok else 1
+    if args.command == "seal":
+        path = seal_store(args.store)
+        _emit({"seal": str(path)}, args.json, f"sealed: {path}")
+        return 0
+    fmt = getattr(args, "format", "auto")
+    manager = BackupManager(args.store, directory=args.dir, format=fmt)
+    if args.command == "backup":
+        info = manager.create()
+        _emit(info.to_dict(), args.json, f"{info.name} -> {info.path}")
+    elif args.command == "list":
+        backups = manager.list()
+        _emit([b.to_dict() for b in backups], args.json,
+              "\n".join(f"{b.name}  {b.format}  {b.counts}" for b in backups) or "no backups")
+    elif args.command == "verify":
+        result = manager.verify(args.backup)
+        _emit({"backup": result.backup, "ok": result.ok, "findings": list(result.findings)},
+              args.json, "ok" if result.ok else "\n".join(result.findings))
+        return 0 if result.ok else 1
+    elif args.command == "restore":
+        done = manager.restore(args.backup, target=args.target, dry_run=args.dry_run)
+        _emit({"backup": done.backup, "target": done.target, "dry_run": done.dry_run,
+               "counts": done.counts}, args.json,
+              f"{'verified' if done.dry_run else 'restored'} {done.backup} -> {done.target}")
+    else:
+        removed = manager.prune(keep=args.keep, max_age=args.max_age, dry_run=args.dry_run)
+        _emit([b.name for b in removed], args.json,
+              "\n".join(b.name for b in removed) or "nothing to prune")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

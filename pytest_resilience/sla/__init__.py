@@ -1,0 +1,18 @@
+"""SLA engine: latency histograms, budgets and the recorder behind the ``sla`` fixture."""
+
+from __future__ import annotations
+
+from pytest_resilience.sla.budgets import Budget, Verdict
+from pytest_resilience.sla.histogram import ALPHA, LatencyHistogram, min_samples
+from pytest_resilience.sla.recorder import Measurement, OperationStats, SLARecorder
+
+__all__ = [
+    "ALPHA",
+    "Budget",
+    "LatencyHistogram",
+    "Measurement",
+    "OperationStats",
+    "SLARecorder",
+    "Verdict",
+    "min_samples",
+]

@@ -1,0 +1,286 @@
+"""``LatencyHistogram``: a fixed-memory, exactly mergeable log-bucket latency histogram.
+
+Bucket ``k`` (``k >= 1``) holds values in ``(lowest * g**(k-1), lowest * g**k]`` with
+``g = (1 + alpha) / (1 - alpha)``; reporting ``2 * lowest * g**k / (g + 1)`` for it is off
+by at most ``alpha`` (0.5%) relative to any value in the bucket (DDSketch's mapping).
+Bucket 0 holds values up to ``lowest`` (1 ns); values above ``highest`` (1e6 s) share the
+last bucket, and every reported figure is clamped to the exact ``min``/``max`` seen.
+Memory is fixed: 3,456 bucket counters plus a 2,048-value record buffer (44 KiB).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["ALPHA", "LatencyHistogram", "min_samples"]
+
+#: Relative error bound of every quantile.
+ALPHA = 0.005
+_GAMMA = (1 + ALPHA) / (1 - ALPHA)
+_LOG_GAMMA = math.log(_GAMMA)
+_INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
+_LOWEST = 1e-9
+_HIGHEST = 1e6
+_BUCKETS = math.ceil(math.log(_HIGHEST / _LOWEST) * _INV_LOG_GAMMA) + 2
+_OFFSET = math.log(_LOWEST) * _INV_LOG_GAMMA
+_FORMAT_VERSION = 1
+_BUFFER_SIZE = 2048
+_INF = math.inf
+
+
+def min_samples(q: float) -> int:
+    """Samples needed before quantile ``q`` is reported: ``10 / (1 - q)`` (p99: 1,000)."""
+    if not 0.0 <= q < 1.0:
+        raise ValueError(f"q={q!r} is not a quantile. Pass 0 <= q < 1 (0.99 for p99).")
+    return math.ceil(10.0 / (1.0 - q) - 1e-6)
+
+
+class LatencyHistogram:
+    """Latencies in seconds, log-bucketed with relative error <= ``ALPHA``, in fixed memory.
+
+    ``record`` appends to a small fixed buffer that is folded into the buckets in bulk
+    (numpy) when full or when queried; ``record_many`` takes an iterable or numpy array.
+    ``merge`` adds another histogram exactly; ``to_dict``/``from_dict`` give a compact
+    form made of plain builtins (safe for xdist's ``workeroutput`` and JSON).
+    """
+
+    __slots__ = ("_buffer", "_counts", "_max", "_min", "_n", "_total")
+
+    alpha = ALPHA
+
+    def __init__(self) -> None:
+        self._counts = array("q", bytes(8 * _BUCKETS))
+        self._buffer = array("d")
+        self._n = 0
+        self._total = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self, seconds: float) -> None:
+        """Add one latency (seconds >= 0, finite)."""
+        if not 0.0 <= seconds < _INF:
+            raise ValueError(_bad_value(seconds))
+        buffer = self._buffer
+        buffer.append(seconds)
+        if len(buffer) >= _BUFFER_SIZE:
+            self._flush()
+
+    def record_many(self, values: Iterable[float]) -> None:
+        """Add many latencies at once; numpy arrays take a vectorised path."""
+        import numpy as np
+
+        data = np.asarray(values, dtype=np.float64).ravel()
+        if data.size == 0:
+            return
+        bad = ~np.isfinite(data) | (data < 0)
+        if bad.any():
+            raise ValueError(_bad_value(float(data[bad][0])))
+        self._fold(data)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            import numpy as np
+
+            self._fold(np.frombuffer(self._buffer, dtype=np.float64))
+            del self._buffer[:]
+
+    def _fold(self, data: Any) -> None:
+        import numpy as np
+
+        clipped = np.clip(data, _LOWEST, _HIGHEST)
+        index = np.ceil(np.log(clipped) * _INV_LOG_GAMMA - _OFFSET).astype(np.int64)
+        index[data <= _LOWEST] = 0
+        index[data > _HIGHEST] = _BUCKETS - 1
+        np.clip(index, 0, _BUCKETS - 1, out=index)
+        counts = np.frombuffer(self._counts, dtype=np.int64)
+        counts += np.bincount(index, minlength=_BUCKETS)
+        self._n += int(data.size)
+        self._total += float(data.sum())
+        self._min = min(self._min, float(data.min()))
+        self._max = max(self._max, float(data.max()))
+
+    def merge(self, other: LatencyHistogram) -> LatencyHistogram:
+        """Add ``other``'s samples into this histogram (exact); returns ``self``."""
+        if not isinstance(other, LatencyHistogram):
+            raise TypeError(
+                f"other={other!r} is not a LatencyHistogram. Merge histograms only with "
+                "histograms (use LatencyHistogram.from_dict for serialised ones)."
+            )
+        import numpy as np
+
+        self._flush()
+        other._flush()
+        mine = np.frombuffer(self._counts, dtype=np.int64)
+        mine += np.frombuffer(other._counts, dtype=np.int64)
+        self._n += other._n
+        self._total += other._total
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+        return self
+
+    @classmethod
+    def merged(cls, histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
+        """A new histogram holding the union of ``histograms``."""
+        out = cls()
+        for histogram in histograms:
+            out.merge(histogram)
+        return out
+
+    # -- queries ---------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        """Number of samples."""
+        return self._n + len(self._buffer)
+
+    @property
+    def total(self) -> float:
+        """Sum of all samples (seconds)."""
+        self._flush()
+        return self._total
+
+    @property
+    def min(self) -> float | None:
+        """Smallest sample, exact; ``None`` when empty."""
+        self._flush()
+        return self._min if self._n else None
+
+    @property
+    def max(self) -> float | None:
+        """Largest sample, exact; ``None`` when empty."""
+        self._flush()
+        return self._max if self._n else None
+
+    @property
+    def mean(self) -> float | None:
+        """Exact mean, or ``None`` when empty."""
+        self._flush()
+        return self._total / self._n if self._n else None
+
+    def quantile(self, q: float) -> float | None:
+        """Quantile ``q`` within ``ALPHA``; ``None`` with too few samples.
+
+        Same definition as ``numpy.quantile``'s default: rank ``q * (n - 1)``, linear
+        interpolation between the two neighbouring order statistics.
+
+        A quantile needs ``min_samples(q)`` samples; below that there is no honest
+        figure (p99 of 40 samples is just the max), so none is given.
+        """
+        if self.count < min_samples(q):
+            return None
+        return self.quantile_unchecked(q)
+
+    def quantile_unchecked(self, q: float) -> float:
+        """Like ``quantile`` without the minimum-sample rule (for charts); needs samples."""
+        self._flush()
+        if not 0.0 <= q <= 1.0 or not self._n:
+            raise ValueError(
+                f"q={q!r} on {self._n} samples cannot be answered. Pass 0 <= q <= 1 "
+                "on a non-empty histogram."
+            )
+        rank = q * (self._n - 1)
+        low = math.floor(rank)
+        lower = upper = None
+        seen = 0
+        for index, n in enumerate(self._counts):
+            seen += n
+            if lower is None and seen > low:
+                lower = self._value(index)
+            if seen > low + 1 or (lower is not None and rank == low):
+                upper = self._value(index)
+                break
+        assert lower is not None
+        if upper is None:
+            return lower
+        return lower + (upper - lower) * (rank - low)
+
+    def _value(self, index: int) -> float:
+        if index == _BUCKETS - 1:  # the overflow bucket: only its largest value is known
+            return self._max
+        return min(max(_bucket_value(index), self._min), self._max)
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """``(representative value, count)`` of every non-empty bucket, ascending."""
+        self._flush()
+        return [(self._value(i), n) for i, n in enumerate(self._counts) if n]
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the bucket array and the record buffer at their largest (fixed)."""
+        return (len(self._counts) + _BUFFER_SIZE) * 8
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins: non-empty buckets as index/count lists."""
+        self._flush()
+        index = [i for i, n in enumerate(self._counts) if n]
+        return {
+            "v": _FORMAT_VERSION,
+            "alpha": ALPHA,
+            "count": self._n,
+            "sum": self._total,
+            "min": self._min if self._n else None,
+            "max": self._max if self._n else None,
+            "index": index,
+            "counts": [int(self._counts[i]) for i in index],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
+        """Inverse of ``to_dict``; refuses another format version or alpha."""
+        if data.get("v") != _FORMAT_VERSION or data.get("alpha") != ALPHA:
+            raise ValueError(
+                f"histogram data v={data.get('v')!r} alpha={data.get('alpha')!r} is not "
+                f"supported. Pass data written by to_dict (v={_FORMAT_VERSION}, "
+                f"alpha={ALPHA})."
+            )
+        out = cls()
+        if data["index"]:
+            import numpy as np
+
+            index = np.asarray(data["index"], dtype=np.intp)
+            counts = np.asarray(data["counts"], dtype=np.int64)
+            if index.shape != counts.shape or index.min() < 0 or index.max() >= _BUCKETS:
+                raise ValueError(
+                    "histogram data has mismatched or out-of-range buckets. Pass data "
+                    "written by to_dict."
+                )
+            np.add.at(np.frombuffer(out._counts, dtype=np.int64), index, counts)
+        out._n = int(data["count"])
+        out._total = float(data["sum"])
+        if out._n:
+            out._min = float(data["min"])
+            out._max = float(data["max"])
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencyHistogram):
+            return NotImplemented
+        self._flush()
+        other._flush()
+        return (
+            self._counts == other._counts
+            and self._n == other._n
+            and (self._min, self._max) == (other._min, other._max)
+            and math.isclose(self._total, other._total, rel_tol=1e-9, abs_tol=1e-12)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"LatencyHistogram(count={self.count}, min={self.min}, max={self.max})"
+
+
+def _bucket_value(index: int) -> float:
+    if index == 0:
+        return 0.0
+    return 2.0 * _LOWEST * _GAMMA**index / (_GAMMA + 1.0)
+
+
+def _bad_value(value: float) -> str:
+    return f"seconds={value!r} is not a latency. Pass a finite number of seconds >= 0."

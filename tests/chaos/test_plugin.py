@@ -1,0 +1,127 @@
+"""The ``chaos`` marker and ``--resilience-replay`` through pytester."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BODY = '''
+import pytest
+import faults
+from faults import Action
+
+DB = {"db.read": [Action.raise_(ConnectionError)]}
+
+def read(chaos, tries):
+    for _ in range(tries):
+        try:
+            faults.failpoint("db.read")
+            return
+        except ConnectionError:
+            chaos.clock.sleep(1.0)
+    raise ConnectionError("gave up")
+'''
+
+
+def test_a_passing_chaos_test_runs_many_plans(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(BODY + '''
+@pytest.mark.chaos(failpoints=DB, max_examples=30, allow=[ConnectionError],
+                   must_fire=["db.read"])
+def test_reads(chaos, tmp_path):
+    assert tmp_path.exists()
+    read(chaos, 20)
+''')
+    result = pytester.runpytest("--resilience-seed=1")
+    result.assert_outcomes(passed=1)
+    match = re.search(r"chaos plans: (\d+)", result.stdout.str())
+    assert match is not None
+    assert int(match.group(1)) >= 30
+
+
+def failing(pytester: pytest.Pytester) -> Path:
+    return pytester.makepyfile(BODY + '''
+@pytest.mark.chaos(failpoints=DB, families=["clock"])
+def test_reads(chaos):
+    read(chaos, 3)
+''')
+
+
+def test_a_failure_prints_the_minimal_plan_and_the_replay_line(
+        pytester: pytest.Pytester) -> None:
+    failing(pytester)
+    report = pytester.path / "report"
+    result = pytester.runpytest("--resilience-seed=3", f"--resilience-report={report}")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "the body raised ConnectionError: gave up" in out
+    assert "minimal fault plan (1 fault(s)):" in out
+    assert '"failpoint": "db.read"' in out
+    name = "test_a_failure_prints_the_minimal_plan_and_the_replay_line"
+    plan_file = report / "chaos" / f"{name}.py_test_reads.json"
+    assert f"replay: pytest 'test_a_failure_prints_the_minimal_plan_and_the_replay_line.py::" \
+        f"test_reads' --resilience-replay={plan_file}" in out
+    assert "--resilience-seed=3)" in out
+    saved = json.loads(plan_file.read_text())
+    assert saved["test"].endswith("::test_reads")
+    assert len(saved["faults"]) == 1
+
+
+def test_the_replay_option_repeats_the_failure_exactly(pytester: pytest.Pytester) -> None:
+    failing(pytester)
+    report = pytester.path / "report"
+    first = pytester.runpytest("--resilience-seed=3", f"--resilience-report={report}")
+    plan_file = next((report / "chaos").glob("*.json"))
+    replayed = pytester.runpytest(f"--resilience-replay={plan_file}",
+                                  f"--resilience-report={report}")
+    replayed.assert_outcomes(failed=1)
+
+    def events(out: str) -> str:
+        return out[out.index("events:"):out.index("replay:")]
+
+    assert "chaos: after 1 plan(s)" in replayed.stdout.str()
+    assert events(replayed.stdout.str()) == events(first.stdout.str())
+
+
+def test_the_chaos_fixture_needs_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(chaos):\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*The `chaos` fixture needs @pytest.mark.chaos(...) on the "
+                                 "test.*"])
+
+
+def test_unknown_marker_settings_are_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(BODY + '''
+@pytest.mark.chaos(failpoints=DB, examples=5)
+def test_reads(chaos):
+    pass
+''')
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    assert ("@pytest.mark.chaos got ['examples']. It takes keywords only: failpoints, "
+            "families, max_faults") in result.stdout.str()
+
+
+def test_a_vacuous_chaos_test_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(BODY + '''
+@pytest.mark.chaos(failpoints={"db.typo": [Action.raise_()]}, max_examples=10,
+                   must_fire=["db.typo"])
+def test_reads(chaos):
+    read(chaos, 3)
+''')
+    result = pytester.runpytest("--resilience-seed=1")
+    result.assert_outcomes(failed=1)
+    assert "fault(s) ['db.typo'] never fired" in result.stdout.str()
+
+
+def test_loading_the_chaos_plugin_module_does_not_import_hypothesis() -> None:
+    code = ("import sys, pytest_resilience._plugin.chaos; "
+            "print('hypothesis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,397 @@
+"""FaultProxy: a real loopback TCP proxy, driven by real clients (socket, urllib, asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faults import network
+from faults.network import FaultProxy
+from pytest_resilience.clock import VirtualClock
+from pytest_resilience.events import History, recording
+from pytest_resilience.retry import Retry, RetryState
+
+
+class EchoServer:
+    """An asyncio echo server on its own thread (the proxy's upstream)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+        self.address: tuple[str, int] = self.server.sockets[0].getsockname()[:2]
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def _start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._echo, "127.0.0.1", 0)
+
+    async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            self.writers.discard(writer)
+
+    async def _stop(self) -> None:
+        self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"hello " + self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, int]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    yield ("127.0.0.1", server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def proxy(echo: EchoServer) -> Iterator[FaultProxy]:
+    with FaultProxy(echo.address, name="echo", seed=1) as p:
+        yield p
+
+
+def roundtrip(address: tuple[str, int], payload: bytes, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        return recv_all(sock)
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- forwarding --------------------------------------------------------------------------
+def test_forwards_bytes_and_records_connections(proxy: FaultProxy) -> None:
+    payload = bytes(range(256)) * 1000
+    with recording() as history:
+        assert roundtrip(proxy.address, payload) == payload
+        proxy.stop()
+    assert proxy.host == "127.0.0.1"
+    events = history.select("proxy.connection", source="echo")
+    assert [e.attrs["event"] for e in events] == ["open", "close", "stop"]
+    close = events[1].attrs
+    assert (close["bytes_up"], close["bytes_down"]) == (len(payload), len(payload))
+    assert close["outcome"] in ("closed", "stopped")  # stop() may beat the client's FIN
+    assert proxy.stats().connections == 1
+    assert proxy.stats().bytes_down == len(payload)
+
+
+def test_urllib_sees_the_proxy_as_the_server(http_server: tuple[str, int]) -> None:
+    with FaultProxy(http_server, name="http") as proxy, \
+            urllib.request.urlopen(f"{proxy.url}/ok", timeout=5) as response:
+        assert response.read() == b"hello /ok"
+
+
+# -- toxics through real clients ---------------------------------------------------------
+def read_timeout_hit(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+    except TimeoutError:
+        return True
+    except urllib.error.URLError as exc:
+        return isinstance(exc.reason, TimeoutError)
+    return False
+
+
+@pytest.mark.parametrize(
+    "toxic", [network.timeout(0), network.latency(60)], ids=["timeout", "latency"]
+)
+def test_urllib_hits_its_own_timeout(http_server: tuple[str, int],
+                                     toxic: network.Toxic) -> None:
+    with FaultProxy(http_server, name="http") as proxy:
+        with proxy.add_toxic(toxic):
+            assert read_timeout_hit(f"{proxy.url}/slow", timeout=0.015)
+        assert not read_timeout_hit(f"{proxy.url}/fine", timeout=5)
+
+
+@pytest.mark.parametrize(
+    "toxic", [network.timeout(0), network.latency(60)], ids=["timeout", "latency"]
+)
+def test_asyncio_stream_client_hits_its_timeout(proxy: FaultProxy,
+                                                toxic: network.Toxic) -> None:
+    async def main() -> tuple[bool, bytes]:
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        with proxy.add_toxic(toxic):
+            writer.write(b"ping")
+            try:
+                await asyncio.wait_for(reader.readexactly(4), timeout=0.015)
+                timed_out = False
+            except TimeoutError:
+                timed_out = True
+        writer.write(b"pong")  # toxic removed on this very connection
+        after = await asyncio.wait_for(reader.readuntil(b"pong"), timeout=5)
+        writer.close()
+        await writer.wait_closed()
+        return timed_out, after
+
+    timed_out, after = asyncio.run(main())
+    assert timed_out
+    assert after.endswith(b"pong")
+
+
+def test_reset_peer_resets_an_open_connection(proxy: FaultProxy) -> None:
+    with socket.create_connection(proxy.address, timeout=5) as sock:
+        sock.sendall(b"a")
+        assert sock.recv(1) == b"a"
+        with proxy.add_toxic(network.reset_peer(0)), pytest.raises(ConnectionResetError):
+            sock.recv(1)
+
+
+def test_timeout_with_a_delay_closes_the_connection_without_data(proxy: FaultProxy) -> None:
+    with proxy.add_toxic(network.timeout(5)), \
+            socket.create_connection(proxy.address, timeout=5) as sock:
+        sock.sendall(b"lost")
+        assert recv_all(sock) == b""
+    assert proxy.stats().bytes_down == 0
+
+
+def test_down_refuses_and_drops_then_comes_back_on_the_same_port(proxy: FaultProxy) -> None:
+    port = proxy.port
+    with socket.create_connection(proxy.address, timeout=5) as open_sock:
+        open_sock.sendall(b"a")
+        assert open_sock.recv(1) == b"a"
+        with network.down(proxy):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(proxy.address, timeout=5)
+            with contextlib.suppress(ConnectionResetError):
+                assert open_sock.recv(1) == b""
+        assert proxy.port == port
+        assert roundtrip(proxy.address, b"back") == b"back"
+
+
+def test_limit_data_truncates_then_closes(proxy: FaultProxy) -> None:
+    proxy.add_toxic(network.limit_data(10))
+    assert roundtrip(proxy.address, b"x" * 100) == b"x" * 10
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(min_size=1, max_size=4096),
+       avg=st.integers(1, 64), direction=st.sampled_from(network.DIRECTIONS))
+def test_delaying_toxics_never_change_the_bytes(proxy: FaultProxy, payload: bytes, avg: int,
+                                                direction: network.Direction) -> None:
+    handles = [
+        proxy.add_toxic(network.slicer(avg, 0.1, size_variation=avg // 2),
+                        direction=direction, name="s"),
+        proxy.add_toxic(network.latency(1, jitter_ms=1), direction=direction, name="l"),
+        proxy.add_toxic(network.bandwidth(100_000), direction=direction, name="b"),
+        proxy.add_toxic(network.slow_close(1), direction=direction, name="c"),
+    ]
+    try:
+        assert roundtrip(proxy.address, payload) == payload
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert proxy.toxics == {}
+
+
+def decisions(seed: int, n: int = 24) -> list[bool]:
+    history = History()
+    with echo_server() as echo, \
+            FaultProxy(echo.address, name="p", seed=seed, history=history) as proxy:
+        proxy.add_toxic(network.latency(0), toxicity=0.5)
+        for _ in range(n):
+            roundtrip(proxy.address, b".")
+    return [e.attrs["applied"] for e in history.select("proxy.toxic") if "applied" in e.attrs]
+
+
+@contextlib.contextmanager
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_toxicity_is_drawn_per_connection_from_the_seed() -> None:
+    first = decisions(seed=7)
+    assert first == decisions(seed=7)
+    assert first != decisions(seed=8)
+    assert True in first
+    assert False in first
+
+
+def test_toxic_decisions_are_events(proxy: FaultProxy) -> None:
+    with recording() as history:
+        with proxy.add_toxic(network.latency(1), direction="upstream"):
+            roundtrip(proxy.address, b"abc")
+        proxy.stop()  # every close is recorded by now
+    toxic = [(e.attrs["event"], e.attrs.get("applied")) for e in history.select("proxy.toxic")]
+    assert toxic == [("added", None), ("decided", True), ("removed", None)]
+    fired = history.select("fault.fired", source="echo")
+    assert [(e.attrs["action"], e.attrs["direction"]) for e in fired] == [
+        ("latency(ms=1, jitter_ms=0)", "upstream")]
+    close = [e.attrs for e in history.select("proxy.connection")
+             if e.attrs["event"] == "close"]
+    assert [c["toxic"] for c in close] == ["latency_upstream"]
+
+
+def test_retry_recovers_once_the_toxic_is_removed(http_server: tuple[str, int]) -> None:
+    def fetch(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read())
+
+    with recording() as history, FaultProxy(http_server, name="http") as proxy:
+        toxic = proxy.add_toxic(network.reset_peer(0))
+
+        def heal(state: RetryState) -> None:
+            if state.attempt == 2:
+                toxic.remove()
+
+        retry = Retry(attempts=5, retry_on=OSError, on_retry=heal, clock=VirtualClock(),
+                      seed=1, name="fetch")
+        assert retry.call(fetch, f"{proxy.url}/model") == b"hello /model"
+    outcomes = [e.attrs["outcome"] for e in history.select("retry.attempt", source="fetch")]
+    assert outcomes == ["error", "error", "ok"]
+    closes = [e.attrs["outcome"] for e in history.select("proxy.connection")
+              if e.attrs["event"] == "close"]
+    assert closes[:2] == ["reset_peer", "reset_peer"]
+    assert closes[2:] in (["closed"], ["stopped"])  # the last may still be open at stop
+
+
+# -- cleanliness ---------------------------------------------------------------------------
+def test_stop_leaves_no_thread_or_socket_behind(echo: EchoServer) -> None:
+    process = psutil.Process()
+    threads_before = {t.ident for t in threading.enumerate()}
+    fds_before = process.num_fds()
+    proxy = FaultProxy(echo.address, name="leak").start()
+    port = proxy.port
+    socks = [socket.create_connection(proxy.address, timeout=5) for _ in range(5)]
+    socks[0].sendall(b"x")
+    assert socks[0].recv(1) == b"x"
+    proxy.add_toxic(network.timeout(0))
+    proxy.stop()
+    for sock in socks:
+        sock.close()
+    assert {t.ident for t in threading.enumerate()} == threads_before
+    assert process.num_fds() == fds_before
+    assert not [c for c in process.net_connections("tcp")
+                if port in (c.laddr[1], c.raddr[1] if c.raddr else 0)
+                and c.status != psutil.CONN_TIME_WAIT]
+    proxy.stop()  # idempotent
+
+
+def test_async_context_manager_starts_and_stops(echo: EchoServer) -> None:
+    async def main() -> bytes:
+        async with FaultProxy(echo.address, name="a") as proxy:
+            reader, writer = await asyncio.open_connection(*proxy.address)
+            writer.write(b"hi")
+            data = await reader.readexactly(2)
+            writer.close()
+            await writer.wait_closed()
+        assert not proxy.running
+        return data
+
+    assert asyncio.run(main()) == b"hi"
+
+
+def test_stress_200_concurrent_connections_lose_no_byte(proxy: FaultProxy) -> None:
+    async def client(i: int) -> bool:
+        payload = (i.to_bytes(2, "big") + bytes(range(256))) * 32
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        writer.write(payload)
+        writer.write_eof()
+        data = await reader.read(-1)
+        writer.close()
+        await writer.wait_closed()
+        return data == payload
+
+    async def main() -> list[bool]:
+        return await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(200))), 5)
+
+    assert all(asyncio.run(main()))
+    stats = proxy.stats()
+    assert stats.connections == 200
+    assert stats.bytes_up == stats.bytes_down == 200 * 258 * 32
+
+
+# -- arguments -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: network.latency(-1), "ms=-1 is not a valid duration. Pass a finite number "
+         "of milliseconds >= 0."),
+        (lambda: network.bandwidth(0), "kb_per_s=0 is not a valid rate. Pass a finite "
+         "number > 0 (use timeout(0) to stop data altogether)."),
+        (lambda: network.slicer(4, size_variation=4), "size_variation=4 is not below "
+         "avg_size=4. Pass a variation smaller than the average size."),
+        (lambda: network.limit_data(-5), "nbytes=-5 is not valid. Pass an integer >= 0."),
+        (lambda: FaultProxy(("127.0.0.1", 0)), "upstream=('127.0.0.1', 0) is not an "
+         "address. Pass a (host, port) tuple such as ('127.0.0.1', 8080)."),
+    ],
+)
+def test_bad_arguments_name_the_fix(call: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()  # type: ignore[operator]
+    assert str(info.value) == message
+
+
+def test_add_toxic_rejects_bad_direction_toxicity_and_duplicates(proxy: FaultProxy) -> None:
+    with pytest.raises(ValueError, match=r"direction='sideways' is not a direction"):
+        proxy.add_toxic(network.latency(1), direction="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"toxicity=1.5 is not a probability"):
+        proxy.add_toxic(network.latency(1), toxicity=1.5)
+    proxy.add_toxic(network.latency(1))
+    with pytest.raises(ValueError, match=r"name='latency_downstream' is already installed"):
+        proxy.add_toxic(network.latency(2))
+    with pytest.raises(KeyError, match="no toxic named 'nope'"):
+        proxy.remove_toxic("nope")
+    proxy.reset()
+    assert proxy.toxics == {}
