@@ -268,7 +268,7 @@ class CircuitBreaker:
                     self._trial_successes += 1
                     if self._trial_successes >= self.half_open_max_calls:
                         self._to(CLOSED, changes)
-        if _events._active is not None or _events._listeners:
+        if _events.listening():
             outcome = "error" if failed else "slow" if slow else "ok"
             emit("breaker.call", self.name, self.clock, state=phase[0].value, outcome=outcome,
                  duration=duration)
@@ -292,7 +292,7 @@ class CircuitBreaker:
         return self.slow_call_rate is not None and w.slow >= self.slow_call_rate * w.calls
 
     def _quiet(self) -> bool:
-        return not self._timed and _events._active is None and not _events._listeners
+        return not self._timed and not _events.listening()
 
     # -- calling ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -308,7 +308,7 @@ class CircuitBreaker:
                 self._record(phase, False, 0.0)
             return result
         phase = self._admit()
-        timed = self._slow_rule or _events._active is not None or bool(_events._listeners)
+        timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
         try:
             result = fn(*args, **kwargs)
@@ -336,7 +336,7 @@ class CircuitBreaker:
                 self._record(phase, False, 0.0)
             return result
         phase = self._admit()
-        timed = self._slow_rule or _events._active is not None or bool(_events._listeners)
+        timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
         try:
             result = await fn(*args, **kwargs)

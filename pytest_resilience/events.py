@@ -26,6 +26,7 @@ __all__ = [
     "active_history",
     "add_listener",
     "emit",
+    "listening",
     "recording",
 ]
 
@@ -153,6 +154,11 @@ class History:
 
     def __repr__(self) -> str:
         return f"<History {len(self)} events>"
+
+
+def listening() -> bool:
+    """Whether an emitted event would be recorded or heard (hot paths skip work if not)."""
+    return _active is not None or bool(_listeners)
 
 
 def active_history() -> History | None:

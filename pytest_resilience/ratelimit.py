@@ -76,7 +76,7 @@ class TokenBucket:
     def try_acquire(self, n: float = 1) -> bool:
         """Take ``n`` tokens if they are there now; never waits."""
         granted = self._take(n)
-        if _events._active is not None or _events._listeners:
+        if _events.listening():
             self._check(n)
             emit("ratelimit.acquired" if granted else "ratelimit.rejected", self.name,
                  self.clock, tokens=n, waited=0.0)
@@ -123,7 +123,7 @@ class TokenBucket:
         Raises ``RateLimitExceeded`` at once when the wait would exceed ``timeout``.
         """
         if self._take(n):
-            if _events._active is not None or _events._listeners:
+            if _events.listening():
                 emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
@@ -137,7 +137,7 @@ class TokenBucket:
     async def aacquire(self, n: float = 1, *, timeout: float | None = None) -> float:
         """``acquire`` for asyncio: waits with ``clock.asleep``."""
         if self._take(n):
-            if _events._active is not None or _events._listeners:
+            if _events.listening():
                 emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)

@@ -141,8 +141,7 @@ class Retry:
         if (
             self._plain
             and result.__class__ not in _REFUSED
-            and _events._active is None
-            and not _events._listeners
+            and not _events.listening()
         ):
             return result
         return self._first_result(fn, args, kwargs, started, result)
@@ -203,9 +202,7 @@ class Retry:
                 run = run or _Run(self, started)
                 delay = run.judge(attempt, begun, error, None)
             else:
-                if run is None and self._plain and (
-                    _events._active is None and not _events._listeners
-                ):
+                if run is None and self._plain and not _events.listening():
                     return result
                 run = run or _Run(self, started)
                 delay = run.judge(attempt, begun, None, result)
@@ -237,9 +234,7 @@ class Retry:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 return retry_sync(fn, args, kwargs, started, exc, None)
-            if plain and result.__class__ not in _REFUSED and _events._active is None and (
-                not _events._listeners
-            ):
+            if plain and result.__class__ not in _REFUSED and not _events.listening():
                 return result
             return first_result(fn, args, kwargs, started, result)
 
@@ -250,10 +245,6 @@ class Retry:
             f"Retry(name={self.name!r}, attempts={self.attempts}, backoff={self.backoff}, "
             f"jitter={self.jitter!r}, deadline={self.deadline})"
         )
-
-
-def _listening() -> bool:
-    return _events._active is not None or bool(_events._listeners)
 
 
 class _Run:
@@ -280,11 +271,11 @@ class _Run:
         if exc is None:
             check = policy.retry_if_result
             if check is None or not check(result):
-                if _listening():
+                if _events.listening():
                     emit("retry.attempt", policy.name, policy.clock, attempt=number,
                          outcome="ok", error=None, elapsed=now - self.started)
                 return -1.0
-        listening = _listening()
+        listening = _events.listening()
         if listening:
             error = f"result {result!r}" if exc is None else repr(exc)
             emit("retry.attempt", policy.name, policy.clock, attempt=number, outcome="error",
