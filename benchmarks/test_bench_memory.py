@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pytest_resilience.clock import VirtualClock
@@ -35,3 +37,41 @@ def test_cache_hit_cachetools(benchmark: pytest.FixtureRequest) -> None:
     cache = cachetools.TTLCache(maxsize=10, ttl=600)
     cache["k"] = b"x"
     benchmark(cache.__getitem__, "k")
+
+
+def test_monitor_check_cpu_cost(benchmark: pytest.FixtureRequest) -> None:
+    """CPU of one check() on real psutil readings; at interval=1 s this is the thread's duty."""
+    monitor = MemoryPressureMonitor(cooldown=0.0)
+    monitor.register(ModelCache())
+    rounds = 200
+    started = time.thread_time()
+    for _ in range(rounds):
+        monitor.check()
+    per_check = (time.thread_time() - started) / rounds
+    benchmark.extra_info["cpu_percent_of_core_at_1s"] = round(per_check * 100, 4)  # type: ignore[attr-defined]
+    benchmark(monitor.check)
+    assert monitor.status()["available"] is True
+    assert per_check * 100 < 0.5  # % of one core at a 1 s interval
+
+
+def test_monitor_thread_cpu_cost_at_1s_interval(benchmark: pytest.FixtureRequest) -> None:
+    """Process CPU while the background thread runs for real at interval=1 s (main thread
+    sleeping), minus the same sleep without it, as % of one core."""
+    seconds = 3.0
+
+    def measure() -> float:
+        idle_start = time.process_time()
+        time.sleep(seconds)
+        idle = time.process_time() - idle_start
+        monitor = MemoryPressureMonitor(interval=1.0)
+        monitor.register(ModelCache())
+        busy_start = time.process_time()
+        with monitor:
+            time.sleep(seconds)
+        busy = time.process_time() - busy_start
+        assert monitor.status()["reading"]["source"] in {"psutil", "cgroup"}
+        return max(0.0, busy - idle) / seconds * 100
+
+    percent = benchmark.pedantic(measure, rounds=1, iterations=1)  # type: ignore[attr-defined]
+    benchmark.extra_info["cpu_percent_of_core"] = round(percent, 4)  # type: ignore[attr-defined]
+    assert percent < 0.5

@@ -82,13 +82,21 @@ class FakeDevice:
             return self.allocations.pop(key, 0)
 
 
-def oom_error(nbytes: int, device: int, total: int, free: int) -> BaseException:
-    """torch's ``OutOfMemoryError`` with CUDA's wording (``MemoryError`` without torch)."""
-    message = (
-        f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. GPU {device} has a "
-        f"total capacity of {total / 2**30:.2f} GiB of which {free / 2**20:.2f} MiB is free. "
-        "(simulated by faults.cuda)"
-    )
+def oom_error(nbytes: int, device: int, total: int | None, free: int | None) -> BaseException:
+    """torch's ``OutOfMemoryError`` with CUDA's wording (``MemoryError`` without torch).
+
+    ``total`` None (no simulated device) leaves the capacity out; ``free`` None as well
+    (an ``nth`` trigger) says nothing about free memory.
+    """
+    if total is not None:
+        state = (f"GPU {device} has a total capacity of {total / 2**30:.2f} GiB of which "
+                 f"{(free or 0) / 2**20:.2f} MiB is free. ")
+    elif free is not None:
+        state = f"GPU {device} has {free / 2**20:.2f} MiB left of the injected budget. "
+    else:
+        state = ""
+    message = (f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. {state}"
+               "(simulated by faults.cuda)")
     try:
         import torch
     except ImportError:

@@ -275,8 +275,13 @@ def cuda_oom(
                     emit("fault.fired", "cuda_oom", clock, history=history, action="raise",
                          trigger="nth" if nth is not None else "after_bytes",
                          call=budget.allocations)
-                    total = _ACTIVE.device(device).total if _ACTIVE is not None else limit or 0
-                    raise oom_error(nbytes, device, total, max(0, (limit or 0) - budget.allocated))
+                    left = None if limit is None else max(0, limit - budget.allocated)
+                    gpu = _ACTIVE
+                    if gpu is None:
+                        raise oom_error(nbytes, device, None, left)
+                    fake = gpu.device(device)
+                    free = fake.free if left is None else min(fake.free, left)
+                    raise oom_error(nbytes, device, fake.total, free)
             return out
 
     emit("fault.armed", "cuda_oom", clock, history=history, after_bytes=limit, nth=nth)

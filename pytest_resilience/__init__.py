@@ -34,9 +34,11 @@ from pytest_resilience.errors import (
 from pytest_resilience.events import Event, History, active_history, add_listener, emit, recording
 from pytest_resilience.health import CheckResult, HealthRegistry, HealthReport
 from pytest_resilience.memory import (
+    CacheStats,
     GPUMonitor,
     MemoryPressureMonitor,
     ModelCache,
+    ModelLoadError,
     PressureLevel,
 )
 from pytest_resilience.observability import (
@@ -95,6 +97,7 @@ __all__ = [
     "BreakerState",
     "Budget",
     "BudgetExceeded",
+    "CacheStats",
     "CheckResult",
     "ChromaTransaction",
     "CircuitBreaker",
@@ -116,6 +119,7 @@ __all__ = [
     "LockTimeout",
     "MemoryPressureMonitor",
     "ModelCache",
+    "ModelLoadError",
     "PressureLevel",
     "PrometheusMetrics",
     "RateLimitExceeded",

@@ -94,6 +94,7 @@ class ModelCache:
     def get(self, key: Hashable, loader: Loader | None = None, *, ttl: float | None = None,
             size: int | None = None) -> Any:
         """The cached value for ``key``, loading it on a miss (``loader`` or the default)."""
+        _check_entry(ttl, size)
         with self._lock:
             found, value = self._lookup(key)
             if found:
@@ -101,6 +102,8 @@ class ModelCache:
             load = self._loader(loader)
             value = load(key)
             if inspect.isawaitable(value):
+                if inspect.iscoroutine(value):
+                    value.close()  # never awaited: close it so no warning leaks out
                 raise TypeError(
                     f"loader for key={key!r} returned an awaitable. Use `await cache.aget(...)` "
                     "with async loaders."
@@ -111,6 +114,7 @@ class ModelCache:
                    loader: Callable[[Hashable], Awaitable[Any] | Any] | None = None, *,
                    ttl: float | None = None, size: int | None = None) -> Any:
         """``get`` for async (or sync) loaders; the lock is not held while loading."""
+        _check_entry(ttl, size)
         with self._lock:
             found, value = self._lookup(key)
             if found:
@@ -127,6 +131,7 @@ class ModelCache:
     def put(self, key: Hashable, value: Any, *, ttl: float | None = None,
             size: int | None = None) -> Any:
         """Store ``value`` (replacing any entry for ``key``) and return it."""
+        _check_entry(ttl, size)
         with self._lock:
             if key in self._entries:
                 self._remove(key, cause="manual")
@@ -272,6 +277,17 @@ def _check_ttl(ttl: float) -> float:
             "has a TTL (default 600)."
         )
     return seconds
+
+
+def _check_entry(ttl: float | None, size: int | None) -> None:
+    """Per-entry arguments, checked before anything is loaded."""
+    if ttl is not None:
+        _check_ttl(ttl)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ValueError(
+            f"size={size!r} is not a byte count. Pass an int >= 0, or None to measure the "
+            "value."
+        )
 
 
 def _check_cause(cause: str) -> None:

@@ -108,6 +108,8 @@ class MemoryPressureMonitor:
         self._last_eviction: float | None = None
         self._evicted_bytes = 0
         self._evictions = 0
+        self._errors = 0
+        self._last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -194,7 +196,11 @@ class MemoryPressureMonitor:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> MemoryPressureMonitor:
-        """Start a daemon thread that calls ``check()`` every ``interval`` real seconds."""
+        """Start a daemon thread that calls ``check()`` every ``interval`` real seconds.
+
+        An exception from a check is counted in ``status()`` (``thread_errors``,
+        ``last_error``) and the thread goes on.
+        """
         with self._lock:
             if self.running:
                 raise RuntimeError(f"monitor {self.name!r} is already running. Call stop() first.")
@@ -206,7 +212,12 @@ class MemoryPressureMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.check()
+            try:
+                self.check()
+            except Exception as exc:  # a failing reader/cache/callback must not end the thread
+                with self._lock:
+                    self._errors += 1
+                    self._last_error = repr(exc)
             self._stop.wait(self.interval)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -250,6 +261,8 @@ class MemoryPressureMonitor:
                 "evictions": self._evictions,
                 "evicted_bytes": self._evicted_bytes,
                 "running": self.running,
+                "thread_errors": self._errors,
+                "last_error": self._last_error,
             }
 
     def status_json(self) -> str:
