@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 import pytest
+
+# Each pytester test restores sys.modules to what it was when the fixture was created,
+# dropping every module first imported in between. Extensions such as numpy, torch and
+# chromadb cannot load twice in one process, so they are imported here, before any
+# pytester snapshot, when installed.
+for _name in ("numpy", "torch", "chromadb"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
 
 
 @pytest.fixture
