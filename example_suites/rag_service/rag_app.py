@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import faults
 from pytest_resilience.backoff import Backoff
@@ -58,7 +58,40 @@ class HashingEmbedder:
         return [v / norm for v in vector]
 
 
-class Upstream:
+class _LoopbackServer:
+    """A ``ThreadingHTTPServer`` on 127.0.0.1 (OS-chosen port) run by a joined thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+    @property
+    def serving(self) -> bool:
+        """Whether the server thread is still running."""
+        return self._thread.is_alive()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class Upstream(_LoopbackServer):
     """The flaky dependency: a loopback HTTP server answering ``GET /rerank?q=...``."""
 
     def __init__(self) -> None:
@@ -78,28 +111,7 @@ class Upstream:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    @property
-    def serving(self) -> bool:
-        """Whether the server thread is still running."""
-        return self._thread.is_alive()
-
-    def __enter__(self) -> Upstream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 BACKOFF = Backoff.exponential(base=0.1, max=1.0)
@@ -205,7 +217,7 @@ class RagService:
         self.client.clear_system_cache()
 
 
-class RagServer:
+class RagServer(_LoopbackServer):
     """``GET /search?q=&client=``, ``GET /answer?q=&client=``, ``POST /ingest`` (JSON)."""
 
     def __init__(self, service: RagService) -> None:
@@ -253,28 +265,7 @@ class RagServer:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def serving(self) -> bool:
-        """Whether the server thread is still running."""
-        return self._thread.is_alive()
-
-    def __enter__(self) -> RagServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 def request(url: str, *, client: str = "alice", body: object = None,
