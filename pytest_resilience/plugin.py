@@ -20,6 +20,7 @@ from pytest_resilience._plugin.state import (
     SessionState,
     derive_seed,
     get_state,
+    request_marked_fixture,
 )
 from pytest_resilience.clock import VirtualClock
 from pytest_resilience.events import History, recording
@@ -174,11 +175,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A ``faults`` marker requests the ``faults`` fixture by itself."""
-    for item in items:
-        if not isinstance(item, pytest.Function) or item.get_closest_marker("faults") is None:
-            continue
-        if "faults" not in item.fixturenames:
-            item.fixturenames.append("faults")
+    request_marked_fixture(items, "faults")
 
 
 def _test_record(item: pytest.Item) -> dict[str, Any]:

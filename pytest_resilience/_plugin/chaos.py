@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, get_state
+from pytest_resilience._plugin.state import derive_seed, get_state, request_marked_fixture
 
 if TYPE_CHECKING:
     from faults.strategies import ChaosPlan, Family
@@ -45,10 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A ``chaos`` marker requests the ``chaos`` fixture by itself."""
-    for item in items:
-        if isinstance(item, pytest.Function) and item.get_closest_marker("chaos") is not None \
-                and "chaos" not in item.fixturenames:
-            item.fixturenames.append("chaos")
+    request_marked_fixture(items, "chaos")
 
 
 class ChaosSlot:

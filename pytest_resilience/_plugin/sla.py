@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_resilience._plugin.state import get_state
+from pytest_resilience._plugin.state import get_state, request_marked_fixture
 
 if TYPE_CHECKING:
     from pytest_resilience.sla.recorder import OperationStats, SLARecorder
@@ -94,11 +94,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """An ``sla`` marker requests the ``sla`` fixture by itself."""
-    for item in items:
-        if not isinstance(item, pytest.Function) or item.get_closest_marker("sla") is None:
-            continue
-        if "sla" not in item.fixturenames:
-            item.fixturenames.append("sla")
+    request_marked_fixture(items, "sla")
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-__all__ = ["RECORD_KEY", "STATE", "SessionState", "derive_seed", "get_state"]
+__all__ = [
+    "RECORD_KEY",
+    "STATE",
+    "SessionState",
+    "derive_seed",
+    "get_state",
+    "request_marked_fixture",
+]
 
 #: The ``user_properties`` key under which each test's resilience record travels.
 RECORD_KEY = "resilience"
@@ -55,3 +62,12 @@ def derive_seed(session_seed: int, nodeid: str) -> int:
     """A test's seed: derived from the session seed and its node id (order-independent)."""
     digest = hashlib.sha256(f"{session_seed}:{nodeid}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
+
+
+def request_marked_fixture(items: list[pytest.Item], name: str) -> None:
+    """Make every test marked ``@pytest.mark.<name>`` request the fixture ``name``."""
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker(name) is None:
+            continue
+        if name not in item.fixturenames:
+            item.fixturenames.append(name)
