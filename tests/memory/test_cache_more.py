@@ -12,6 +12,7 @@ import pytest
 from pytest_resilience.clock import VirtualClock
 from pytest_resilience.events import recording
 from pytest_resilience.memory import ModelCache, ModelLoadError
+from pytest_resilience.memory.cache import RELEASE_MIN_BYTES
 
 
 def _reject_b(key: Hashable, value: Any) -> bool:
@@ -198,3 +199,22 @@ def test_bad_call_messages() -> None:
         "cause='oops' is not an eviction cause. Pass one of "
         "('lru', 'ttl', 'pressure', 'gpu', 'manual').")
     assert cache.stats().misses == 1
+
+
+def test_gc_pass_runs_only_once_evictions_free_a_mebibyte(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    passes: list[str] = []
+    monkeypatch.setattr("pytest_resilience.memory.cache.release_memory",
+                        lambda: passes.append("gc"))
+    cache = ModelCache(clock=VirtualClock(), loader=lambda k: b"")
+    for key, size in (("small", 1000), ("big", RELEASE_MIN_BYTES), ("a", 600_000),
+                      ("b", 600_000), ("c", 10)):
+        cache.get(key, size=size)
+    cache.evict("small")
+    assert passes == []  # a kilobyte goes with its last reference
+    cache.evict("big")
+    assert passes == ["gc"]
+    assert cache.evict_bytes(700_000) == 1_200_000  # a and b together: one pass
+    assert passes == ["gc", "gc"]
+    cache.clear()
+    assert passes == ["gc", "gc"]
