@@ -44,6 +44,14 @@ class CacheStats:
 
 
 @dataclass(slots=True)
+class _Flight:
+    """One thread's load of a key; other threads missing the same key wait for ``done``."""
+
+    owner: int
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(slots=True)
 class _Entry:
     value: Any
     nbytes: int
@@ -57,8 +65,8 @@ class ModelCache:
     ``verify(key, value)`` probe (False raises ``ModelLoadError``) and stores it, evicting
     LRU entries beyond ``capacity_bytes``. Evicting calls ``on_evict(key, value)`` then
     drops the reference; once evictions free ``RELEASE_MIN_BYTES`` (1 MiB) or more, it
-    also collects garbage and empties torch's CUDA cache. Thread-safe;
-    ``aget`` awaits async loaders without holding the lock.
+    also collects garbage and empties torch's CUDA cache. Thread-safe; no load holds the
+    lock, and concurrent ``get`` misses on one key share a single load.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class ModelCache:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.RLock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._loading: dict[Hashable, _Flight] = {}
         self._bytes = 0
         self._hits = self._misses = self._loads = 0
         self._evictions: Counter[str] = Counter()
@@ -95,13 +104,33 @@ class ModelCache:
     # -- reading ---------------------------------------------------------------------
     def get(self, key: Hashable, loader: Loader | None = None, *, ttl: float | None = None,
             size: int | None = None) -> Any:
-        """The cached value for ``key``, loading it on a miss (``loader`` or the default)."""
+        """The cached value for ``key``, loading it on a miss (``loader`` or the default).
+
+        The lock is not held while loading, so hits on other keys go on meanwhile;
+        concurrent misses on one key wait for a single load (if it fails, the next
+        waiter loads).
+        """
         _check_entry(ttl, size)
         with self._lock:
             found, value = self._lookup(key)
             if found:
                 return value
             load = self._loader(loader)
+        me = threading.get_ident()
+        while True:  # each pass waits for another thread's load of ``key`` to end
+            with self._lock:
+                entry = self._fresh(key)
+                if entry is not None:
+                    return entry.value
+                flight = self._loading.get(key)
+                if flight is None:
+                    flight = self._loading[key] = _Flight(me)
+                    break
+            if flight.owner == me:
+                raise RuntimeError(f"loader for key={key!r} asked the cache for {key!r} "
+                                   "itself. A loader must not depend on its own key.")
+            flight.done.wait()
+        try:
             value = load(key)
             if inspect.isawaitable(value):
                 if inspect.iscoroutine(value):
@@ -110,7 +139,14 @@ class ModelCache:
                     f"loader for key={key!r} returned an awaitable. Use `await cache.aget(...)` "
                     "with async loaders."
                 )
-            return self._store(key, value, ttl=ttl, size=size)
+            with self._lock:
+                entry = self._fresh(key)  # put() while loading: keep that value
+                return entry.value if entry is not None else self._store(
+                    key, value, ttl=ttl, size=size)
+        finally:
+            with self._lock:
+                del self._loading[key]
+            flight.done.set()
 
     async def aget(self, key: Hashable,
                    loader: Callable[[Hashable], Awaitable[Any] | Any] | None = None, *,
@@ -126,9 +162,9 @@ class ModelCache:
         if inspect.isawaitable(value):
             value = await value
         with self._lock:
-            if key in self._entries:  # loaded concurrently: keep the first copy
-                return self._entries[key].value
-            return self._store(key, value, ttl=ttl, size=size)
+            entry = self._fresh(key)  # loaded concurrently: keep the first copy
+            return entry.value if entry is not None else self._store(
+                key, value, ttl=ttl, size=size)
 
     def put(self, key: Hashable, value: Any, *, ttl: float | None = None,
             size: int | None = None) -> Any:
@@ -218,6 +254,14 @@ class ModelCache:
             raise TypeError("No loader: pass loader= to get() or to ModelCache(loader=...).")
         return chosen
 
+    def _fresh(self, key: Hashable) -> _Entry | None:
+        """``key``'s unexpired entry, marked most recently used; no stats, no events."""
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= self.clock.monotonic():
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
     def _lookup(self, key: Hashable) -> tuple[bool, Any]:
         entry = self._entries.get(key)
         if entry is not None and entry.expires <= self.clock.monotonic():
@@ -240,15 +284,15 @@ class ModelCache:
             )
         nbytes = measure_bytes(value) if size is None else int(size)
         lifetime = self.ttl if ttl is None else _check_ttl(ttl)
+        freed = self._remove(key, cause="ttl") if key in self._entries else 0  # expired
         self._entries[key] = _Entry(value, nbytes, self.clock.monotonic() + lifetime)
         self._bytes += nbytes
         self._loads += 1
         emit("cache.load", self.name, self.clock, key=key, bytes=nbytes)
         if self.capacity_bytes is not None:
-            freed = 0
             while self._bytes > self.capacity_bytes and len(self._entries) > 1:
                 freed += self._remove(next(iter(self._entries)), cause="lru")
-            _release(freed)
+        _release(freed)
         return value
 
     def _remove(self, key: Hashable, *, cause: str) -> int:

@@ -218,3 +218,74 @@ def test_gc_pass_runs_only_once_evictions_free_a_mebibyte(
     assert passes == ["gc", "gc"]
     cache.clear()
     assert passes == ["gc", "gc"]
+
+
+def test_a_slow_load_blocks_neither_hits_on_other_keys_nor_loads_twice() -> None:
+    cache = ModelCache(clock=VirtualClock())
+    cache.put("ready", b"r")
+    entered, release = threading.Event(), threading.Event()
+    loads: list[object] = []
+
+    def slow(key: object) -> bytes:
+        loads.append(key)
+        entered.set()
+        assert release.wait(10.0)
+        return b"slow"
+
+    results: list[object] = []
+    loaders = [threading.Thread(target=lambda: results.append(cache.get("slow", slow)))
+               for _ in range(3)]
+    loaders[0].start()
+    assert entered.wait(10.0)
+    for thread in loaders[1:]:
+        thread.start()
+    hit = threading.Thread(target=lambda: results.append(cache.get("ready")))
+    hit.start()
+    hit.join(10.0)
+    assert not hit.is_alive()  # answered while "slow" is still loading
+    assert results == [b"r"]
+    release.set()
+    for thread in loaders:
+        thread.join(10.0)
+    assert results == [b"r", b"slow", b"slow", b"slow"]
+    assert loads == ["slow"]
+    assert cache.stats().loads == 2
+
+
+def test_a_failed_load_lets_the_next_caller_load() -> None:
+    cache = ModelCache(clock=VirtualClock())
+
+    def broken(key: object) -> bytes:
+        raise OSError("weights missing")
+
+    with pytest.raises(OSError, match="weights missing"):
+        cache.get("m", broken)
+    assert cache.get("m", lambda k: b"ok") == b"ok"
+    assert cache.stats().misses == 2
+
+
+def test_a_loader_asking_for_its_own_key_is_refused() -> None:
+    cache = ModelCache(clock=VirtualClock())
+
+    def recursive(key: object) -> object:
+        return cache.get(key, recursive)
+
+    with pytest.raises(RuntimeError) as info:
+        cache.get("m", recursive)
+    assert str(info.value) == ("loader for key='m' asked the cache for 'm' itself. A loader "
+                               "must not depend on its own key.")
+    assert cache.get("m", lambda k: b"x") == b"x"  # nothing left half-loaded
+
+
+def test_an_entry_that_expired_during_a_load_is_replaced_not_counted_twice() -> None:
+    clock = VirtualClock()
+    cache = ModelCache(clock=clock)
+
+    async def reload(key: object) -> bytes:
+        cache.put(key, b"old", size=100, ttl=1.0)  # stored meanwhile, then expires
+        clock.advance(2.0)
+        return b"new"
+
+    assert asyncio.run(cache.aget("m", reload, size=40)) == b"new"
+    assert (cache.get("m"), cache.tracked_bytes()) == (b"new", 40)
+    assert cache.stats().evictions == {"ttl": 1}
