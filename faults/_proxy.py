@@ -1,5 +1,11 @@
 """The ``FaultProxy`` engine: an asyncio TCP proxy on its own thread, bound to loopback.
 
+Each direction of a connection has one pump. With no toxic on its direction the pump
+moves bytes with ``os.splice`` through a pipe (Linux: no copy into Python), otherwise it
+reads chunks and applies the toxics; it checks again after every chunk, so toxics added
+or removed on an open connection take effect at once. The sockets are plain
+non-blocking sockets, watched with the loop's ``add_reader``/``add_writer``.
+
 Every shared decision (toxicity draws, jitter, slice sizes) happens on the proxy's loop
 thread, from one seeded ``random.Random``, so a seed replays the same decisions for the
 same sequence of connections and toxics.
@@ -9,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import math
+import os
 import random
 import socket
 import struct
@@ -28,7 +36,12 @@ __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle"]
 
 T = TypeVar("T")
 
-_CHUNK = 256 * 1024  # asyncio reads at most 256 KiB per recv
+_READ = 256 * 1024  # bytes read per chunk on the toxic path
+_PIPE_SIZE = 1 << 20  # bytes a splice pipe holds (asked for; the kernel may give less)
+_MAX_PIPES = 64  # pipes in the pool; a pump that finds none copies through Python
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
+_ACCEPTS = 64  # connections accepted per wake-up of the listener
 _LOOPBACK = "127.0.0.1"
 _CONTROL_TIMEOUT = 10.0  # seconds a control call waits for the loop thread
 
@@ -56,17 +69,47 @@ class _Entry:
 
 
 @dataclass(eq=False)
+class _Flow:
+    """One direction of a connection: what ``src`` reads is sent to ``dst``."""
+
+    direction: Direction
+    src: socket.socket
+    dst: socket.socket
+
+
+@dataclass(eq=False)
 class _Conn:
     id: int
-    client: asyncio.StreamWriter
-    upstream: asyncio.StreamWriter | None = None
+    client: socket.socket
+    upstream: socket.socket | None = None
     bytes: dict[str, int] = field(default_factory=lambda: {"upstream": 0, "downstream": 0})
     applied: dict[str, bool] = field(default_factory=dict)
     felt: list[str] = field(default_factory=list)  # every toxic applied, even if removed
     timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # readiness waits by (fd, write): _finish unregisters them before closing the sockets
+    waits: dict[tuple[int, bool], asyncio.Future[None]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = "closed"
+    ready: bool = False  # connected upstream; toxic decisions made
     done: bool = False
+
+
+@dataclass(eq=False)
+class _Pipe:
+    """A pipe that spliced bytes pass through; ``fill`` bytes are in it now."""
+
+    read: int
+    write: int
+    fill: int = 0
+
+    def close(self) -> None:
+        os.close(self.read)
+        os.close(self.write)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class ToxicHandle:
@@ -159,7 +202,10 @@ class FaultProxy:
         self._stats = ProxyStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
+        self._server: socket.socket | None = None
+        self._pipes: list[_Pipe] = []  # free splice pipes
+        self._pipe_count = 0  # pipes open, free or in use
+        self._splice_ok = hasattr(os, "splice")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._port = 0
         self._down = False
@@ -371,70 +417,130 @@ class FaultProxy:
         return task
 
     async def _listen(self, port: int) -> None:
-        self._server = await asyncio.start_server(
-            self._on_client, _LOOPBACK, port, reuse_address=True, limit=_CHUNK
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((_LOOPBACK, port))
+            listener.listen(socket.SOMAXCONN)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+        self._server = listener
+        self._port = listener.getsockname()[1]
 
     async def _close_all(self, *, outcome: str, listener: bool) -> None:
         if listener and self._server is not None:
+            asyncio.get_running_loop().remove_reader(self._server.fileno())
             self._server.close()
             self._server = None
         for conn in list(self._conns):
             self._finish(conn, outcome, reset=outcome == "down")
-            for writer in (conn.client, conn.upstream):
-                if writer is not None:
-                    writer.transport.abort()  # close now, not after a pending flush
         pending = [t for t in self._tasks if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        await asyncio.sleep(0)  # let the transports' connection_lost callbacks run
+        self._close_pipes()  # every pump has returned its pipe by now
 
     # -- connections -----------------------------------------------------------------
-    async def _on_client(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
-        if self._down or self._server is None:  # accepted just before down()/stop()
-            self._drop(writer)
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        conn = _Conn(next(self._conn_ids), writer)
-        with self._lock:
-            self._stats.connections += 1
-            self._stats.open += 1
-        self._conns.add(conn)
-        emit("proxy.connection", self.name, self.clock, history=self.history, event="open",
-             conn=conn.id, bytes_up=0, bytes_down=0, toxic=None)
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(_ACCEPTS):
+            try:
+                client, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError:  # out of descriptors or memory: pause a second, as asyncio does
+                asyncio.get_running_loop().remove_reader(listener.fileno())
+                self._spawn(self._resume_accepting(listener))
+                return
+            if self._down or self._server is None:  # accepted just before down()/stop()
+                self._drop(client)
+                continue
+            client.setblocking(False)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(next(self._conn_ids), client)
+            with self._lock:
+                self._stats.connections += 1
+                self._stats.open += 1
+            self._conns.add(conn)
+            emit("proxy.connection", self.name, self.clock, history=self.history,
+                 event="open", conn=conn.id, bytes_up=0, bytes_down=0, toxic=None)
+            self._spawn(self._serve(conn))
+
+    async def _resume_accepting(self, listener: socket.socket) -> None:
+        await self.clock.asleep(1.0)
+        if self._server is listener:  # not closed by down()/stop() meanwhile
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+
+    async def _serve(self, conn: _Conn) -> None:
+        """Connect upstream, then pump both directions until the connection ends."""
         try:
             try:
-                up_reader, up_writer = await asyncio.open_connection(
-                    *self.upstream, limit=_CHUNK)
+                upstream = await self._connect(conn)
             except OSError as exc:
                 with self._lock:
                     self._stats.refused += 1
                 conn.outcome = f"upstream_error:{type(exc).__name__}"
                 return
-            conn.upstream = up_writer
+            if conn.done:  # dropped while connecting
+                return
+            conn.ready = True
             for entry in self._entries():
                 self._decide(conn, entry)
             await asyncio.gather(
-                self._pump(conn, "upstream", reader, up_writer),
-                self._pump(conn, "downstream", up_reader, writer),
+                self._pump(conn, _Flow("upstream", conn.client, upstream)),
+                self._pump(conn, _Flow("downstream", upstream, conn.client)),
             )
-        except (ConnectionError, OSError):
-            conn.outcome = "reset"
         finally:
-            self._finish(conn, conn.outcome, reset=conn.outcome == "reset")
+            self._finish(conn, conn.outcome, reset=False)
+
+    async def _connect(self, conn: _Conn) -> socket.socket:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            *self.upstream, type=socket.SOCK_STREAM)[0]
+        sock = conn.upstream = socket.socket(family, kind, proto)  # _finish closes it
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        error = sock.connect_ex(address)
+        if error == errno.EINPROGRESS:
+            await self._wait(conn, sock, write=True)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error and not conn.done:
+            raise OSError(error, os.strerror(error))
+        return sock
+
+    async def _wait(self, conn: _Conn, sock: socket.socket, *, write: bool) -> bool:
+        """Wait until ``sock`` is readable (or writable); ``False`` if ``conn`` finished."""
+        loop = asyncio.get_running_loop()
+        fd = sock.fileno()
+        fut: asyncio.Future[None] = loop.create_future()
+        key = (fd, write)
+        if write:
+            loop.add_writer(fd, _wake, fut)
+        else:
+            loop.add_reader(fd, _wake, fut)
+        conn.waits[key] = fut
+        try:
+            await fut
+        finally:
+            if conn.waits.get(key) is fut:  # else _finish has unregistered it
+                del conn.waits[key]
+                if write:
+                    loop.remove_writer(fd)
+                else:
+                    loop.remove_reader(fd)
+        return not conn.done
 
     def _entries(self) -> list[_Entry]:
         with self._lock:
             return list(self._toxics.values())
 
     def _active(self, conn: _Conn, direction: Direction) -> list[Toxic]:
+        if not conn.applied:  # no toxic decided on this connection: skip the lock
+            return []
         return [e.toxic for e in self._entries()
                 if e.direction == direction and conn.applied.get(e.name)]
 
@@ -469,7 +575,7 @@ class FaultProxy:
 
     async def _apply_to_open(self, entry: _Entry) -> None:
         for conn in list(self._conns):
-            if conn.upstream is not None:
+            if conn.ready:
                 self._decide(conn, entry)
 
     async def _forget(self, name: str) -> None:
@@ -480,25 +586,124 @@ class FaultProxy:
                 timer.cancel()
             conn.changed.set()
 
-    async def _pump(self, conn: _Conn, direction: Direction, src: asyncio.StreamReader,
-                    dst: asyncio.StreamWriter) -> None:
+    # -- moving bytes ------------------------------------------------------------------
+    async def _pump(self, conn: _Conn, flow: _Flow) -> None:
+        """Forward ``flow`` until its end of stream, then pass the end on."""
+        try:
+            more = True
+            while more and not conn.done:
+                if not await self._wait(conn, flow.src, write=False):
+                    return
+                pipe = None if self._active(conn, flow.direction) else self._take_pipe()
+                if pipe is None:
+                    more = await self._copy(conn, flow)
+                    continue
+                try:
+                    more = await self._splice(conn, flow, pipe)
+                finally:
+                    self._give_pipe(pipe)
+            await self._end(conn, flow)
+        except OSError:  # the peer reset the connection, or a send failed
+            if not conn.done:
+                self._finish(conn, "reset", reset=True)
+
+    async def _copy(self, conn: _Conn, flow: _Flow) -> bool:
+        """Read one chunk and forward it through the toxics; ``False`` at end of stream."""
+        try:
+            data = flow.src.recv(_READ)
+        except BlockingIOError:
+            return True
+        if data:
+            await self._forward(conn, flow, data)
+        return bool(data)
+
+    async def _splice(self, conn: _Conn, flow: _Flow, pipe: _Pipe) -> bool:
+        """Move what ``src`` has to ``dst`` through ``pipe``; ``False`` at end of stream.
+
+        Returns when ``src`` has nothing more for now, or as soon as a toxic applies to
+        the direction, with the pipe empty so that no byte overtakes another.
+        """
+        src, dst = flow.src.fileno(), flow.dst.fileno()
         while not conn.done:
-            data = await src.read(_CHUNK)
-            if not data:
-                break
-            await self._forward(conn, direction, data, dst)
-        while not conn.done and any(t.kind == "timeout" for t in self._active(conn, direction)):
+            try:
+                pipe.fill = os.splice(src, pipe.write, _PIPE_SIZE, flags=_SPLICE_FLAGS)
+            except BlockingIOError:
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+                self._splice_ok = False  # this kernel cannot splice these sockets
+                return True
+            if not pipe.fill:
+                return False
+            while pipe.fill and not conn.done:
+                try:
+                    sent = os.splice(pipe.read, dst, pipe.fill, flags=_SPLICE_FLAGS)
+                except BlockingIOError:
+                    if not await self._wait(conn, flow.dst, write=True):
+                        return True
+                    continue
+                pipe.fill -= sent
+                self._count(conn, flow.direction, sent)
+            if self._active(conn, flow.direction):
+                return True
+        return True
+
+    def _take_pipe(self) -> _Pipe | None:
+        if not self._splice_ok:
+            return None
+        if self._pipes:
+            return self._pipes.pop()
+        if self._pipe_count >= _MAX_PIPES:
+            return None
+        try:
+            read, write = os.pipe()
+        except OSError:  # out of descriptors: copy instead
+            return None
+        with contextlib.suppress(OSError):  # keep the default size if refused
+            import fcntl
+
+            fcntl.fcntl(write, _F_SETPIPE_SZ, _PIPE_SIZE)
+        self._pipe_count += 1
+        return _Pipe(read, write)
+
+    def _give_pipe(self, pipe: _Pipe) -> None:
+        if pipe.fill:  # bytes of a finished connection: not reusable
+            pipe.close()
+            self._pipe_count -= 1
+        else:
+            self._pipes.append(pipe)
+
+    def _close_pipes(self) -> None:
+        while self._pipes:
+            self._pipes.pop().close()
+            self._pipe_count -= 1
+
+    async def _send(self, conn: _Conn, sock: socket.socket, data: bytes) -> bool:
+        """Send all of ``data``; ``False`` if ``conn`` finished first."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                if not await self._wait(conn, sock, write=True):
+                    return False
+        return True
+
+    async def _end(self, conn: _Conn, flow: _Flow) -> None:
+        while not conn.done and any(t.kind == "timeout"
+                                    for t in self._active(conn, flow.direction)):
             conn.changed.clear()  # the timeout toxic holds the end of stream too
             await conn.changed.wait()
-        for toxic in self._active(conn, direction):
+        for toxic in self._active(conn, flow.direction):
             if toxic.kind == "slow_close" and toxic.ms > 0:
                 await self.clock.asleep(toxic.ms / 1000)
-        if not conn.done and dst.can_write_eof() and not dst.is_closing():
-            with contextlib.suppress(OSError):
-                dst.write_eof()
+        if not conn.done:
+            with contextlib.suppress(OSError):  # the peer may have closed already
+                flow.dst.shutdown(socket.SHUT_WR)
 
-    async def _forward(self, conn: _Conn, direction: Direction, data: bytes,
-                       dst: asyncio.StreamWriter) -> None:
+    async def _forward(self, conn: _Conn, flow: _Flow, data: bytes) -> None:
+        direction = flow.direction
         toxics = self._active(conn, direction)
         if any(t.kind == "timeout" for t in toxics):
             return  # dropped while the timeout toxic holds the connection
@@ -520,8 +725,8 @@ class FaultProxy:
                 return
             piece = chunk if limit is None else chunk[:max(limit - conn.bytes[direction], 0)]
             if piece:
-                dst.write(piece)
-                await dst.drain()
+                if not await self._send(conn, flow.dst, piece):
+                    return
                 self._count(conn, direction, len(piece))
             if limit is not None and conn.bytes[direction] >= limit:
                 self._finish(conn, "limit_data", reset=False)
@@ -557,16 +762,24 @@ class FaultProxy:
         conn.done = True
         conn.outcome = outcome
         conn.changed.set()
+        loop = asyncio.get_running_loop()
+        for (fd, write), fut in conn.waits.items():  # before the fds can be reused
+            if write:
+                loop.remove_writer(fd)
+            else:
+                loop.remove_reader(fd)
+            _wake(fut)
+        conn.waits.clear()
         for timer in conn.timers.values():
             if timer is not asyncio.current_task():
                 timer.cancel()
-        for writer in (conn.client, conn.upstream):
-            if writer is None:
+        for sock in (conn.client, conn.upstream):
+            if sock is None:
                 continue
             if reset:
-                self._drop(writer)
+                self._drop(sock)
             else:
-                writer.close()
+                sock.close()
         self._conns.discard(conn)
         with self._lock:
             self._stats.open -= 1
@@ -576,13 +789,11 @@ class FaultProxy:
              toxic=",".join(conn.felt) or None)
 
     @staticmethod
-    def _drop(writer: asyncio.StreamWriter) -> None:
+    def _drop(sock: socket.socket) -> None:
         """Close with a TCP RST (``SO_LINGER`` 0), as Toxiproxy's ``reset_peer`` does."""
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
 
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self._port}" if self._port else "not started"

@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
@@ -45,30 +46,48 @@ _REAL_MONOTONIC_NS = time.monotonic_ns
 _REAL_LOOP_TIME = asyncio.BaseEventLoop.time
 
 
+@dataclass(frozen=True)
+class _Shift:
+    """One fault's change to monotonic time: ``anchor + (t - anchor) * rate + seconds``."""
+
+    seconds: float
+    rate: float
+    anchor: float  # the monotonic time (as the faults below saw it) when it started
+
+
 class _Monotonic:
-    """The process-wide monotonic offset; installed while any fault holds an offset."""
+    """The process-wide monotonic shifts; installed while any fault holds one."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.offsets: dict[int, float] = {}
-        self.offset = 0.0
+        self.shifts: dict[int, _Shift] = {}
+        self.chain: tuple[_Shift, ...] = ()  # applied in the order the faults started
         self.refs: list[Ref] = []
 
-    def add(self, key: int, seconds: float, exclude: tuple[str, ...]) -> list[str]:
+    def add(self, key: int, exclude: tuple[str, ...], *, seconds: float = 0.0,
+            rate: float = 1.0) -> list[str]:
         with self.lock:
-            if not self.offsets:
+            if not self.shifts:
                 self._install(exclude)
-            self.offsets[key] = seconds
-            self.offset = sum(self.offsets.values())
+            anchor = self.now(_REAL_MONOTONIC())
+            self.shifts[key] = _Shift(seconds, rate, anchor)
+            self.chain = tuple(self.shifts.values())
             return [r.where for r in self.refs]
 
     def remove(self, key: int) -> None:
         with self.lock:
-            if self.offsets.pop(key, None) is None:
+            if self.shifts.pop(key, None) is None:
                 return
-            self.offset = sum(self.offsets.values())
-            if not self.offsets:
+            self.chain = tuple(self.shifts.values())
+            if not self.shifts:
                 self._uninstall()
+
+    def now(self, real: float) -> float:
+        """Monotonic time with every active shift applied to the real reading ``real``."""
+        t = real
+        for shift in self.chain:
+            t = shift.anchor + (t - shift.anchor) * shift.rate + shift.seconds
+        return t
 
     def _install(self, exclude: tuple[str, ...]) -> None:
         skip = [globals()]
@@ -92,13 +111,14 @@ _MONO = _Monotonic()
 
 
 def _monotonic() -> float:
-    """``time.monotonic`` with the active skew added."""
-    return _REAL_MONOTONIC() + _MONO.offset
+    """``time.monotonic`` with the active skews and drifts applied."""
+    return _MONO.now(_REAL_MONOTONIC())
 
 
 def _monotonic_ns() -> int:
-    """``time.monotonic_ns`` with the active skew added."""
-    return _REAL_MONOTONIC_NS() + round(_MONO.offset * _NS)
+    """``time.monotonic_ns`` with the active skews and drifts applied."""
+    real = _REAL_MONOTONIC_NS()
+    return real + round((_MONO.now(real / _NS) - real / _NS) * _NS)
 
 
 def _loop_time(self: asyncio.BaseEventLoop) -> float:
@@ -216,7 +236,8 @@ class ClockFault:
         try:
             if self.target in ("monotonic", "both"):
                 key = id(self)
-                self.rebound = _MONO.add(key, self.seconds, self.exclude)
+                self.rebound = _MONO.add(key, self.exclude, seconds=self.seconds,
+                                         rate=self.rate)
                 self._undo.append(lambda: _MONO.remove(key))
             if self.target in ("wall", "both"):
                 self._start_wall()
@@ -267,7 +288,7 @@ class ClockFault:
 
     def __repr__(self) -> str:
         if self.fault == "drift":
-            arg = f"rate={self.rate!r}"
+            arg = f"rate={self.rate!r}, target={self.target!r}"
         elif self.fault == "jump":
             arg = f"to={self.to!r}"
         else:
@@ -328,14 +349,28 @@ def jump(to: float | dt.datetime, *, clock: VirtualClock | None = None,
     return ClockFault("jump", clock=_virtual(clock), target="wall", to=when, history=history)
 
 
-def drift(rate: float, *, clock: VirtualClock | None = None,
+def drift(rate: float, *, target: Target = "wall", clock: VirtualClock | None = None,
+          exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
           history: History | None = None) -> ClockFault:
-    """Make wall time run ``rate`` seconds per real second (1.001 = 0.1% fast)."""
+    """Make ``target`` clock(s) run ``rate`` seconds per real second (1.001 = 0.1% fast).
+
+    On a ``VirtualClock`` only wall time drifts: its monotonic time is the reference that
+    ``advance()`` moves. On the process's clocks, ``"monotonic"``/``"both"`` also make
+    rebound monotonic references drift; leaving the block steps them back (or forward).
+    """
     value = float(rate)
+    target = _target(target)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(
             f"rate={rate!r} is not a valid drift rate. Pass a finite number > 0 (1.0 = no "
             "drift); use skew() to step wall time backwards."
         )
-    return ClockFault("drift", clock=_virtual(clock), target="wall", rate=value,
+    virtual = _virtual(clock)
+    if virtual is not None and target != "wall":
+        raise ValueError(
+            f"target={target!r} cannot drift on a VirtualClock: its monotonic time only "
+            "moves with advance(). Pass target='wall', or clock=None to drift the "
+            "process's monotonic clock."
+        )
+    return ClockFault("drift", clock=virtual, target=target, rate=value, exclude=exclude,
                       history=history)

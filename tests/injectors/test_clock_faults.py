@@ -177,11 +177,39 @@ def test_process_drift_scales_wall_time() -> None:
     assert 900 < ratio < 1100
 
 
+def test_process_drift_on_monotonic_moves_early_bound_references() -> None:
+    cache = cachetools.TTLCache(maxsize=8, ttl=1)  # monotonic, bound at import
+    cache["k"] = "v"
+    with clock_faults.drift(1000.0, target="monotonic") as fault:
+        real0, mono0, wall0 = time.perf_counter(), deadline_default(), time.time()
+        while time.perf_counter() - real0 < 0.005:  # let real time pass, without sleeping
+            pass
+        real1, mono1, wall1 = time.perf_counter(), deadline_default(), time.time()
+        assert "k" not in cache  # 5 ms of real time are 5 s here, past the 1 s TTL
+    ratio = (mono1 - mono0) / (real1 - real0)
+    assert 900 < ratio < 1100
+    assert wall1 - wall0 < 1  # target="monotonic" leaves wall time alone
+    assert "cachetools.TTLCache.__init__ default argument #0" in fault.rebound
+    assert deadline_default.__defaults__ == (aliased_monotonic,)
+
+
+def test_a_monotonic_drift_starts_where_a_skew_left_it_and_both_undo() -> None:
+    start = time.monotonic()
+    with clock_faults.skew(HOUR, target="monotonic"):
+        skewed = deadline_default()
+        with clock_faults.drift(10.0, target="both"):
+            assert 0 <= deadline_default() - skewed < 60  # no step when the drift starts
+            assert time.monotonic() - start >= HOUR
+        assert HOUR <= deadline_default() - start < HOUR + 60
+    assert 0 <= deadline_default() - start < 60
+
+
 def test_asyncio_keeps_running_under_clock_faults() -> None:
     async def main() -> tuple[float, bool]:
         loop = asyncio.get_running_loop()
         loop_start = loop.time()
-        async with clock_faults.skew(HOUR, target="both"), clock_faults.drift(5.0):
+        async with clock_faults.skew(HOUR, target="both"), \
+                clock_faults.drift(5.0, target="both"):
             await asyncio.sleep(0.001)
             assert time.monotonic() - loop.time() >= HOUR - 60
             timed_out = False
@@ -228,6 +256,10 @@ def test_everything_is_restored_after_nested_faults() -> None:
         (lambda: clock_faults.drift(0), ValueError,
          "rate=0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); use "
          "skew() to step wall time backwards."),
+        (lambda: clock_faults.drift(2.0, target="both", clock=VirtualClock()), ValueError,
+         "target='both' cannot drift on a VirtualClock: its monotonic time only moves with "
+         "advance(). Pass target='wall', or clock=None to drift the process's monotonic "
+         "clock."),
         (lambda: clock_faults.jump(dt.datetime(2030, 1, 1)), ValueError,
          "to=datetime.datetime(2030, 1, 1, 0, 0) is a naive datetime. Pass an aware "
          "datetime, e.g. datetime(2030, 1, 1, tzinfo=timezone.utc)."),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import http.server
+import os
 import socket
 import threading
 import urllib.error
@@ -33,12 +35,15 @@ class EchoServer:
         self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
         self.address: tuple[str, int] = self.server.sockets[0].getsockname()[:2]
         self.writers: set[asyncio.StreamWriter] = set()
+        self.idle = threading.Event()  # set while no connection is open (sockets closed)
+        self.idle.set()
 
     async def _start(self) -> asyncio.Server:
         return await asyncio.start_server(self._echo, "127.0.0.1", 0)
 
     async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.add(writer)
+        self.idle.clear()
         try:
             while data := await reader.read(65536):
                 writer.write(data)
@@ -47,7 +52,11 @@ class EchoServer:
             pass
         finally:
             writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
             self.writers.discard(writer)
+            if not self.writers:
+                self.idle.set()
 
     async def _stop(self) -> None:
         self.server.close()
@@ -101,11 +110,28 @@ def proxy(echo: EchoServer) -> Iterator[FaultProxy]:
         yield p
 
 
+@pytest.fixture(params=["splice", "copy"])
+def path_proxy(request: pytest.FixtureRequest, echo: EchoServer,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A proxy whose toxic-free path splices (Linux) or copies (no ``os.splice``)."""
+    if request.param == "copy":
+        monkeypatch.delattr(os, "splice", raising=False)
+    with FaultProxy(echo.address, name="echo", seed=1) as p:
+        yield p
+
+
 def roundtrip(address: tuple[str, int], payload: bytes, timeout: float = 5.0) -> bytes:
     with socket.create_connection(address, timeout=timeout) as sock:
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
         return recv_all(sock)
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n and (chunk := sock.recv(n - len(data))):
+        data += chunk
+    return data
 
 
 def recv_all(sock: socket.socket) -> bytes:
@@ -116,7 +142,8 @@ def recv_all(sock: socket.socket) -> bytes:
 
 
 # -- forwarding --------------------------------------------------------------------------
-def test_forwards_bytes_and_records_connections(proxy: FaultProxy) -> None:
+def test_forwards_bytes_and_records_connections(path_proxy: FaultProxy) -> None:
+    proxy = path_proxy
     payload = bytes(range(256)) * 1000
     with recording() as history:
         assert roundtrip(proxy.address, payload) == payload
@@ -129,6 +156,53 @@ def test_forwards_bytes_and_records_connections(proxy: FaultProxy) -> None:
     assert close["outcome"] in ("closed", "stopped")  # stop() may beat the client's FIN
     assert proxy.stats().connections == 1
     assert proxy.stats().bytes_down == len(payload)
+
+
+def test_a_toxic_added_mid_stream_applies_to_the_next_bytes(path_proxy: FaultProxy) -> None:
+    with recording() as history, \
+            socket.create_connection(path_proxy.address, timeout=5) as sock:
+        sock.sendall(b"a" * 100)
+        assert recv_exactly(sock, 100) == b"a" * 100  # no toxic: the fast path
+        path_proxy.add_toxic(network.limit_data(150))  # counts the 100 bytes already sent
+        sock.sendall(b"b" * 100)
+        assert recv_all(sock) == b"b" * 50
+        path_proxy.stop()
+    assert path_proxy.stats().bytes_down == 150
+    close = [e.attrs for e in history.select("proxy.connection") if e.attrs["event"] == "close"]
+    assert [(c["outcome"], c["bytes_down"], c["toxic"]) for c in close] == [
+        ("limit_data", 150, "limit_data_downstream")]
+
+
+def test_a_kernel_that_cannot_splice_sockets_gets_copies(
+        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    refused: list[int] = []
+
+    def cannot_splice(*args: object, **kwargs: object) -> int:
+        refused.append(1)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "splice", cannot_splice, raising=False)
+    payload = bytes(range(256)) * 1000
+    with FaultProxy(echo.address, name="echo") as proxy:
+        assert roundtrip(proxy.address, payload) == payload
+        assert roundtrip(proxy.address, payload) == payload
+    assert len(refused) == 1  # asked once, then never again
+
+
+def test_out_of_descriptors_pauses_accepting_then_serves(
+        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_accept = socket.socket.accept
+    failures = [OSError(errno.EMFILE, "Too many open files")]
+
+    def accept(sock: socket.socket) -> tuple[socket.socket, object]:
+        if failures:
+            raise failures.pop()
+        return real_accept(sock)
+
+    monkeypatch.setattr(socket.socket, "accept", accept)
+    with FaultProxy(echo.address, name="echo", clock=VirtualClock()) as proxy:
+        assert roundtrip(proxy.address, b"waited") == b"waited"  # after a virtual second
+    assert not failures
 
 
 def test_urllib_sees_the_proxy_as_the_server(http_server: tuple[str, int]) -> None:
@@ -191,6 +265,38 @@ def test_reset_peer_resets_an_open_connection(proxy: FaultProxy) -> None:
         assert sock.recv(1) == b"a"
         with proxy.add_toxic(network.reset_peer(0)), pytest.raises(ConnectionResetError):
             sock.recv(1)
+
+
+def test_asyncio_stream_client_sees_a_reset_and_a_refusal(proxy: FaultProxy) -> None:
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(*proxy.address)
+        writer.write(b"a")
+        assert await asyncio.wait_for(reader.readexactly(1), timeout=5) == b"a"
+        with proxy.add_toxic(network.reset_peer(0)), pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(1), timeout=5)
+        writer.close()
+        with proxy.down(), pytest.raises(ConnectionRefusedError):
+            await asyncio.wait_for(asyncio.open_connection(*proxy.address), timeout=5)
+
+    asyncio.run(main())
+
+
+def is_reset(exc: OSError) -> bool:
+    """urllib raises a reset as is, or wrapped in URLError if it came while sending."""
+    return isinstance(exc, ConnectionResetError) or isinstance(
+        getattr(exc, "reason", None), ConnectionResetError)
+
+
+def test_urllib_sees_a_reset_and_a_refusal(http_server: tuple[str, int]) -> None:
+    with FaultProxy(http_server, name="http") as proxy:
+        with proxy.add_toxic(network.reset_peer(0)), pytest.raises(OSError) as reset:
+            urllib.request.urlopen(f"{proxy.url}/reset", timeout=5)
+        assert is_reset(reset.value)
+        with proxy.down(), pytest.raises(urllib.error.URLError) as refused:
+            urllib.request.urlopen(f"{proxy.url}/down", timeout=5)
+        assert isinstance(refused.value.reason, ConnectionRefusedError)
+        with urllib.request.urlopen(f"{proxy.url}/up", timeout=5) as response:
+            assert response.read() == b"hello /up"
 
 
 def test_timeout_with_a_delay_closes_the_connection_without_data(proxy: FaultProxy) -> None:
@@ -320,6 +426,7 @@ def test_stop_leaves_no_thread_or_socket_behind(echo: EchoServer) -> None:
     proxy.stop()
     for sock in socks:
         sock.close()
+    assert echo.idle.wait(5)  # the upstream has closed its ends too
     assert {t.ident for t in threading.enumerate()} == threads_before
     assert process.num_fds() == fds_before
     assert not [c for c in process.net_connections("tcp")
@@ -342,9 +449,11 @@ def test_async_context_manager_starts_and_stops(echo: EchoServer) -> None:
     assert asyncio.run(main()) == b"hi"
 
 
-def test_stress_200_concurrent_connections_lose_no_byte(proxy: FaultProxy) -> None:
+def test_stress_200_concurrent_connections_lose_no_byte(path_proxy: FaultProxy) -> None:
+    proxy = path_proxy
+
     async def client(i: int) -> bool:
-        payload = (i.to_bytes(2, "big") + bytes(range(256))) * 32
+        payload = (i.to_bytes(2, "big") + bytes(range(256))) * 256  # 64 KiB each
         reader, writer = await asyncio.open_connection(*proxy.address)
         writer.write(payload)
         writer.write_eof()
@@ -359,7 +468,7 @@ def test_stress_200_concurrent_connections_lose_no_byte(proxy: FaultProxy) -> No
     assert all(asyncio.run(main()))
     stats = proxy.stats()
     assert stats.connections == 200
-    assert stats.bytes_up == stats.bytes_down == 200 * 258 * 32
+    assert stats.bytes_up == stats.bytes_down == 200 * 258 * 256
 
 
 # -- arguments -----------------------------------------------------------------------------
