@@ -17,6 +17,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -62,6 +63,8 @@ MODES: dict[str, str] = {
        for stem, name in _HNSW.items()
        for how, verb in (("truncate", "truncate to half"), ("bitflip", "flip 16 bits of"),
                          ("delete", "delete"))},
+    "data_level0-graph": "flip a high bit of one neighbour id in 16 elements of "
+                         "data_level0.bin's level-0 graph (ids out of range)",
     "segment-delete": "delete the whole vector segment directory",
     "metadata-garbage": "overwrite index_metadata.pickle with random bytes of equal size",
 }
@@ -285,6 +288,10 @@ def _corrupt_segment(root: Path, segment: str, mode: str, rng: random.Random,
     if mode == "metadata-garbage":
         path.write_bytes(rng.randbytes(len(data)))
         return (rel,), f"overwrote {rel} with {len(data)} random bytes"
+    if how == "graph":
+        elements = _flip_neighbours(root / segment / _HNSW["header"], data, rng)
+        path.write_bytes(bytes(data))
+        return (rel,), f"flipped a high bit of a neighbour id in {elements} elements of {rel}"
     if how == "delete":
         path.unlink()
         return (rel,), f"deleted {rel}"
@@ -296,6 +303,30 @@ def _corrupt_segment(root: Path, segment: str, mode: str, rng: random.Random,
     _flip(data, [rng.randrange(len(data)) for _ in range(16)], rng)
     path.write_bytes(bytes(data))
     return (rel,), f"flipped 16 bits of {rel}"
+
+
+def _flip_neighbours(header: Path, data: bytearray, rng: random.Random) -> int:
+    """Flip a bit of the top byte of one live level-0 neighbour id in up to 16 elements.
+
+    Layout from hnswlib's ``header.bin`` (after chroma's 4-byte version): each element
+    of ``data_level0.bin`` starts with its neighbour count (2 bytes, then 2 unused) and
+    its neighbour ids (4 bytes each, little-endian).
+    """
+    raw = header.read_bytes() if header.is_file() else b""
+    count, size = struct.unpack_from("<QQ", raw, 20) if len(raw) >= 36 else (0, 0)
+    if size <= 4:
+        raise ValueError(f"mode='data_level0-graph' needs an intact {header.name} to find "
+                         "the element layout; this store's is missing or damaged.")
+    linked = [i for i in range(min(count, len(data) // size))
+              if int.from_bytes(data[i * size:i * size + 2], "little")]
+    if not linked:
+        raise ValueError("mode='data_level0-graph': no element of data_level0.bin has "
+                         "neighbours yet. Add more records first.")
+    chosen = rng.sample(linked, min(16, len(linked)))
+    for i in chosen:
+        slot = rng.randrange(int.from_bytes(data[i * size:i * size + 2], "little"))
+        data[i * size + 4 + 4 * slot + 3] ^= 1 << rng.randrange(7)
+    return len(chosen)
 
 
 @contextmanager

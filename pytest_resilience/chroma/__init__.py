@@ -1,4 +1,5 @@
-"""Chroma reliability: transactions with rollback, validation, backups, integrity checks.
+"""Chroma reliability: transactions with rollback, validation, backups, integrity checks,
+and the cross-process writer lock they share.
 
 Nothing here imports chromadb until it is used.
 """
@@ -19,6 +20,7 @@ from pytest_resilience.chroma.integrity import (
     seal_store,
     verify_store,
 )
+from pytest_resilience.chroma.lock import StoreLock
 from pytest_resilience.chroma.store import ChromaStore, make_store
 from pytest_resilience.chroma.transaction import (
     ChromaTransaction,
@@ -45,6 +47,7 @@ __all__ = [
     "RecordRules",
     "RecoveryReport",
     "RestoreReport",
+    "StoreLock",
     "ValidatingCollection",
     "averify_store",
     "close_store",

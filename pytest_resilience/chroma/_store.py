@@ -9,6 +9,9 @@ import sqlite3
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from pytest_resilience.chroma._sqlite_seal import sqlite_seal
 
 __all__ = [
     "SIDE_DIR",
@@ -57,40 +60,20 @@ def store_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def checksum_files(root: Path) -> dict[str, dict[str, int | str]]:
+def checksum_files(root: Path) -> dict[str, dict[str, Any]]:
     """``{relative posix path: {"size": bytes, "sha256": hex}}`` for every store file.
 
-    ``chroma.sqlite3`` also gets ``"content"``: a digest that ignores what chroma rewrites
-    on every open (the header's change counter and the ``acquire_write`` table).
+    ``chroma.sqlite3`` also gets ``"content"`` and ``"volatile"`` (``sqlite_seal``): a
+    digest without exactly the bytes chroma rewrites on every open, and the pages it
+    appends to, kept whole.
     """
-    found: dict[str, dict[str, int | str]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for rel in store_files(root):
         path = root / rel
         found[rel.as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
         if rel.as_posix() == SQLITE_NAME:
-            found[SQLITE_NAME]["content"] = sqlite_content_digest(path)
+            found[SQLITE_NAME].update(sqlite_seal(path))
     return found
-
-
-def sqlite_content_digest(path: Path) -> str:
-    """SHA-256 of the SQLite file minus its change counters and ``acquire_write`` pages."""
-    data = bytearray(path.read_bytes())
-    if len(data) < 100:
-        return hashlib.sha256(data).hexdigest()
-    page = int.from_bytes(data[16:18], "big") or 65536
-    try:
-        with _ro(path) as conn:
-            skip = {int(r[0]) for r in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'acquire_write'")}
-    except sqlite3.DatabaseError:
-        skip = set()
-    data[24:28] = bytes(4)
-    data[92:100] = bytes(8)
-    digest = hashlib.sha256()
-    for number, start in enumerate(range(0, len(data), page), start=1):
-        if number not in skip:
-            digest.update(data[start:start + page])
-    return digest.hexdigest()
 
 
 def collection_counts(sqlite_path: Path) -> dict[str, int]:

@@ -17,7 +17,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -33,6 +33,7 @@ from pytest_resilience.chroma._store import (
     copy_store,
 )
 from pytest_resilience.chroma.integrity import latest_seal, write_seal
+from pytest_resilience.chroma.lock import LOCK_NAME, StoreLock
 from pytest_resilience.clock import Clock, SystemClock
 from pytest_resilience.errors import BackupError
 from pytest_resilience.events import emit
@@ -102,7 +103,9 @@ class BackupManager:
     Backups go to ``directory`` (default: a sibling ``<store>.backups``) in ``format``:
     ``"dir"``, ``"tar"``, ``"tar.gz"``, ``"tar.zst"`` or ``"auto"`` (zstd when the
     ``zstandard`` package is installed, else gzip). ``keep`` and ``max_age`` (seconds)
-    are the defaults of ``prune``.
+    are the defaults of ``prune``. Creating and swapping in a backup hold the store's
+    ``StoreLock`` (waiting at most ``lock_timeout`` seconds), so no transaction or other
+    locked writer changes the files mid-copy.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class BackupManager:
         keep: int | None = None,
         max_age: float | None = None,
         probe_timeout: float = 60.0,
+        lock_timeout: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
         self.store = Path(store)
@@ -136,7 +140,11 @@ class BackupManager:
         self.keep = keep
         self.max_age = max_age
         self.probe_timeout = probe_timeout
+        self.lock_timeout = lock_timeout
         self.clock = clock or SystemClock()
+
+    def _lock(self, store: Path, purpose: str) -> StoreLock:
+        return StoreLock(store, timeout=self.lock_timeout, purpose=purpose, clock=self.clock)
 
     @staticmethod
     def _check_format(fmt: str) -> str:
@@ -153,7 +161,7 @@ class BackupManager:
     # -- create ---------------------------------------------------------------------
 
     def create(self, *, format: str | None = None) -> BackupInfo:
-        """Back up the store now (consistent even while it is open) and seal it."""
+        """Back up the store now and seal it; the copy is taken under the store's lock."""
         fmt = self.format if format is None else self._check_format(format)
         if not (self.store / SQLITE_NAME).is_file():
             raise BackupError(f"{self.store} is not a Chroma store (no {SQLITE_NAME}).",
@@ -164,7 +172,9 @@ class BackupManager:
         staging = self.directory / f".staging-{name}"
         final = self.directory / (name if fmt == "dir" else f"{name}.{fmt}")
         try:
-            copy_store(self.store, staging, online=True)
+            with self._lock(self.store, "a backup"):
+                copy_store(self.store, staging, online=True)
+                seal = self._seal_of_source(created, name)
             manifest: dict[str, Any] = {
                 "version": 1, "name": name, "format": fmt, "created": created,
                 "chroma_version": chroma_version(), "store": str(self.store),
@@ -188,7 +198,7 @@ class BackupManager:
                               path=str(final)) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._seal_source(manifest)
+        write_seal(self.store, seal)
         emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
              outcome="ok", records=sum(manifest["counts"].values()))
         return BackupInfo(name, final, fmt, created, manifest)
@@ -229,17 +239,18 @@ class BackupManager:
         else:
             yield raw
 
-    def _seal_source(self, manifest: dict[str, Any]) -> None:
+    def _seal_of_source(self, created: float, name: str) -> dict[str, Any]:
+        """The seal of the store as it is copied (written once the backup is complete)."""
         files = checksum_files(self.store)
         seal: dict[str, Any] = {
-            "version": 1, "created": manifest["created"], "backup": manifest["name"],
-            "chroma_version": manifest["chroma_version"], "files": files,
+            "version": 1, "created": created, "backup": name,
+            "chroma_version": chroma_version(), "files": files,
             "counts": collection_counts(self.store / SQLITE_NAME),
         }
         previous = latest_seal(self.store)
         if previous and previous[1].get("files") == files and "probe" in previous[1]:
             seal["probe"] = previous[1]["probe"]
-        write_seal(self.store, seal)
+        return seal
 
     # -- list / verify ----------------------------------------------------------------
 
@@ -355,7 +366,8 @@ class BackupManager:
         """Restore ``backup`` (default: the newest) into ``target`` (default: the store).
 
         The copy is unpacked beside the target and verified there first; only then is it
-        swapped in. On any failure the original is left as it was (``BackupError``).
+        swapped in, under the target's ``StoreLock``. On any failure the original is left
+        as it was (``BackupError``; ``LockTimeout`` when the lock stays busy).
         ``dry_run`` verifies without swapping.
         """
         info = self._pick(backup)
@@ -382,23 +394,33 @@ class BackupManager:
         return RestoreReport(info.name, str(dest), dry_run, info.counts)
 
     def _swap(self, staging: Path, dest: Path, token: str, info: BackupInfo) -> None:
+        """Swap ``staging`` in for ``dest`` under ``dest``'s lock, whose file moves along."""
         close_store(dest)
         old = dest.parent / f".{dest.name}.pre-restore-{token}"
-        moved = False
-        try:
-            if dest.exists():
-                dest.rename(old)
-                moved = True
-            staging.rename(dest)
-        except OSError as exc:
-            if moved and not dest.exists():
-                old.rename(dest)
-            raise BackupError(f"Could not swap the restored copy into {dest}: {exc}; the "
-                              "original is in place.", path=str(dest)) from exc
+        lock = self._lock(dest, "a restore") if dest.exists() else None
+        with lock if lock is not None else nullcontext():
+            moved = lock_moved = False
+            try:
+                if dest.exists():
+                    dest.rename(old)
+                    moved = True
+                if lock is not None:
+                    (staging / SIDE_DIR).mkdir(exist_ok=True)
+                    (old / LOCK_NAME).rename(staging / LOCK_NAME)
+                    lock_moved = True
+                staging.rename(dest)
+            except OSError as exc:
+                if lock_moved:
+                    (staging / LOCK_NAME).rename(old / LOCK_NAME)
+                if moved and not dest.exists():
+                    old.rename(dest)
+                raise BackupError(f"Could not swap the restored copy into {dest}: {exc}; "
+                                  "the original is in place.", path=str(dest)) from exc
+            write_seal(dest, {"version": 1, "created": self.clock.time(),
+                              "restored": info.name,
+                              "chroma_version": info.manifest.get("chroma_version"),
+                              "files": info.manifest["files"], "counts": info.counts})
         shutil.rmtree(old, ignore_errors=True)
-        write_seal(dest, {"version": 1, "created": self.clock.time(), "restored": info.name,
-                          "chroma_version": info.manifest.get("chroma_version"),
-                          "files": info.manifest["files"], "counts": info.counts})
 
     def prune(self, *, keep: int | None = None, max_age: float | None = None,
               dry_run: bool = False) -> builtins.list[BackupInfo]:

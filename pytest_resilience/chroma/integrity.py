@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_resilience.chroma._probe import ProbeResult, run_probe
+from pytest_resilience.chroma._sqlite_seal import sqlite_changes
 from pytest_resilience.chroma._store import (
     SIDE_DIR,
     SQLITE_NAME,
@@ -334,8 +335,10 @@ def _check_seal(root: Path, seal: dict[str, Any], counts: dict[str, int],
         elif now[rel]["size"] != info["size"]:
             findings.append(Finding("seal", rel, f"size {now[rel]['size']} B, sealed "
                                     f"{info['size']} B"))
-        elif now[rel].get("content", now[rel]["sha256"]) != \
-                info.get("content", info["sha256"]):
+        elif "content" in info:
+            findings.extend(Finding("seal", rel, problem)
+                            for problem in sqlite_changes(root / rel, info))
+        elif now[rel]["sha256"] != info["sha256"]:
             findings.append(Finding("seal", rel, "content changed since the seal"))
     for rel in sorted(set(now) - set(before)):
         if not rel.endswith("-journal"):

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from pytest_resilience.chroma._store import SIDE_DIR
+from pytest_resilience.chroma.lock import StoreLock
 from pytest_resilience.clock import Clock, SystemClock
 from pytest_resilience.errors import TransactionError
 from pytest_resilience.events import emit
@@ -79,7 +80,10 @@ class ChromaTransaction:
     Use ``with transaction(collection) as tx:`` (or ``async with``) and write through
     ``tx.add / upsert / update / delete``; writes are applied at once, so reads inside
     the block see them. ``commit()`` keeps them, ``rollback()`` restores every touched id
-    to its state before the transaction. Nesting on one collection is refused.
+    to its state before the transaction. Nesting on one collection is refused. On a
+    persistent store the transaction holds the store's ``StoreLock`` while open (waiting
+    at most ``lock_timeout`` seconds for it), so backups and other processes' writers
+    wait for it.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class ChromaTransaction:
         journal: Path | str | None = None,
         chunk_size: int = 5000,
         durable: bool = True,
+        lock_timeout: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -104,6 +109,9 @@ class ChromaTransaction:
                        f"tx-{collection.id}-{os.getpid()}-{next(_serial)}.jsonl")
         self.journal: Path | None = Path(journal) if journal is not None else None
         self._key = (store or f"memory:{id(collection._client)}", str(collection.id))
+        self._lock = StoreLock(store, timeout=lock_timeout, clock=self.clock,
+                               purpose=f"a transaction on {self.name!r}") \
+            if store is not None else None
         self._saved: Saved = {}
         self._ops = 0
         self.state = "new"
@@ -129,6 +137,13 @@ class ChromaTransaction:
                     "transactions are not supported: commit or roll back the outer one first."
                 )
             _open.add(self._key)
+        try:
+            if self._lock is not None:
+                self._lock.acquire()
+        except BaseException:
+            with _open_lock:
+                _open.discard(self._key)
+            raise
         self.state = "open"
         return self
 
@@ -197,6 +212,8 @@ class ChromaTransaction:
 
     def _close(self, state: str) -> None:
         self.state = state
+        if self._lock is not None:
+            self._lock.release()
         with _open_lock:
             _open.discard(self._key)
 
@@ -242,7 +259,7 @@ class ChromaTransaction:
             self.rollback()
 
     async def __aenter__(self) -> ChromaTransaction:
-        return self.begin()
+        return await asyncio.to_thread(self.begin)  # a busy lock must not block the loop
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -281,9 +298,11 @@ class ChromaTransaction:
 
 
 def transaction(collection: Any, *, journal: Path | str | None = None,
-                chunk_size: int = 5000, clock: Clock | None = None) -> ChromaTransaction:
+                chunk_size: int = 5000, lock_timeout: float = 30.0,
+                clock: Clock | None = None) -> ChromaTransaction:
     """A ``ChromaTransaction`` on ``collection``, for ``with`` / ``async with``."""
-    return ChromaTransaction(collection, journal=journal, chunk_size=chunk_size, clock=clock)
+    return ChromaTransaction(collection, journal=journal, chunk_size=chunk_size,
+                             lock_timeout=lock_timeout, clock=clock)
 
 
 @dataclass(frozen=True)
@@ -295,11 +314,12 @@ class RecoveryReport:
 
 
 def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
-            clock: Clock | None = None) -> RecoveryReport:
+            lock_timeout: float = 30.0, clock: Clock | None = None) -> RecoveryReport:
     """Finish interrupted rollbacks: replay one journal, or every journal of a store.
 
     ``path`` is a journal file or a store directory. Replays are idempotent; a journal
     is removed once all its ids are restored, else ``TransactionError`` names the rest.
+    Each replay holds the store's ``StoreLock``.
     """
     target = Path(path)
     journals = sorted((target / JOURNAL_DIR).glob("*.jsonl")) if target.is_dir() else [target]
@@ -321,7 +341,9 @@ def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
             owner = chromadb.PersistentClient(path=header["store"],
                                               settings=Settings(anonymized_telemetry=False))
         collection = owner.get_collection(header["collection"], embedding_function=None)
-        failed = _restore(collection, saved, chunk_size)
+        with StoreLock(header["store"], timeout=lock_timeout, purpose="recover",
+                       clock=clock):
+            failed = _restore(collection, saved, chunk_size)
         emit("chroma.rollback", header["collection"], clock, ops=0, ids=len(saved),
              outcome="recovered" if not failed else "partial", unrestored=len(failed))
         if failed:

@@ -4,6 +4,9 @@ Each mode damages a copy of a sealed, backed-up golden store. ``verify_store`` m
 detect every mode, and restoring the last backup must bring back every record. The
 modes run in parallel child processes once per module; each test checks one mode. Set
 ``RESILIENCE_CHROMA_TABLE=<file>`` to write the README table of this run.
+
+Besides every mode at seed 1 there is one targeted case: zeroing the page of chroma's
+``migrations`` table, which makes chromadb panic (``PanicException``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from pytest_resilience.chroma.integrity import IntegrityReport, verify_store
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 
 
+#: Row label -> (mode, corrupt() keywords).
+CASES: dict[str, tuple[str, dict[str, str]]] = {
+    **{mode: (mode, {}) for mode in MODES},
+    "sqlite-zero-page(table=migrations)": ("sqlite-zero-page", {"table": "migrations"}),
+}
+
+
 @dataclass
 class Row:
     files: tuple[str, ...]
@@ -36,10 +46,11 @@ class Row:
 
 
 def _run_mode(golden: Path, manager: BackupManager, info, baseline, root: Path,  # noqa: PLR0917
-              mode: str) -> Row:
-    work = root / mode / "store"
+              label: str) -> Row:
+    mode, options = CASES[label]
+    work = root / label / "store"
     shutil.copytree(golden, work)
-    damage = corrupt(work, mode, seed=1)
+    damage = corrupt(work, mode, seed=1, **options)
     report = verify_store(work, timeout=60)
     assert report.probe is not None
     outcome = judge(report.probe, baseline)
@@ -61,7 +72,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
     root = tmp_path_factory.mktemp("modes")
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {m: pool.submit(_run_mode, store.path, manager, info, baseline, root, m)
-                   for m in MODES}
+                   for m in CASES}
         found = {m: f.result() for m, f in futures.items()}
     target = os.environ.get("RESILIENCE_CHROMA_TABLE")
     if target:
@@ -84,7 +95,7 @@ def render_table(rows: dict[str, Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(CASES))
 def test_mode_is_detected_and_recovered(rows, mode) -> None:
     row = rows[mode]
     assert row.outcome.kind in OUTCOMES
@@ -97,5 +108,8 @@ def test_mode_is_detected_and_recovered(rows, mode) -> None:
 
 def test_the_table_covers_every_outcome_seen(rows) -> None:
     kinds = {row.outcome.kind for row in rows.values()}
-    assert {"ok", "clean_error", "silent_divergence"} <= kinds  # chromadb alone misses some
-    assert render_table(rows).count("\n") == len(MODES) + 2
+    # chromadb alone misses some, fails cleanly on others, panics or segfaults on others
+    assert {"ok", "clean_error", "silent_divergence", "panic", "crash"} <= kinds
+    assert rows["data_level0-graph"].outcome.signal == "SIGSEGV"
+    assert rows["sqlite-zero-page(table=migrations)"].outcome.kind == "panic"
+    assert render_table(rows).count("\n") == len(CASES) + 2

@@ -1,0 +1,128 @@
+"""``StoreLock``: one writer per Chroma store at a time, across threads and processes.
+
+Chroma has no lock of its own: two writer processes lose vectors silently, and a backup
+copied while a writer syncs its index can pair files from two moments. Transactions,
+backups, restores and ``recover`` therefore take an advisory ``fcntl.flock`` on
+``<store>/.resilience/writer.lock`` (inside the store, so nothing is written where the
+user did not point). Waits poll on the given clock and end at ``timeout`` with a
+``LockTimeout`` that names the holder and the fix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from pytest_resilience.chroma._store import SIDE_DIR
+from pytest_resilience.clock import Clock, SystemClock
+from pytest_resilience.errors import LockTimeout
+
+__all__ = ["LOCK_NAME", "StoreLock"]
+
+LOCK_NAME = f"{SIDE_DIR}/writer.lock"
+_POLL = 0.05
+_held_lock = threading.Lock()
+_held: dict[str, int] = {}  # lock path -> thread ident of the holder in this process
+
+
+class StoreLock:
+    """Exclusive writer lock of the store at ``store`` (a context manager).
+
+    ``purpose`` is written into the lock file for the error another waiter sees. A
+    thread that already holds the lock of a store is refused at once (it would wait for
+    itself).
+    """
+
+    def __init__(self, store: Path | str, *, timeout: float = 30.0, purpose: str = "write",
+                 clock: Clock | None = None) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or \
+                not 0 <= timeout < float("inf"):
+            raise ValueError(f"timeout={timeout!r} is not a number of seconds. Pass a "
+                             "finite number >= 0.")
+        self.store = Path(store)
+        self.path = self.store / LOCK_NAME
+        self.timeout = float(timeout)
+        self.purpose = purpose
+        self.clock = clock or SystemClock()
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> StoreLock:
+        """Take the lock, polling until ``timeout``; ``LockTimeout`` names the holder."""
+        key = str(self.path.absolute())
+        with _held_lock:
+            if _held.get(key) == threading.get_ident():
+                raise LockTimeout(
+                    f"This thread already holds the writer lock of {self.store} (an open "
+                    f"transaction, backup or restore); {self.purpose} would wait for "
+                    "itself. Finish the first one before starting another.",
+                    resource=str(self.path), timeout=self.timeout)
+        deadline = self.clock.monotonic() + self.timeout
+        while True:
+            fd = self._try()
+            if fd is not None:
+                break
+            if self.clock.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"Could not take the writer lock of {self.store} for {self.purpose} "
+                    f"within {self.timeout:g} s: {self._holder()} holds {self.path}. Wait "
+                    "for that transaction, backup or restore to finish (or stop that "
+                    "writer), or pass a longer lock_timeout=.",
+                    resource=str(self.path), timeout=self.timeout)
+            self.clock.sleep(min(_POLL, max(0.0, deadline - self.clock.monotonic())))
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({self.purpose})\n".encode())
+        self._fd = fd
+        with _held_lock:
+            _held[key] = threading.get_ident()
+        return self
+
+    def _try(self) -> int | None:
+        """An fd holding the lock on the file now at ``path``, or ``None`` when busy."""
+        if not self.store.is_dir():
+            return None  # a restore is swapping the store in: wait for it
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            now = os.stat(self.path)
+            mine = os.fstat(fd)
+            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                return fd
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        os.close(fd)
+        return None
+
+    def _holder(self) -> str:
+        try:
+            text = self.path.read_text("utf-8").strip()
+        except OSError:
+            text = ""
+        return f"another writer ({text})" if text else "another writer"
+
+    def release(self) -> None:
+        """Let the lock go (idempotent)."""
+        if self._fd is None:
+            return
+        with _held_lock:
+            _held.pop(str(self.path.absolute()), None)
+        fd, self._fd = self._fd, None
+        os.close(fd)  # closing the only descriptor releases the flock
+
+    def __enter__(self) -> StoreLock:
+        return self.acquire()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
