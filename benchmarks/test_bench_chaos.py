@@ -2,7 +2,8 @@
 
 Each benchmark round runs 200 plans; plans per second = 200 / round time (target >= 200).
 Side by side: our runner (plans, swarm activation, Hypothesis-drawn decisions, the retry
-checker over each history) and the same scenario by hand with plain Hypothesis + tenacity
+checker over each history; with equal jitter, and with full jitter where the checker also
+runs its too-short-delays test) and the same scenario by hand with plain Hypothesis + tenacity
 (a list of booleans as the fault schedule, no history, no checker).
 
 Run: ``pytest benchmarks/test_bench_chaos.py --benchmark-only``.
@@ -30,23 +31,23 @@ BACKOFF = Backoff.exponential(base=0.1, factor=2.0, max=2.0)
 DB = failpoints({"db.read": [Action.raise_(ConnectionError("reset"))]})
 
 
-def retry_scenario(run: ChaosRun) -> None:
-    policy = Retry(attempts=4, backoff=BACKOFF, jitter="equal", seed=7, clock=run.clock,
-                   name="db")
-    with contextlib.suppress(RetryError):
-        policy.call(faults.failpoint, "db.read", "row")
+def ours(jitter: str) -> int:
+    def retry_scenario(run: ChaosRun) -> None:
+        policy = Retry(attempts=4, backoff=BACKOFF, jitter=jitter, seed=7, clock=run.clock,
+                       name="db")
+        with contextlib.suppress(RetryError):
+            policy.call(faults.failpoint, "db.read", "row")
 
-
-def ours() -> int:
     result = run_chaos(retry_scenario, families=[DB], max_examples=PLANS, seed=1,
                        checks=[lambda h: check_retry(h, attempts=4, backoff=BACKOFF,
-                                                     jitter="equal")])
+                                                     jitter=jitter)])
     return result.plans
 
 
 @pytest.mark.benchmark(group="chaos-plans")
-def test_ours_chaos_runner_retry_scenario(benchmark: Any) -> None:
-    plans = benchmark.pedantic(ours, rounds=3, iterations=1)
+@pytest.mark.parametrize("jitter", ["equal", "full"])
+def test_ours_chaos_runner_retry_scenario(benchmark: Any, jitter: str) -> None:
+    plans = benchmark.pedantic(ours, args=(jitter,), rounds=3, iterations=1)
     assert plans >= PLANS
     benchmark.extra_info["plans_per_second"] = plans / benchmark.stats.stats.mean
 

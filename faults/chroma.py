@@ -31,10 +31,12 @@ from typing import Any
 from pytest_resilience.chroma._probe import ProbeResult, run_probe
 from pytest_resilience.chroma._store import SQLITE_NAME, vector_segments
 from pytest_resilience.chroma.integrity import latest_seal
+from pytest_resilience.clock import Clock
 from pytest_resilience.errors import FaultInjected
-from pytest_resilience.events import emit
+from pytest_resilience.events import History, emit
 
 __all__ = [
+    "CRASH_PRONE",
     "MODES",
     "OUTCOMES",
     "Corruption",
@@ -68,6 +70,9 @@ MODES: dict[str, str] = {
     "segment-delete": "delete the whole vector segment directory",
     "metadata-garbage": "overwrite index_metadata.pickle with random bytes of equal size",
 }
+#: Modes seen to kill a process that opens the damaged store (SIGSEGV, SIGABRT): open
+#: such a store only in a child (``classify``, ``verify_store``).
+CRASH_PRONE = frozenset({"data_level0-graph", "data_level0-bitflip", "sqlite-bitflip"})
 OUTCOMES = ("ok", "clean_error", "panic", "crash", "silent_divergence", "hang")
 _PAGE_TABLES = ("segments", "collections", "max_seq_id", "migrations", "embeddings",
                 "embedding_metadata", "embeddings_queue")
@@ -150,6 +155,8 @@ class Corruption:
     detail: str
     _saved: dict[str, bytes | None] = field(default_factory=dict, repr=False)
     undone: bool = False
+    clock: Clock | None = field(default=None, repr=False)
+    history: History | None = field(default=None, repr=False)
 
     def outcome(self, *, baseline: ProbeResult | dict[str, Any] | None = None,
                 timeout: float = 30.0) -> Outcome:
@@ -171,8 +178,8 @@ class Corruption:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         self.undone = True
-        emit("chroma.corrupt", str(self.store), None, path=list(self.files), mode=self.mode,
-             outcome="undone")
+        emit("chroma.corrupt", str(self.store), self.clock, history=self.history,
+             path=list(self.files), mode=self.mode, outcome="undone")
 
     def __enter__(self) -> Corruption:
         return self
@@ -182,12 +189,13 @@ class Corruption:
         self.undo()
 
 
-def corrupt(store: Path | str, mode: str, seed: int = 0, *,
-            table: str | None = None) -> Corruption:
+def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = None,
+            clock: Clock | None = None, history: History | None = None) -> Corruption:
     """Damage the closed store at ``store`` as ``mode`` says (see ``MODES``), seeded.
 
     Only files under ``store`` are touched. Use as ``with corrupt(...) as c:`` to have
-    them restored on exit, or call ``c.undo()``.
+    them restored on exit, or call ``c.undo()``. The ``chroma.corrupt`` events carry
+    ``clock``'s time and go to ``history`` (or the active one).
     """
     root = Path(store)
     if mode not in MODES:
@@ -207,8 +215,10 @@ def corrupt(store: Path | str, mode: str, seed: int = 0, *,
     else:
         segment = _segment_dir(root)
         files, detail = _corrupt_segment(root, segment, mode, rng, saved)
-    corruption = Corruption(root, mode, seed, files, detail, saved)
-    emit("chroma.corrupt", str(root), None, path=list(files), mode=mode, outcome="injected")
+    corruption = Corruption(root, mode, seed, files, detail, saved, clock=clock,
+                            history=history)
+    emit("chroma.corrupt", str(root), clock, history=history, path=list(files), mode=mode,
+         outcome="injected")
     return corruption
 
 

@@ -9,10 +9,11 @@ chaos test runs.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +65,15 @@ def chaos(request: pytest.FixtureRequest) -> ChaosSlot:
     return ChaosSlot()
 
 
-def _families(settings: Mapping[str, Any]) -> list[Family | str]:
-    from faults.strategies import failpoints
+def _families(settings: Mapping[str, Any], funcargs: Mapping[str, Any]) -> list[Family | str]:
+    """The marker's families; a function in ``families`` is called with the fixtures its
+    parameters name (``lambda proxy: network_toxics(proxy)``), once per test."""
+    from faults.strategies import Family, failpoints
 
-    families: list[Family | str] = list(settings.get("families", ()))
+    families: list[Family | str] = [
+        f if isinstance(f, str | Family) or not callable(f) else _from_fixtures(f, funcargs)
+        for f in settings.get("families", ())
+    ]
     sites = settings.get("failpoints")
     if sites:
         families.insert(0, failpoints(sites, max_delay=float(settings.get("max_delay", 0.0))))
@@ -75,6 +81,16 @@ def _families(settings: Mapping[str, Any]) -> list[Family | str]:
         pytest.fail("@pytest.mark.chaos needs failpoints={...} or families=[...] to generate "
                     "plans from.", pytrace=False)
     return families
+
+
+def _from_fixtures(factory: Callable[..., Family], funcargs: Mapping[str, Any]) -> Family:
+    names = list(inspect.signature(factory).parameters)
+    missing = [n for n in names if n not in funcargs]
+    if missing:
+        pytest.fail(f"@pytest.mark.chaos: the family factory {factory!r} takes fixture(s) "
+                    f"{missing} that the test does not use. Add them to the test's "
+                    "arguments.", pytrace=False)
+    return factory(**{n: funcargs[n] for n in names})
 
 
 def _settings(marker: pytest.Mark) -> dict[str, Any]:
@@ -135,7 +151,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     from pytest_resilience.chaos import ChaosFailure, ChaosVacuous, replay, run_chaos
 
     settings = _settings(marker)
-    families = _families(settings)
+    families = _families(settings, pyfuncitem.funcargs)
     names = pyfuncitem._fixtureinfo.argnames
 
     def body(run: ChaosRun) -> Any:

@@ -78,15 +78,18 @@ class ChaosRun:
 
 class ChaosFailure(AssertionError):
     """A plan broke the body or a checker: holds the minimal ``plan``, its ``history``,
-    the ``error`` and the ``replay`` instructions."""
+    the ``error``, the ``replay`` instructions, the plans run (shrinking included) and
+    ``found_at``, the number of the first plan that failed."""
 
     def __init__(self, message: str, *, plan: ChaosPlan, history: History,
-                 error: BaseException, plans_run: int, replay_command: str) -> None:
+                 error: BaseException, plans_run: int, found_at: int,
+                 replay_command: str) -> None:
         super().__init__(message)
         self.plan = plan
         self.history = history
         self.error = error
         self.plans_run = plans_run
+        self.found_at = found_at
         self.replay_command = replay_command
 
 
@@ -97,12 +100,14 @@ class ChaosVacuous(AssertionError):
 
 @dataclass
 class ChaosResult:
-    """What a passing chaos run did: plans run, faults fired per source, names reached."""
+    """What a chaos run did: plans run, faults fired per source, names reached, failing
+    plans and the number of the first one (0: none failed)."""
 
     plans: int = 0
     fired: Counter[str] = field(default_factory=Counter)
     reached: Counter[str] = field(default_factory=Counter)
     failures: int = 0
+    found_at: int = 0
 
 
 def _families(families: Iterable[Family | str]) -> list[Family]:
@@ -120,18 +125,25 @@ def _execute(
     checks: Sequence[Check],
     allow: tuple[type[BaseException], ...],
 ) -> tuple[ChaosRun, Exception | None]:
-    """Run ``body`` once under ``plan``; the run and what failed (the body or a checker)."""
+    """Run ``body`` once under ``plan``; the run and what failed (the body or a checker).
+
+    Families' per-run set-up (``PerRun.around``) and every applied fault are undone when
+    the run ends, before the next plan."""
     import faults
+    from faults.strategies import PerRun
 
     history = History()
     with recording(history), ExitStack() as stack:
         clock = ChaosClock(plan.scheduled, {f.name: f for f in families},
                            history=history, stack=stack)
+        for family in families:
+            if isinstance(family, PerRun):
+                stack.enter_context(family.around(clock=clock, history=history))
         active = stack.enter_context(faults.activate(
             plan.failpoint_plan(), clock=clock, history=history, rng=rng))
         run = ChaosRun(plan, clock, history, active, rng)
         try:
-            clock.monotonic()  # faults scheduled at t=0 apply before the body
+            clock.start()  # faults scheduled at t=0 apply before the body
             outcome = body(run)
             if inspect.isawaitable(outcome):
                 asyncio.run(_await(outcome))
@@ -166,8 +178,8 @@ def _fired(history: History) -> Counter[str]:
     return counts
 
 
-def _message(plan: ChaosPlan, history: History, error: BaseException, plans_run: int,
-             command: str) -> str:
+def _message(plan: ChaosPlan, history: History, error: BaseException, *, plans_run: int,
+             found_at: int, command: str) -> str:
     if isinstance(error, CheckFailed):
         verdict = error.verdict
         what = f"checker {verdict.checker!r} found a violation:\n  {verdict.explanation}"
@@ -180,7 +192,10 @@ def _message(plan: ChaosPlan, history: History, error: BaseException, plans_run:
         for e in tail
     )
     return (
-        f"chaos: after {plans_run} plan(s), {what}\n"
+        f"chaos: after {plans_run} plan(s)"
+        + (f" (plan {found_at} failed first, the rest shrank it)" if plans_run > found_at
+           else "")
+        + f", {what}\n"
         f"minimal fault plan ({len(plan)} fault(s)):\n{plan.to_json(indent=2)}\n"
         f"last {len(tail)} of {len(history)} events:\n{events}\n"
         f"replay: {command}"
@@ -240,6 +255,7 @@ def run_chaos(
         run, error = _execute(body, plan, rng, chosen, checks=checks, allow=allowed)
         if error is not None:
             result.failures += 1
+            result.found_at = result.found_at or result.plans
             last.append((plan.with_decisions(rng.decisions), run.history, error))
             raise error
         result.fired.update(_fired(run.history))
@@ -254,8 +270,11 @@ def run_chaos(
             raise
         plan, history, error = last[-1]
         command = (replay_command or _default_command)(plan)
-        raise ChaosFailure(_message(plan, history, error, result.plans, command), plan=plan,
+        message = _message(plan, history, error, plans_run=result.plans,
+                           found_at=result.found_at, command=command)
+        raise ChaosFailure(message, plan=plan,
                            history=history, error=error, plans_run=result.plans,
+                           found_at=result.found_at,
                            replay_command=command) from exc
     _check_vacuity(result, must_fire, sometimes)
     return result
@@ -293,16 +312,18 @@ def replay(
     it fails, as the original failure did.
     """
     chosen = _families(families)
-    if any(s.family not in {f.name for f in chosen} for s in plan.scheduled):
+    known = {f.name for f in chosen}
+    missing = dict.fromkeys(s.family for s in plan.scheduled if s.family not in known)
+    if missing:
         from faults.strategies import family_named
 
-        known = {f.name for f in chosen}
-        chosen += [family_named(s.family) for s in plan.scheduled if s.family not in known]
+        chosen += [family_named(name) for name in missing]
     run, error = _execute(body, plan, ReplayRandom(plan.decisions), chosen, checks=checks,
                           allow=tuple(allow))
     if error is None:
         return run
     command = (replay_command or _default_command)(plan)
-    raise ChaosFailure(_message(plan, run.history, error, 1, command), plan=plan,
-                       history=run.history, error=error, plans_run=1,
+    message = _message(plan, run.history, error, plans_run=1, found_at=1, command=command)
+    raise ChaosFailure(message, plan=plan,
+                       history=run.history, error=error, plans_run=1, found_at=1,
                        replay_command=command) from error

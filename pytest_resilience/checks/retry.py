@@ -1,8 +1,16 @@
 """The retry checker: attempt count, delays inside the backoff + jitter envelope, deadline,
-and no retry after a non-retryable error.
+no retry after a non-retryable error, and (full jitter) delays that are not too short.
 
 It reads ``retry.attempt`` / ``retry.sleep`` / ``retry.giveup`` events; a call starts at
 each ``retry.attempt`` with ``attempt == 1``.
+
+Full jitter draws each delay from U(0, d), so a retry that never waits (a missing
+backoff) stays inside the envelope [0, d]. What gives it away is that its delays are all
+too short: with n sleeps whose largest ratio ``delay / d`` is m, uniform draws stay at or
+below m with probability m**n, the most powerful test of U(0, d) against U(0, c*d) with
+c < 1 (the largest draw is the scale's sufficient statistic). No backoff gives m = 0,
+probability 0, so one sleep suffices; a correct retry is flagged with probability at
+most ``significance`` per history.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ def check_retry(
     deadline: float | None = None,
     not_retryable: Sequence[type[BaseException] | str] = (),
     tolerance: float = 1e-9,
+    significance: float = 1e-6,
 ) -> Verdict:
     """Judge every retried call in ``history`` (of ``source``, or of every retry).
 
@@ -75,10 +84,15 @@ def check_retry(
     d, decorrelated: [base, max]) and the next attempt must not start before the delay
     has passed on the clock. ``deadline``: no wait may end past the deadline, counted from
     the call's start. ``not_retryable``: an error of these classes (or class names) ends
-    the call.
+    the call. With ``jitter="full"`` and a ``backoff``, a source whose delays are all so
+    short that U(0, d) draws would be that short with probability below ``significance``
+    fails too (a missing or shrunken backoff; see the module docstring).
     """
     if jitter not in JITTERS:
         raise ValueError(f"jitter={jitter!r} is not a jitter mode. Pass one of {JITTERS}.")
+    if not 0 < significance < 1:
+        raise ValueError(f"significance={significance!r} is not a probability. Pass a number "
+                         "in (0, 1), such as 1e-6.")
     blocked = {n if isinstance(n, str) else n.__name__ for n in not_retryable}
     calls = _calls(select(history, "retry.", source))
     n_calls = sum(len(c) for c in calls.values())
@@ -94,10 +108,16 @@ def check_retry(
                     f"{text}. Events: " + "; ".join(describe(e) for e in culprits) + ".",
                     culprits,
                 )
+        if jitter == "full" and backoff is not None:
+            verdict = _too_short(name, per_source, backoff, deadline, significance)
+            if verdict is not None:
+                return verdict
     return passed(
         NAME,
         f"{n_calls} retried call(s) from {sorted(calls) or 'no source'} kept the attempt "
-        "limit, the backoff envelope, the deadline and the non-retryable rule.",
+        "limit, the backoff envelope, the deadline and the non-retryable rule"
+        + (", with delays long enough for full jitter." if jitter == "full" and backoff
+           else "."),
     )
 
 
@@ -146,3 +166,39 @@ def _judge(
                         f"the start, past the {deadline:.6g}s deadline", [event])
     return None
 
+
+
+def _too_short(name: str, calls: list[_Call], backoff: Backoff, deadline: float | None,
+               significance: float) -> Verdict | None:
+    """Fail ``name`` when its full-jitter delays are implausibly short (m**n < significance).
+
+    A sleep's cap is its nominal delay d, or the time left before ``deadline`` when that is
+    shorter: a retry emits only the delays that fit, which are uniform below that cap.
+    """
+    ratios: list[tuple[float, Event]] = []
+    for call in calls:
+        for event in call.events:
+            if event.kind != "retry.sleep":
+                continue
+            cap = backoff.delay(int(event.attrs.get("attempt", 1)))
+            if deadline is not None:
+                cap = min(cap, deadline - (event.time - call.start))
+            if cap > 0:
+                ratios.append((float(event.attrs.get("delay", 0.0)) / cap, event))
+    if not ratios:
+        return None
+    longest = max(r for r, _ in ratios)
+    chance = min(1.0, longest) ** len(ratios)
+    if chance >= significance:
+        return None
+    shown = [e for _, e in ratios[:3]]
+    more = f" (and {len(ratios) - 3} more)" if len(ratios) > 3 else ""
+    return failed(
+        NAME,
+        f"Retried calls of {name!r} slept {len(ratios)} time(s) with full jitter, and the "
+        f"longest sleep was {longest:.3g} of its backoff delay. Full jitter draws each delay "
+        f"uniformly from [0, delay], which stays that short with probability {chance:.3g}, "
+        f"below significance={significance:g}: the backoff is missing or shorter than "
+        f"configured. Events: {'; '.join(describe(e) for e in shown)}{more}.",
+        shown,
+    )

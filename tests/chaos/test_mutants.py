@@ -30,14 +30,18 @@ from pytest_resilience.events import History
 from pytest_resilience.retry import Retry
 
 CORRECT_PLANS = 500
+DEFAULT_BUDGET = 100  # run_chaos's max_examples
 
 
 def catch(body: Callable[[ChaosRun], Any], **settings: Any) -> ChaosFailure:
     """Run the default budget; the mutant must be caught. Prints the shrunk plan."""
     with pytest.raises(ChaosFailure) as info:
         run_chaos(body, seed=20261123, **settings)
-    print(info.value)  # shown with -rP: the minimal plan and its replay line
-    return info.value
+    failure = info.value
+    print(failure)  # shown with -rP: the minimal plan and its replay line
+    assert failure.found_at <= DEFAULT_BUDGET
+    assert failure.plan.to_json(indent=2) in str(failure)
+    return failure
 
 
 def survive(body: Callable[[ChaosRun], Any], **settings: Any) -> None:
@@ -59,9 +63,10 @@ class NoBackoffRetry(Retry):
         self.backoff = Backoff.constant(0.0)
 
 
-def retry_body(cls: type[Retry]) -> Callable[[ChaosRun], None]:
+def retry_body(cls: type[Retry], jitter: str) -> Callable[[ChaosRun], None]:
     def body(run: ChaosRun) -> None:
-        policy = cls(attempts=4, backoff=BACKOFF, jitter="equal", seed=7, clock=run.clock,
+        seed = run.rng.randrange(2**32)  # the jitter stream, drawn from Hypothesis per plan
+        policy = cls(attempts=4, backoff=BACKOFF, jitter=jitter, seed=seed, clock=run.clock,
                      name="db")
         for _ in range(3):
             try:
@@ -73,22 +78,28 @@ def retry_body(cls: type[Retry]) -> Callable[[ChaosRun], None]:
     return body
 
 
-def retry_check(history: History) -> Any:
-    return check_retry(history, source="db", attempts=4, backoff=BACKOFF, jitter="equal")
+def retry_settings(jitter: str) -> dict[str, Any]:
+    def check(history: History) -> Any:
+        return check_retry(history, source="db", attempts=4, backoff=BACKOFF, jitter=jitter)
+
+    return {"families": [DB], "checks": [check], "must_fire": ["db.read"]}
 
 
-RETRY = {"families": [DB], "checks": [retry_check], "must_fire": ["db.read"]}
-
-
-def test_retry_without_backoff_is_caught() -> None:
-    failure = catch(retry_body(NoBackoffRetry), **RETRY)
+@pytest.mark.parametrize(("jitter", "caught_by"), [
+    ("equal", "outside the equal-jitter envelope"),
+    ("full", "Full jitter draws each delay uniformly from [0, delay], which stays that "
+             "short with probability 0"),
+])
+def test_retry_without_backoff_is_caught(jitter: str, caught_by: str) -> None:
+    failure = catch(retry_body(NoBackoffRetry, jitter), **retry_settings(jitter))
     assert failure.plan.faults[0].failpoint == "db.read"
     assert len(failure.plan) == 1
-    assert "outside the equal-jitter envelope" in str(failure)
+    assert caught_by in str(failure)
 
 
-def test_the_real_retry_passes_500_plans() -> None:
-    survive(retry_body(Retry), sometimes=["gave up"], **RETRY)
+@pytest.mark.parametrize("jitter", ["equal", "full"])
+def test_the_real_retry_passes_500_plans(jitter: str) -> None:
+    survive(retry_body(Retry, jitter), sometimes=["gave up"], **retry_settings(jitter))
 
 
 # -- circuit breaker --------------------------------------------------------------------

@@ -125,3 +125,101 @@ def test_loading_the_chaos_plugin_module_does_not_import_hypothesis() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+JUDGED = BODY + '''
+from pathlib import Path
+from pytest_resilience.checks import Verdict
+
+def judge(history):
+    """Saves each history whole, then fails when three faults fired."""
+    Path("history.jsonl").write_text(history.to_jsonl())
+    fired = history.select("fault.fired")
+    return Verdict("fired", len(fired) < 3, f"{len(fired)} faults fired", tuple(fired))
+
+@pytest.mark.chaos(failpoints=DB, families=["clock"], allow=[ConnectionError],
+                   checks=[judge])
+def test_reads(chaos):
+    read(chaos, 5)
+'''
+
+
+def test_replay_by_file_and_by_seed_repeats_the_whole_history(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(JUDGED)
+    report = pytester.path / "report"
+    saved = pytester.path / "history.jsonl"
+    pytester.runpytest("--resilience-seed=8", f"--resilience-report={report}").assert_outcomes(
+        failed=1)
+    found = saved.read_text()  # Hypothesis runs the minimal plan last
+    saved.unlink()
+    plan_file = next((report / "chaos").glob("*.json"))
+    pytester.runpytest(f"--resilience-replay={plan_file}",
+                       f"--resilience-report={report}").assert_outcomes(failed=1)
+    assert saved.read_text() == found
+    pytester.runpytest("--resilience-seed=8",
+                       f"--resilience-report={report}").assert_outcomes(failed=1)
+    assert saved.read_text() == found
+    assert found.count('"kind": "fault.fired"') >= 3
+
+
+def test_a_family_factory_receives_the_fixtures_it_names(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile('''
+import pytest
+from faults.strategies import cuda_spikes
+from pytest_resilience.memory.gpu import read_gpu_devices
+
+@pytest.fixture
+def gpu_size():
+    return "1GiB"
+
+@pytest.mark.chaos(families=[lambda gpu_size: cuda_spikes(total=gpu_size)], horizon=2.0,
+                   max_examples=20, must_fire=["cuda_spike"])
+def test_gpu(chaos, gpu_size):
+    assert read_gpu_devices()[0].total == 2**30
+    chaos.clock.sleep(3.0)
+
+@pytest.mark.chaos(families=[lambda missing: cuda_spikes()])
+def test_missing(chaos):
+    pass
+''')
+    result = pytester.runpytest("--resilience-seed=1")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "takes fixture(s) ['missing'] that the test does not use. Add them to the test's " \
+        "arguments." in result.stdout.str()
+
+
+def test_a_mutant_is_shown_with_its_shrunk_plan_in_pytest_output(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile('''
+import pytest
+import faults
+from faults import Action
+from pytest_resilience.backoff import Backoff
+from pytest_resilience.checks import check_retry
+from pytest_resilience.errors import RetryError
+from pytest_resilience.retry import Retry
+
+BACKOFF = Backoff.exponential(base=0.1, max=2.0)
+
+class NoBackoffRetry(Retry):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.backoff = Backoff.constant(0.0)
+
+@pytest.mark.chaos(failpoints={"db.read": [Action.raise_(ConnectionError("reset"))]},
+                   checks=[lambda h: check_retry(h, backoff=BACKOFF, jitter="full")],
+                   allow=[RetryError])
+def test_reads(chaos):
+    policy = NoBackoffRetry(attempts=4, backoff=BACKOFF, jitter="full", clock=chaos.clock,
+                            seed=chaos.rng.randrange(2**32))
+    policy.call(faults.failpoint, "db.read")
+''')
+    result = pytester.runpytest("--resilience-seed=1")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "checker 'retry' found a violation:" in out
+    assert "which stays that short with probability 0, below significance=1e-06" in out
+    assert "minimal fault plan (1 fault(s)):" in out
+    assert '"failpoint": "db.read"' in out
+    assert "replay: pytest 'test_a_mutant_is_shown_with_its_shrunk_plan_in_pytest_output.py::" \
+        "test_reads' --resilience-replay=" in out

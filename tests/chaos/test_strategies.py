@@ -134,10 +134,12 @@ def test_a_family_is_pluggable_and_applied_on_time() -> None:
     with ExitStack() as stack:
         clock = ChaosClock(plan.scheduled, {"brownout": family}, history=None, stack=stack)
         clock.sleep(0.5)
+        assert family.applied == []  # not started: nothing applies
+        clock.start()
         assert family.applied == []
         clock.sleep(2.0)
         assert clock.monotonic() == 2.5
-        assert family.applied == [2.5, 2.5]
+        assert family.applied == [1.0, 1.0]  # at their own time, inside the sleep
 
 
 def test_memory_pressure_plans_shrink_to_the_threshold_that_breaks() -> None:

@@ -127,3 +127,53 @@ def test_the_real_retry_always_passes(jitter: str, seed: int, failures: int,
     verdict = check_retry(history, attempts=4, backoff=BACKOFF, jitter=jitter,
                           deadline=deadline)
     assert verdict.ok, verdict.explanation
+
+
+def test_full_jitter_without_backoff_is_caught_from_a_single_sleep() -> None:
+    verdict = check_retry(scripted([0.0]), backoff=BACKOFF, jitter="full")
+    assert not verdict.ok
+    assert verdict.explanation.startswith(
+        "Retried calls of 'r' slept 1 time(s) with full jitter, and the longest sleep was 0 "
+        "of its backoff delay. Full jitter draws each delay uniformly from [0, delay], which "
+        "stays that short with probability 0, below significance=1e-06: the backoff is "
+        "missing or shorter than configured. Events: #1 retry.sleep[r]@0s(attempt=1, "
+        "delay=0).")
+    assert [e.kind for e in verdict.events] == ["retry.sleep"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=7, max_size=12))
+def test_a_backoff_ten_times_too_short_is_caught_over_seven_sleeps(
+        draws: list[float]) -> None:
+    delays = [0.1 * u * BACKOFF.delay(n) for n, u in enumerate(draws, 1)]
+    verdict = check_retry(scripted(delays), backoff=BACKOFF, jitter="full")
+    assert not verdict.ok  # all ratios <= 0.1: chance <= 0.1**7 < 1e-6
+    assert "with full jitter" in verdict.explanation
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0.01, 1), min_size=1, max_size=12))
+def test_plausible_full_jitter_delays_pass(draws: list[float]) -> None:
+    delays = [u * BACKOFF.delay(n) for n, u in enumerate(draws, 1)]
+    assert check_retry(scripted(delays), backoff=BACKOFF, jitter="full").ok == (
+        max(draws) ** len(draws) >= 1e-6)
+
+
+def test_a_deadline_caps_the_delays_full_jitter_may_draw() -> None:
+    # 0.9 s into a 1 s deadline a retry can only sleep below 0.1 s, whatever its backoff.
+    history = History()
+    history.append("retry.attempt", "r", time=0.9,
+                   attrs={"attempt": 1, "outcome": "error", "error": "E()", "elapsed": 0.9})
+    history.append("retry.sleep", "r", time=0.9, attrs={"attempt": 1, "delay": 1e-5})
+    history.append("retry.attempt", "r", time=0.9 + 1e-5,
+                   attrs={"attempt": 2, "outcome": "ok", "error": None, "elapsed": 0.9})
+    big = Backoff.constant(1e3)
+    assert check_retry(history, backoff=big, jitter="full", deadline=1.0).ok
+    assert not check_retry(history, backoff=big, jitter="full").ok
+
+
+def test_significance_must_be_a_probability() -> None:
+    with pytest.raises(ValueError) as info:
+        check_retry(History(), significance=0)
+    assert str(info.value) == ("significance=0 is not a probability. Pass a number in (0, 1), "
+                               "such as 1e-6.")
