@@ -252,7 +252,28 @@ class Failpoints:
         raise TypeError(f"{entry} is not a failpoint entry.")
 
 
-class ClockSkews:
+class _ScheduledFamily:
+    """A family of scheduled faults: switched on or off once per plan (``swarm``), then
+    drawing entries from ``_entries(horizon)``, built once per horizon (building
+    strategies costs more than drawing from them)."""
+
+    def __init__(self, *, swarm: bool) -> None:
+        self.swarm = swarm
+        self._cache: dict[float, st.SearchStrategy[Any]] = {}
+
+    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
+        """Switch the family on or off, then generate its entries within ``horizon``."""
+        if _swarm_off(self.swarm, draw):
+            return None
+        if horizon not in self._cache:
+            self._cache[horizon] = self._entries(horizon)
+        return self._cache[horizon]
+
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        raise NotImplementedError
+
+
+class ClockSkews(_ScheduledFamily):
     """The clock family: wall-clock skews (``VirtualClock.skew``) and forward jumps of
     both clocks (``advance``), applied at a virtual time. Magnitudes shrink toward 1 s."""
 
@@ -265,17 +286,7 @@ class ClockSkews:
         self.max_seconds = int(max_seconds)
         self.backwards = backwards
         self.jumps = jumps
-        self.swarm = swarm
-        self._cache: dict[float, st.SearchStrategy[Any]] = {}
-
-    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
-        """Switch the family on or off, then generate skews (and jumps) at times that shrink
-        toward the horizon."""
-        if _swarm_off(self.swarm, draw):
-            return None
-        if horizon not in self._cache:
-            self._cache[horizon] = self._entries(horizon)
-        return self._cache[horizon]
+        super().__init__(swarm=swarm)
 
     def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
         magnitude = st.integers(1, self.max_seconds)
@@ -300,7 +311,7 @@ class ClockSkews:
         return skew(seconds, target="both", clock=clock, history=history)
 
 
-class MemoryPressures:
+class MemoryPressures(_ScheduledFamily):
     """The host-memory family: from a virtual time on, psutil reports ``percent`` of memory
     used (``faults.memory.memory_pressure``, Linux). Percentages shrink toward ``low``."""
 
@@ -312,18 +323,12 @@ class MemoryPressures:
                              "high. Pass integers in [0, 100].")
         self.low = low
         self.high = high
-        self.swarm = swarm
-        self._cache: dict[float, st.SearchStrategy[Any]] = {}
+        super().__init__(swarm=swarm)
 
-    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
-        """Switch the family on or off, then generate pressure steps."""
-        if _swarm_off(self.swarm, draw):
-            return None
-        if horizon not in self._cache:
-            self._cache[horizon] = st.builds(
-                lambda at, p: Scheduled("memory", "pressure", at, {"percent": float(p)}),
-                _later_float(horizon), st.integers(self.low, self.high))
-        return self._cache[horizon]
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        return st.builds(
+            lambda at, p: Scheduled("memory", "pressure", at, {"percent": float(p)}),
+            _later_float(horizon), st.integers(self.low, self.high))
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,
               history: History | None) -> AbstractContextManager[Any] | None:
@@ -333,7 +338,7 @@ class MemoryPressures:
         return memory_pressure(float(entry.params["percent"]), clock=clock, history=history)
 
 
-class CudaSpikes:
+class CudaSpikes(_ScheduledFamily):
     """The CUDA family: from a virtual time on, a simulated device holds ``size`` more bytes
     for ``duration`` seconds (``faults.cuda.cuda_spike``).
 
@@ -358,21 +363,15 @@ class CudaSpikes:
             raise ValueError(f"max_size={max_size!r} is out of range. Pass a size from 1MiB "
                              f"to total ({self.total} bytes).")
         self.max_mib = limit // 2**20
-        self.swarm = swarm
-        self._cache: dict[float, st.SearchStrategy[Any]] = {}
+        super().__init__(swarm=swarm)
 
-    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
-        """Switch the family on or off, then generate spikes."""
-        if _swarm_off(self.swarm, draw):
-            return None
-        if horizon not in self._cache:
-            self._cache[horizon] = st.builds(
-                lambda at, device, mib, duration: Scheduled(
-                    "cuda", "spike", at,
-                    {"device": device, "bytes": mib * 2**20, "duration": duration}),
-                _later_float(horizon), st.integers(0, self.devices - 1),
-                st.integers(1, self.max_mib), _durations(horizon))
-        return self._cache[horizon]
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        return st.builds(
+            lambda at, device, mib, duration: Scheduled(
+                "cuda", "spike", at,
+                {"device": device, "bytes": mib * 2**20, "duration": duration}),
+            _later_float(horizon), st.integers(0, self.devices - 1),
+            st.integers(1, self.max_mib), _durations(horizon))
 
     def around(self, *, clock: VirtualClock,
                history: History | None) -> AbstractContextManager[Any]:
@@ -395,7 +394,7 @@ class CudaSpikes:
 StorePath = Path | str | Callable[[], Path | str]
 
 
-class ChromaCorruptions:
+class ChromaCorruptions(_ScheduledFamily):
     """The Chroma family: at a virtual time, damage the closed store at ``store`` with
     ``faults.chroma.corrupt(store, mode, seed)``; every byte is put back when the run ends.
 
@@ -422,19 +421,13 @@ class ChromaCorruptions:
                              f"({unknown}). Pass some of: {', '.join(MODES)}.")
         self.store = store
         self.modes = chosen
-        self.swarm = swarm
-        self._cache: dict[float, st.SearchStrategy[Any]] = {}
+        super().__init__(swarm=swarm)
 
-    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
-        """Switch the family on or off, then generate corruptions."""
-        if _swarm_off(self.swarm, draw):
-            return None
-        if horizon not in self._cache:
-            self._cache[horizon] = st.builds(
-                lambda at, mode, seed: Scheduled("chroma", "corrupt", at,
-                                                 {"mode": mode, "seed": seed}),
-                _later_float(horizon), st.sampled_from(self.modes), st.integers(0, 2**16))
-        return self._cache[horizon]
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        return st.builds(
+            lambda at, mode, seed: Scheduled("chroma", "corrupt", at,
+                                             {"mode": mode, "seed": seed}),
+            _later_float(horizon), st.sampled_from(self.modes), st.integers(0, 2**16))
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,
               history: History | None) -> AbstractContextManager[Any] | None:
@@ -469,7 +462,7 @@ NETWORK_KINDS: dict[str, tuple[str, int]] = {
 _DEFAULT_NETWORK_KINDS = ("latency", "timeout", "reset_peer", "limit_data", "down")
 
 
-class NetworkToxics:
+class NetworkToxics(_ScheduledFamily):
     """The network family: from a virtual time on, for ``duration`` seconds, a toxic on the
     test's ``FaultProxy`` (``kinds`` of ``NETWORK_KINDS``, by default all but
     ``slow_close``; either direction) or the proxy down.
@@ -496,18 +489,12 @@ class NetworkToxics:
         self.proxy = proxy
         self.kinds = tuple(kinds)
         self.max_ms = max_ms
-        self.swarm = swarm
-        self._cache: dict[float, st.SearchStrategy[Any]] = {}
+        super().__init__(swarm=swarm)
         self._current: FaultProxy | None = None
         self._installed = 0
 
-    def entries(self, draw: Draw, *, horizon: float, calls: int) -> st.SearchStrategy[Any] | None:
-        """Switch the family on or off, then generate toxics."""
-        if _swarm_off(self.swarm, draw):
-            return None
-        if horizon not in self._cache:
-            self._cache[horizon] = st.one_of(*(self._kind(k, horizon) for k in self.kinds))
-        return self._cache[horizon]
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        return st.one_of(*(self._kind(k, horizon) for k in self.kinds))
 
     def _kind(self, kind: str, horizon: float) -> st.SearchStrategy[Scheduled]:
         param, low = NETWORK_KINDS[kind]
