@@ -7,7 +7,9 @@ module under ``pytest_resilience._plugin`` and are registered through ``pytest_p
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +24,13 @@ from pytest_resilience._plugin.state import (
     get_state,
     request_marked_fixture,
 )
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import History, recording
 
 if TYPE_CHECKING:
     import types
 
     from faults import FaultScope
+    from pytest_resilience.clock import VirtualClock
+    from pytest_resilience.events import History
 
 pytest_plugins = (
     "pytest_resilience._plugin.report",
@@ -90,16 +92,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("resilience_report", "default for --resilience-report", default="")
 
 
-def _import_faults() -> types.ModuleType:
-    """Import our ``faults`` package, refusing a user module that shadows it."""
-    import faults
+_OUR_FAULTS = Path(__file__).resolve().parent.parent / "faults" / "__init__.py"
 
-    if getattr(faults, "__distribution__", None) != "pytest-resilience":
+
+def _check_faults_name() -> None:
+    """Refuse a user module that shadows our ``faults`` package, without importing it
+    (a run that injects no fault never pays for loading it)."""
+    module = sys.modules.get("faults")
+    if module is not None:
+        origin = getattr(module, "__file__", None)
+    else:
+        spec = importlib.util.find_spec("faults")
+        origin = spec.origin if spec is not None else None
+    if origin is None or Path(origin).resolve() != _OUR_FAULTS:
         raise pytest.UsageError(
-            f"'faults' was imported from {getattr(faults, '__file__', '?')}, which shadows "
+            f"'faults' was imported from {origin or '?'}, which shadows "
             "pytest-resilience's faults package. Rename that module or run pytest with "
             "--import-mode=importlib."
         )
+
+
+def _import_faults() -> types.ModuleType:
+    """Import our ``faults`` package, refusing a user module that shadows it."""
+    _check_faults_name()
+    import faults
+
     return faults
 
 
@@ -131,7 +148,7 @@ def _resolve_seed(config: pytest.Config) -> tuple[int, str]:
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{doc}" if doc.startswith(name) else name)
-    _import_faults()
+    _check_faults_name()
     seed, source = _resolve_seed(config)
     report = config.getoption("resilience_report") or config.getini("resilience_report")
     config.stash[STATE] = SessionState(
@@ -197,12 +214,16 @@ def resilience_seed(request: pytest.FixtureRequest) -> int:
 @pytest.fixture
 def clock() -> VirtualClock:
     """A fresh ``VirtualClock``: sleeps on it advance virtual time instantly."""
+    from pytest_resilience.clock import VirtualClock
+
     return VirtualClock()
 
 
 @pytest.fixture
 def history(request: pytest.FixtureRequest) -> Iterator[History]:
     """The test's event history, active for the test: components and faults write to it."""
+    from pytest_resilience.events import recording
+
     with recording() as events:
         yield events
     _test_record(request.node)["events"] = len(events)
@@ -261,9 +282,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         record = item.stash.get(_TEST_RECORD, None)
         if record:
             item.user_properties.append((RECORD_KEY, dict(record)))
-        from faults import disarm_all
-
-        leaked = disarm_all()
+        loaded = sys.modules.get("faults")  # not loaded yet: no failpoint can be armed
+        leaked = loaded.disarm_all() if loaded is not None else []
     if leaked:
         raise pytest.fail.Exception(
             f"failpoints {leaked} were still armed after the test; they have been disarmed. "

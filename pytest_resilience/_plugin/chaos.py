@@ -49,6 +49,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     request_marked_fixture(items, "chaos")
 
 
+_RUNNER = "resilience-chaos-runner"
+
+
 class ChaosSlot:
     """Stands in for the ``chaos`` fixture until the runner passes each plan's run."""
 
@@ -62,6 +65,8 @@ def chaos(request: pytest.FixtureRequest) -> ChaosSlot:
     if request.node.get_closest_marker("chaos") is None:
         pytest.fail("The `chaos` fixture needs @pytest.mark.chaos(...) on the test.",
                     pytrace=False)
+    if not request.config.pluginmanager.has_plugin(_RUNNER):
+        request.config.pluginmanager.register(_ChaosCall(), _RUNNER)
     return ChaosSlot()
 
 
@@ -142,43 +147,47 @@ def _replay_plan(item: pytest.Function) -> ChaosPlan | None:
     return ChaosPlan.from_dict(data)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run a ``chaos``-marked test body once per plan (or once, under a replayed plan)."""
-    marker = pyfuncitem.get_closest_marker("chaos")
-    if marker is None:
-        return None
-    from pytest_resilience.chaos import ChaosFailure, ChaosVacuous, replay, run_chaos
+class _ChaosCall:
+    """Runs chaos-marked bodies; registered by the first ``chaos`` fixture of a session,
+    so tests without the marker pay nothing."""
 
-    settings = _settings(marker)
-    families = _families(settings, pyfuncitem.funcargs)
-    names = pyfuncitem._fixtureinfo.argnames
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run a ``chaos``-marked test body once per plan (or once, under a replayed plan)."""
+        marker = pyfuncitem.get_closest_marker("chaos")
+        if marker is None:
+            return None
+        from pytest_resilience.chaos import ChaosFailure, ChaosVacuous, replay, run_chaos
 
-    def body(run: ChaosRun) -> Any:
-        args = {n: run if n == "chaos" else pyfuncitem.funcargs[n] for n in names}
-        return pyfuncitem.obj(**args)
+        settings = _settings(marker)
+        families = _families(settings, pyfuncitem.funcargs)
+        names = pyfuncitem._fixtureinfo.argnames
 
-    common: dict[str, Any] = {
-        "families": families,
-        "checks": tuple(settings.get("checks", ())),
-        "allow": tuple(settings.get("allow", ())),
-        "replay_command": lambda plan: _replay_command(pyfuncitem, plan),
-    }
-    state = get_state(pyfuncitem.config)
-    try:
-        plan = _replay_plan(pyfuncitem)
-        if plan is not None:
-            replay(body, plan, **common)
-            state.count("chaos plans replayed")
-            return True
-        result = run_chaos(
-            body,
-            seed=derive_seed(state.seed, pyfuncitem.nodeid),
-            **common,
-            **{k: settings[k] for k in _RUN_KEYS if k in settings},
-        )
-    except (ChaosFailure, ChaosVacuous) as exc:
-        state.count("chaos failures")
-        pytest.fail(str(exc), pytrace=False)
-    state.count("chaos plans", result.plans)
-    return True
+        def body(run: ChaosRun) -> Any:
+            args = {n: run if n == "chaos" else pyfuncitem.funcargs[n] for n in names}
+            return pyfuncitem.obj(**args)
+
+        common: dict[str, Any] = {
+            "families": families,
+            "checks": tuple(settings.get("checks", ())),
+            "allow": tuple(settings.get("allow", ())),
+            "replay_command": lambda plan: _replay_command(pyfuncitem, plan),
+        }
+        state = get_state(pyfuncitem.config)
+        try:
+            plan = _replay_plan(pyfuncitem)
+            if plan is not None:
+                replay(body, plan, **common)
+                state.count("chaos plans replayed")
+                return True
+            result = run_chaos(
+                body,
+                seed=derive_seed(state.seed, pyfuncitem.nodeid),
+                **common,
+                **{k: settings[k] for k in _RUN_KEYS if k in settings},
+            )
+        except (ChaosFailure, ChaosVacuous) as exc:
+            state.count("chaos failures")
+            pytest.fail(str(exc), pytrace=False)
+        state.count("chaos plans", result.plans)
+        return True

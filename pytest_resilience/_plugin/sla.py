@@ -24,6 +24,7 @@ _MARKER_KWARGS = ("name", "clock")
 _CLOCKS = ("real", "virtual")
 _TIMELINE_LIMIT = 500
 _RECORDER = pytest.StashKey["SLARecorder"]()
+_BUDGET_CHECK = "resilience-sla-budget-check"
 SESSION = pytest.StashKey["SLASession"]()
 
 
@@ -129,24 +130,30 @@ def sla(request: pytest.FixtureRequest) -> SLARecorder:
     except (TypeError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.sla: {exc}", pytrace=False)
     request.node.stash[_RECORDER] = recorder
+    if not request.config.pluginmanager.has_plugin(_BUDGET_CHECK):
+        request.config.pluginmanager.register(_BudgetCheck(), _BUDGET_CHECK)
     return recorder
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """After a passing body, check the budgets; a broken one fails the test."""
-    __tracebackhide__ = True
-    try:
-        result = yield
-    except BaseException:
+class _BudgetCheck:
+    """The call-phase hook, registered by the first ``sla`` fixture of a session, so tests
+    that never use it pay nothing."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """After a passing body, check the budgets; a broken one fails the test."""
+        __tracebackhide__ = True
+        try:
+            result = yield
+        except BaseException:
+            recorder = item.stash.get(_RECORDER, None)
+            if recorder is not None:
+                _finish(item, recorder, verify=False)
+            raise
         recorder = item.stash.get(_RECORDER, None)
         if recorder is not None:
-            _finish(item, recorder, verify=False)
-        raise
-    recorder = item.stash.get(_RECORDER, None)
-    if recorder is not None:
-        _finish(item, recorder, verify=True)
-    return result
+            _finish(item, recorder, verify=True)
+        return result
 
 
 def _finish(item: pytest.Item, recorder: SLARecorder, *, verify: bool) -> None:

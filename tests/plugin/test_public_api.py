@@ -25,6 +25,29 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_loading_the_plugin_imports_no_component_and_not_faults() -> None:
+    code = (
+        "import sys, pytest_resilience.plugin\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pytest_resilience', 'faults'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == str(["pytest_resilience", "pytest_resilience._plugin",
+                                      "pytest_resilience._plugin.state",
+                                      "pytest_resilience.plugin"])
+
+
+def test_root_exports_agree_with_their_type_checking_imports() -> None:
+    tree = ast.parse((ROOT / "pytest_resilience" / "__init__.py").read_text(encoding="utf-8"))
+    guarded = next(n for n in tree.body if isinstance(n, ast.If))
+    imported = {a.name: node.module for node in guarded.body
+                if isinstance(node, ast.ImportFrom) for a in node.names}
+    module_of = pytest_resilience._MODULE_OF  # type: ignore[attr-defined]
+    assert imported == module_of
+    assert sorted(pytest_resilience.__all__) == sorted(module_of)
+    assert set(pytest_resilience.__all__) <= set(dir(pytest_resilience))
+
+
 def test_every_public_name_is_importable() -> None:
     for module in (pytest_resilience, faults):
         for name in module.__all__:
