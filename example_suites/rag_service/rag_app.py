@@ -12,13 +12,14 @@ import hashlib
 import json
 import math
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
+
+from _support.loopback import LoopbackServer
 
 import faults
 from pytest_resilience.backoff import Backoff
@@ -58,40 +59,7 @@ class HashingEmbedder:
         return [v / norm for v in vector]
 
 
-class _LoopbackServer:
-    """A ``ThreadingHTTPServer`` on 127.0.0.1 (OS-chosen port) run by a joined thread."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://{host}:{port}"
-
-    @property
-    def serving(self) -> bool:
-        """Whether the server thread is still running."""
-        return self._thread.is_alive()
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-class Upstream(_LoopbackServer):
+class Upstream(LoopbackServer):
     """The flaky dependency: a loopback HTTP server answering ``GET /rerank?q=...``."""
 
     def __init__(self) -> None:
@@ -217,7 +185,7 @@ class RagService:
         self.client.clear_system_cache()
 
 
-class RagServer(_LoopbackServer):
+class RagServer(LoopbackServer):
     """``GET /search?q=&client=``, ``GET /answer?q=&client=``, ``POST /ingest`` (JSON)."""
 
     def __init__(self, service: RagService) -> None:
@@ -266,18 +234,6 @@ class RagServer(_LoopbackServer):
                 return
 
         super().__init__(Handler)
-
-
-def request(url: str, *, client: str = "alice", body: object = None,
-            timeout: float = 5.0) -> tuple[int, Any]:
-    """Call the service: (status, decoded JSON)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"X-Client": client})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 CORPUS: dict[str, str] = {

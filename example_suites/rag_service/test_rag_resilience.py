@@ -4,6 +4,7 @@ what the service does under the fault (see README.md in this directory)."""
 from __future__ import annotations
 
 import pytest
+from _support.loopback import request
 from rag_app import (
     BACKOFF,
     CORPUS,
@@ -12,7 +13,6 @@ from rag_app import (
     RagService,
     Upstream,
     UpstreamClient,
-    request,
 )
 
 from faults import Action, Fault, Trigger, network
