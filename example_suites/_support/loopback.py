@@ -10,6 +10,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A request handler that answers JSON and keeps the test output quiet."""
+
+    def reply(self, status: int, payload: object) -> None:
+        """Send ``payload`` as a JSON response with ``status``."""
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
 class LoopbackServer:
     """A ``ThreadingHTTPServer`` on 127.0.0.1 (OS-chosen port) run by a joined thread."""
 

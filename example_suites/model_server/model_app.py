@@ -19,11 +19,10 @@ import struct
 import urllib.parse
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 
-from _support.loopback import LoopbackServer
+from _support.loopback import JSONHandler, LoopbackServer
 
 import faults
 from pytest_resilience.backoff import Backoff
@@ -229,7 +228,7 @@ class ModelServer(LoopbackServer):
             ("POST", "/deadletters/replay"): lambda _: (200, service.replay_deadletters()),
         }
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def _route(self, method: str, body: object) -> None:
                 route = routes.get((method, urllib.parse.urlsplit(self.path).path))
                 try:
@@ -237,12 +236,7 @@ class ModelServer(LoopbackServer):
                         else route(body)
                 except (KeyError, ValueError, TypeError) as exc:
                     status, payload = 400, {"error": type(exc).__name__, "detail": str(exc)}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, payload)
 
             def do_GET(self) -> None:
                 self._route("GET", None)
@@ -250,9 +244,6 @@ class ModelServer(LoopbackServer):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 self._route("POST", json.loads(self.rfile.read(length) or b"null"))
-
-            def log_message(self, *args: Any) -> None:
-                return
 
         super().__init__(Handler)
 

@@ -15,11 +15,10 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 
-from _support.loopback import LoopbackServer
+from _support.loopback import JSONHandler, LoopbackServer
 
 import faults
 from pytest_resilience.backoff import Backoff
@@ -66,18 +65,11 @@ class Upstream(LoopbackServer):
         self.calls = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 outer.calls += 1
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                body = json.dumps({"answer": f"reranked:{query.get('q', [''])[0]}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
+                self.reply(200, {"answer": f"reranked:{query.get('q', [''])[0]}"})
 
         super().__init__(Handler)
 
@@ -195,33 +187,25 @@ class RagServer(LoopbackServer):
             "/answer": lambda q: {"answer": service.answer(q["q"])},
         }
 
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, status: int, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JSONHandler):
             def _handle(self, run: Callable[[], object]) -> None:
                 client = self.headers.get("X-Client", "anonymous")
                 if not service.admit(client):
-                    self._reply(429, {"error": "rate limited", "client": client})
+                    self.reply(429, {"error": "rate limited", "client": client})
                     return
                 try:
-                    self._reply(200, run())
+                    self.reply(200, run())
                 except (CircuitOpenError, RetryError, RateLimitExceeded) as exc:
-                    self._reply(503, {"error": type(exc).__name__})
+                    self.reply(503, {"error": type(exc).__name__})
                 except Exception as exc:
-                    self._reply(500, {"error": type(exc).__name__, "detail": str(exc)})
+                    self.reply(500, {"error": type(exc).__name__, "detail": str(exc)})
 
             def do_GET(self) -> None:
                 parts = urllib.parse.urlsplit(self.path)
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
                 route = routes.get(parts.path)
                 if route is None:
-                    self._reply(404, {"error": "not found"})
+                    self.reply(404, {"error": "not found"})
                     return
                 self._handle(lambda: route(query))
 
@@ -229,9 +213,6 @@ class RagServer(LoopbackServer):
                 length = int(self.headers.get("Content-Length", "0"))
                 docs = json.loads(self.rfile.read(length))
                 self._handle(lambda: {"ingested": service.ingest(docs)})
-
-            def log_message(self, *args: Any) -> None:
-                return
 
         super().__init__(Handler)
 
