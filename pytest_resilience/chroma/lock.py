@@ -70,12 +70,8 @@ class StoreLock:
             if fd is not None:
                 break
             if self.clock.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"Could not take the writer lock of {self.store} for {self.purpose} "
-                    f"within {self.timeout:g} s: {self._holder()} holds {self.path}. Wait "
-                    "for that transaction, backup or restore to finish (or stop that "
-                    "writer), or pass a longer lock_timeout=.",
-                    resource=str(self.path), timeout=self.timeout)
+                raise LockTimeout(self._timeout_message(), resource=str(self.path),
+                                  timeout=self.timeout)
             self.clock.sleep(min(_POLL, max(0.0, deadline - self.clock.monotonic())))
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({self.purpose})\n".encode())
@@ -104,12 +100,20 @@ class StoreLock:
         os.close(fd)
         return None
 
-    def _holder(self) -> str:
+    def _timeout_message(self) -> str:
+        head = (f"Could not take the writer lock of {self.store} for {self.purpose} within "
+                f"{self.timeout:g} s: ")
+        if not self.store.is_dir():
+            return head + ("there is no directory at that path (nor did a restore swap one "
+                           "in). Pass the directory given to PersistentClient(path=...).")
         try:
             text = self.path.read_text("utf-8").strip()
         except OSError:
             text = ""
-        return f"another writer ({text})" if text else "another writer"
+        holder = f"another writer ({text})" if text else "another writer"
+        return head + (f"{holder} holds {self.path}. Wait for that transaction, backup or "
+                       "restore to finish (or stop that writer), or pass a longer "
+                       "lock_timeout=.")
 
     def release(self) -> None:
         """Let the lock go (idempotent)."""

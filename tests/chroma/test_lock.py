@@ -148,3 +148,14 @@ def test_bad_timeout_is_refused(tmp_path, timeout) -> None:
         StoreLock(tmp_path, timeout=timeout)
     assert str(info.value) == (f"timeout={timeout!r} is not a number of seconds. Pass a "
                                "finite number >= 0.")
+
+
+def test_a_path_with_no_store_says_so(tmp_path) -> None:
+    missing = tmp_path / "no-such-store"
+    with pytest.raises(LockTimeout) as info:
+        StoreLock(missing, timeout=1.0, purpose="a backup", clock=VirtualClock()).acquire()
+    assert str(info.value) == (
+        f"Could not take the writer lock of {missing} for a backup within 1 s: there is no "
+        "directory at that path (nor did a restore swap one in). Pass the directory given "
+        "to PersistentClient(path=...).")
+    assert not missing.exists()  # nothing was created where the user did not point
