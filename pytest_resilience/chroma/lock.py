@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -24,8 +25,20 @@ __all__ = ["LOCK_NAME", "StoreLock"]
 
 LOCK_NAME = f"{SIDE_DIR}/writer.lock"
 _POLL = 0.05
+
+
+@dataclass
+class _Hold:
+    """This process's hold on one store's lock: the flocked fd, by which thread."""
+
+    thread: int
+    reentrant: bool
+    fd: int
+    count: int = 1
+
+
 _held_lock = threading.Lock()
-_held: dict[str, int] = {}  # lock path -> thread ident of the holder in this process
+_held: dict[str, _Hold] = {}  # lock path -> this process's hold on it
 
 
 class StoreLock:
@@ -33,11 +46,12 @@ class StoreLock:
 
     ``purpose`` is written into the lock file for the error another waiter sees. A
     thread that already holds the lock of a store is refused at once (it would wait for
-    itself).
+    itself), unless both holds are ``reentrant``: then it shares the hold, which ends
+    with the last release (transactions on two collections of one store).
     """
 
     def __init__(self, store: Path | str, *, timeout: float = 30.0, purpose: str = "write",
-                 clock: Clock | None = None) -> None:
+                 reentrant: bool = False, clock: Clock | None = None) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or \
                 not 0 <= timeout < float("inf"):
             raise ValueError(f"timeout={timeout!r} is not a number of seconds. Pass a "
@@ -46,19 +60,26 @@ class StoreLock:
         self.path = self.store / LOCK_NAME
         self.timeout = float(timeout)
         self.purpose = purpose
+        self.reentrant = reentrant
         self.clock = clock or SystemClock()
-        self._fd: int | None = None
+        self._hold: _Hold | None = None
 
     @property
     def held(self) -> bool:
         """True while this object holds the lock."""
-        return self._fd is not None
+        return self._hold is not None
 
     def acquire(self) -> StoreLock:
         """Take the lock, polling until ``timeout``; ``LockTimeout`` names the holder."""
         key = str(self.path.absolute())
+        me = threading.get_ident()
         with _held_lock:
-            if _held.get(key) == threading.get_ident():
+            hold = _held.get(key)
+            if hold is not None and hold.thread == me:
+                if self.reentrant and hold.reentrant:
+                    hold.count += 1
+                    self._hold = hold
+                    return self
                 raise LockTimeout(
                     f"This thread already holds the writer lock of {self.store} (an open "
                     f"transaction, backup or restore); {self.purpose} would wait for "
@@ -75,9 +96,8 @@ class StoreLock:
             self.clock.sleep(min(_POLL, max(0.0, deadline - self.clock.monotonic())))
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({self.purpose})\n".encode())
-        self._fd = fd
         with _held_lock:
-            _held[key] = threading.get_ident()
+            self._hold = _held[key] = _Hold(me, self.reentrant, fd)
         return self
 
     def _try(self) -> int | None:
@@ -116,13 +136,16 @@ class StoreLock:
                        "lock_timeout=.")
 
     def release(self) -> None:
-        """Let the lock go (idempotent)."""
-        if self._fd is None:
+        """Let the lock go (idempotent); a shared hold ends with its last release."""
+        hold, self._hold = self._hold, None
+        if hold is None:
             return
         with _held_lock:
+            hold.count -= 1
+            if hold.count:
+                return
             _held.pop(str(self.path.absolute()), None)
-        fd, self._fd = self._fd, None
-        os.close(fd)  # closing the only descriptor releases the flock
+        os.close(hold.fd)  # closing the only descriptor releases the flock
 
     def __enter__(self) -> StoreLock:
         return self.acquire()

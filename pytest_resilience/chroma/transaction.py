@@ -109,7 +109,7 @@ class ChromaTransaction:
                        f"tx-{collection.id}-{os.getpid()}-{next(_serial)}.jsonl")
         self.journal: Path | None = Path(journal) if journal is not None else None
         self._key = (store or f"memory:{id(collection._client)}", str(collection.id))
-        self._lock = StoreLock(store, timeout=lock_timeout, clock=self.clock,
+        self._lock = StoreLock(store, timeout=lock_timeout, clock=self.clock, reentrant=True,
                                purpose=f"a transaction on {self.name!r}") \
             if store is not None else None
         self._saved: Saved = {}

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,3 +160,33 @@ def test_a_path_with_no_store_says_so(tmp_path) -> None:
         "directory at that path (nor did a restore swap one in). Pass the directory given "
         "to PersistentClient(path=...).")
     assert not missing.exists()  # nothing was created where the user did not point
+
+
+@pytest.mark.filterwarnings("ignore:legacy embedding function config:DeprecationWarning")
+def test_transactions_on_two_collections_of_one_store_share_the_lock(chroma_store) -> None:
+    memories = chroma_store.collection()
+    other = chroma_store.client().get_or_create_collection("other", embedding_function=None)
+    with transaction(memories) as a:
+        with transaction(other) as b:
+            b.add(["x"], embeddings=[[0.0] * 8])
+        assert b.state == "committed"
+        assert not _free_for_another_thread(chroma_store.path)  # the outer one holds it
+        a.delete(["rec-00001"])
+    assert _free_for_another_thread(chroma_store.path)
+    assert other.get(ids=["x"])["ids"] == ["x"]
+
+
+def _free_for_another_thread(store: Path) -> bool:
+    got: list[bool] = []
+
+    def take() -> None:
+        try:
+            StoreLock(store, timeout=0, clock=VirtualClock()).acquire().release()
+            got.append(True)
+        except LockTimeout:
+            got.append(False)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(10.0)
+    return got == [True]
