@@ -99,7 +99,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def sla(request: pytest.FixtureRequest) -> SLARecorder:
+def sla(request: pytest.FixtureRequest) -> Generator[SLARecorder, None, None]:
     """Times operations and checks SLA budgets when the test body ends.
 
     ``with sla.measure("search"):`` (or ``async with``), ``sla.record(name, seconds,
@@ -132,6 +132,19 @@ def sla(request: pytest.FixtureRequest) -> SLARecorder:
     request.node.stash[_RECORDER] = recorder
     if not request.config.pluginmanager.has_plugin(_BUDGET_CHECK):
         request.config.pluginmanager.register(_BudgetCheck(), _BUDGET_CHECK)
+    yield recorder
+    # Asked for inside the first such test's body, after its call phase began: the
+    # budget check was registered too late for it, so check here (a teardown error).
+    unchecked = _take(request.node)
+    if unchecked is not None:
+        _finish(request.node, unchecked, verify=True)
+
+
+def _take(item: pytest.Item) -> SLARecorder | None:
+    """The test's recorder, removed from the item so it is summarised only once."""
+    recorder = item.stash.get(_RECORDER, None)
+    if recorder is not None:
+        del item.stash[_RECORDER]
     return recorder
 
 
@@ -146,11 +159,11 @@ class _BudgetCheck:
         try:
             result = yield
         except BaseException:
-            recorder = item.stash.get(_RECORDER, None)
+            recorder = _take(item)
             if recorder is not None:
                 _finish(item, recorder, verify=False)
             raise
-        recorder = item.stash.get(_RECORDER, None)
+        recorder = _take(item)
         if recorder is not None:
             _finish(item, recorder, verify=True)
         return result

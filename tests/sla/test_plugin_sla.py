@@ -184,3 +184,27 @@ def test_terminal_summary_counts_budgets(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["sla budgets met: 1", "sla budgets not met: 1"])
+
+
+def test_budgets_are_checked_when_sla_is_first_asked_for_inside_a_body(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_dynamic(request):
+            sla = request.getfixturevalue("sla")
+            sla.add_budgets("error_rate<1%")
+            for ok in (True, False):
+                sla.record("op", 0.001, ok=ok)
+
+        def test_static(sla):
+            sla.add_budgets("error_rate<1%")
+            sla.record("op", 0.001, ok=False)
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    # The first test's call phase began before the budget check existed: its broken
+    # budget fails its teardown (its call phase passed); the second is checked in its call
+    # phase as usual.
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_dynamic*",
+                                 "*FAILED*test_static*"])
