@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.breaker import CircuitBreaker
+from pytest_resilience._breaker import CircuitBreaker
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

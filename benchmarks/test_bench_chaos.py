@@ -19,12 +19,12 @@ import pytest
 import faults
 from faults import Action
 from faults.strategies import failpoints
-from pytest_resilience.backoff import Backoff
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import RetryError
+from pytest_resilience._retry import Retry
 from pytest_resilience.chaos import ChaosRun, run_chaos
 from pytest_resilience.checks import check_retry
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import RetryError
-from pytest_resilience.retry import Retry
 
 PLANS = 200
 BACKOFF = Backoff.exponential(base=0.1, factor=2.0, max=2.0)

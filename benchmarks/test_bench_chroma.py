@@ -32,7 +32,7 @@ _serial = itertools.count()
 
 @pytest.fixture(scope="module", params=[1000, BIG], ids=lambda n: f"{n}rec")
 def store(request, tmp_path_factory):
-    from pytest_resilience.chroma.store import make_store
+    from pytest_resilience.chroma._store import make_store
 
     made = make_store(tmp_path_factory.mktemp("bench") / "store", records=request.param,
                       dim=DIM, sync_threshold=1000, seal=False)
@@ -56,7 +56,7 @@ def test_raw_add(benchmark, store) -> None:
 
 
 def test_transaction_add(benchmark, store) -> None:
-    from pytest_resilience.chroma.transaction import transaction
+    from pytest_resilience.chroma._transaction import transaction
 
     col = store.collection()
 
@@ -71,7 +71,7 @@ def test_transaction_add(benchmark, store) -> None:
 def test_transaction_overhead_interleaved(benchmark, store) -> None:
     """Raw add and transactional add of 100 records, alternating within each round, so
     load from other processes hits both alike; ``extra_info["ratio"]`` is tx / raw."""
-    from pytest_resilience.chroma.transaction import transaction
+    from pytest_resilience.chroma._transaction import transaction
 
     col = store.collection()
     times: dict[str, list[float]] = {"raw": [], "tx": []}
@@ -99,7 +99,7 @@ def test_transaction_overhead_interleaved(benchmark, store) -> None:
 
 
 def test_rollback_100_updates(benchmark, store) -> None:
-    from pytest_resilience.chroma.transaction import ChromaTransaction
+    from pytest_resilience.chroma._transaction import ChromaTransaction
 
     col = store.collection()
     ids = [f"rec-{i:05d}" for i in range(100)]
@@ -114,7 +114,7 @@ def test_rollback_100_updates(benchmark, store) -> None:
 
 @pytest.fixture(scope="module")
 def backup_source(tmp_path_factory):
-    from pytest_resilience.chroma.store import make_store
+    from pytest_resilience.chroma._store import make_store
 
     made = make_store(tmp_path_factory.mktemp("bsrc") / "store", records=2000, dim=DIM,
                       sync_threshold=1000, seal=False)
@@ -123,7 +123,7 @@ def backup_source(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["dir", "tar.gz", "tar.zst"])
 def test_backup_manager(benchmark, backup_source, tmp_path, fmt) -> None:
-    from pytest_resilience.chroma.backup import BackupManager
+    from pytest_resilience.chroma._backup import BackupManager
 
     manager = BackupManager(backup_source, directory=tmp_path / "b", format=fmt)
 

@@ -12,8 +12,8 @@ import pytest
 
 import faults
 from faults import Action, Trigger
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import emit, recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import emit, recording
 
 N = 10_000
 

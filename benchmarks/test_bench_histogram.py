@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_resilience.sla.histogram import LatencyHistogram
+from pytest_resilience.sla._histogram import LatencyHistogram
 
 np = pytest.importorskip("numpy", reason="values are generated with numpy")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_resilience.events import Event, emit
-from pytest_resilience.observability.logs import EVENT_LOGGER, log_events
+from pytest_resilience._events import Event, emit
+from pytest_resilience.observability._logs import EVENT_LOGGER, log_events
 
 
 @pytest.fixture

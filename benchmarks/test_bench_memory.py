@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
+from pytest_resilience._clock import VirtualClock
 from pytest_resilience.memory import MemoryPressureMonitor, MemoryReading, ModelCache
 
 

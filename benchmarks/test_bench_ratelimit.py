@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.ratelimit import TokenBucket
+from pytest_resilience._ratelimit import TokenBucket
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

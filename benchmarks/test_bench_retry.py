@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.retry import Retry
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._retry import Retry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

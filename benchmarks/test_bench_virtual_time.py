@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.breaker import CircuitBreaker
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import CircuitOpenError, RetryError
-from pytest_resilience.retry import Retry
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._breaker import CircuitBreaker
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import CircuitOpenError, RetryError
+from pytest_resilience._retry import Retry
 
 OUTAGE = 600.0  # the upstream is down for the first 10 virtual minutes
 MAX_CALLS = 1_000  # bound on the client loop

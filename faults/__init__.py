@@ -8,6 +8,7 @@ This module imports none of them.
 
 from __future__ import annotations
 
+from faults._plan import Action, Fault, FaultPlan, Trigger
 from faults._registry import (
     ActivePlan,
     activate,
@@ -18,8 +19,7 @@ from faults._registry import (
     inject,
     instrument,
 )
-from faults.plan import Action, Fault, FaultPlan, Trigger
-from faults.scope import FaultScope
+from faults._scope import FaultScope
 
 __distribution__ = "pytest-resilience"
 

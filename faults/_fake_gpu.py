@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_resilience.clock import Clock
+from pytest_resilience._clock import Clock
 
 __all__ = ["FakeDevice", "FakeNvmlLib", "oom_error", "parse_bytes", "torch_module", "torch_patches"]
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_resilience.clock import Clock, SystemClock
-from pytest_resilience.events import History, emit
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._events import History, emit
 
 __all__ = ["SocketFault", "connection_refused", "dns_failure", "slow_connect"]
 

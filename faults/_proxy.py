@@ -24,15 +24,16 @@ import socket
 import struct
 import threading
 from collections.abc import Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
-from pytest_resilience.clock import Clock, SystemClock
-from pytest_resilience.events import History, emit
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._events import History, emit
 
-__all__ = ["FaultProxy", "ProxyStats", "ToxicHandle"]
+__all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]
 
 T = TypeVar("T")
 
@@ -798,3 +799,11 @@ class FaultProxy:
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self._port}" if self._port else "not started"
         return f"<FaultProxy {self.name!r} {where} -> {self.upstream[0]}:{self.upstream[1]}>"
+
+
+def down(proxy: FaultProxy) -> AbstractContextManager[FaultProxy]:
+    """Take ``proxy`` down (refuse new connections, drop open ones) until the block ends.
+
+    Same as ``proxy.down()``: ``with faults.network.down(proxy): ...``.
+    """
+    return proxy.down()

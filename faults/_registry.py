@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from faults.plan import Action, Fault, FaultPlan, Trigger
-from pytest_resilience.clock import Clock, SystemClock
-from pytest_resilience.errors import FaultInjected
-from pytest_resilience.events import History, emit
+from faults._plan import Action, Fault, FaultPlan, Trigger
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import FaultInjected
+from pytest_resilience._events import History, emit
 
 __all__ = [
     "ActivePlan",

@@ -8,8 +8,6 @@ Everything here is a context manager that undoes itself.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 from faults._network_sockets import (
     SocketFault,
     connection_refused,
@@ -28,7 +26,7 @@ from faults._network_toxics import (
     slow_close,
     timeout,
 )
-from faults._proxy import FaultProxy, ProxyStats, ToxicHandle
+from faults._proxy import FaultProxy, ProxyStats, ToxicHandle, down
 
 __all__ = [
     "DIRECTIONS",
@@ -51,10 +49,3 @@ __all__ = [
     "timeout",
 ]
 
-
-def down(proxy: FaultProxy) -> AbstractContextManager[FaultProxy]:
-    """Take ``proxy`` down (refuse new connections, drop open ones) until the block ends.
-
-    Same as ``proxy.down()``: ``with faults.network.down(proxy): ...``.
-    """
-    return proxy.down()

@@ -1,10 +1,16 @@
 """pytest-resilience: reliability components, fault injection and SLA checks for pytest.
 
-The public API, re-exported lazily; nothing else lives here. A name's module is imported
-the first time the name is used, so ``pytest -p resilience`` (which imports this package)
-pays for no component a test run does not touch.
-Checkers and the chaos engine are the submodules ``pytest_resilience.checks`` and
-``pytest_resilience.chaos``.
+The core components, re-exported lazily; nothing else lives here. A name's module is
+imported the first time the name is used, so ``pytest -p resilience`` (which imports this
+package) pays for no component a test run does not touch.
+
+Families are public subpackages, each the one spelling of its names:
+``pytest_resilience.memory`` (pressure and GPU monitors, the model cache),
+``pytest_resilience.chroma`` (transactions, validation, backups), ``pytest_resilience.sla``
+(budgets, histograms), ``pytest_resilience.observability`` (logs, tracing, metrics),
+``pytest_resilience.checks`` (checkers), ``pytest_resilience.chaos`` (property-based fault
+runs), ``pytest_resilience.report`` (report files) and ``pytest_resilience.kinds`` (the
+declared event kinds).
 """
 
 from __future__ import annotations
@@ -13,36 +19,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_resilience.backoff import Backoff
-    from pytest_resilience.breaker import (
+    from pytest_resilience._backoff import Backoff
+    from pytest_resilience._breaker import (
         BreakerState,
         CircuitBreaker,
     )
-    from pytest_resilience.chroma import (
-        BackupManager,
-        ChromaTransaction,
-        seal_store,
-        transaction,
-        validate_record,
-        verify_store,
-    )
-    from pytest_resilience.clock import (
+    from pytest_resilience._clock import (
         Clock,
         SystemClock,
         VirtualClock,
     )
-    from pytest_resilience.concurrency import (
+    from pytest_resilience._concurrency import (
         AsyncRWLock,
         FairSemaphore,
         TimeoutLock,
     )
-    from pytest_resilience.concurrency_pool import ResourcePool
-    from pytest_resilience.deadletter import (
+    from pytest_resilience._concurrency_pool import ResourcePool
+    from pytest_resilience._deadletter import (
         DeadJob,
         DeadLetterQueue,
         ReplayResult,
     )
-    from pytest_resilience.errors import (
+    from pytest_resilience._errors import (
         Attempt,
         BackupError,
         BudgetExceeded,
@@ -56,7 +54,7 @@ if TYPE_CHECKING:
         TransactionError,
         ValidationError,
     )
-    from pytest_resilience.events import (
+    from pytest_resilience._events import (
         Event,
         History,
         active_history,
@@ -64,81 +62,44 @@ if TYPE_CHECKING:
         emit,
         recording,
     )
-    from pytest_resilience.health import (
+    from pytest_resilience._health import (
         CheckResult,
         HealthRegistry,
         HealthReport,
     )
-    from pytest_resilience.memory import (
-        CacheStats,
-        GPUMonitor,
-        MemoryPressureMonitor,
-        ModelCache,
-        ModelLoadError,
-        PressureLevel,
-    )
-    from pytest_resilience.observability import (
-        HumanFormatter,
-        JsonFormatter,
-        PrometheusMetrics,
-        Redactor,
-        correlation,
-        log_events,
-        log_to_files,
-        submit_in_context,
-        trace_operation,
-    )
-    from pytest_resilience.ratelimit import (
+    from pytest_resilience._ratelimit import (
         RateLimiter,
         TokenBucket,
     )
-    from pytest_resilience.retry import (
+    from pytest_resilience._retry import (
         Retry,
         RetryState,
         retry,
     )
-    from pytest_resilience.retry_budget import RetryBudget
-    from pytest_resilience.sla import (
-        Budget,
-        LatencyHistogram,
-        SLARecorder,
-    )
+    from pytest_resilience._retry_budget import RetryBudget
 
 __version__ = "0.1.0"
 
 #: Each public name, by the module that defines it.
 _SOURCES: dict[str, tuple[str, ...]] = {
-    "pytest_resilience.backoff": ("Backoff",),
-    "pytest_resilience.breaker": ("BreakerState", "CircuitBreaker"),
-    "pytest_resilience.clock": ("Clock", "SystemClock", "VirtualClock"),
-    "pytest_resilience.concurrency": ("AsyncRWLock", "FairSemaphore", "TimeoutLock"),
-    "pytest_resilience.concurrency_pool": ("ResourcePool",),
-    "pytest_resilience.deadletter": ("DeadJob", "DeadLetterQueue", "ReplayResult"),
-    "pytest_resilience.errors": (
+    "pytest_resilience._backoff": ("Backoff",),
+    "pytest_resilience._breaker": ("BreakerState", "CircuitBreaker"),
+    "pytest_resilience._clock": ("Clock", "SystemClock", "VirtualClock"),
+    "pytest_resilience._concurrency": ("AsyncRWLock", "FairSemaphore", "TimeoutLock"),
+    "pytest_resilience._concurrency_pool": ("ResourcePool",),
+    "pytest_resilience._deadletter": ("DeadJob", "DeadLetterQueue", "ReplayResult"),
+    "pytest_resilience._errors": (
         "Attempt", "BackupError", "BudgetExceeded", "CircuitOpenError", "CorruptionDetected",
         "FaultInjected", "LockTimeout", "RateLimitExceeded", "ResilienceError", "RetryError",
         "TransactionError", "ValidationError",
     ),
-    "pytest_resilience.events": (
+    "pytest_resilience._events": (
         "Event", "History", "active_history", "add_listener", "emit", "recording",
     ),
-    "pytest_resilience.health": ("CheckResult", "HealthRegistry", "HealthReport"),
-    "pytest_resilience.memory": (
-        "CacheStats", "GPUMonitor", "MemoryPressureMonitor", "ModelCache", "ModelLoadError",
-        "PressureLevel",
-    ),
-    "pytest_resilience.observability": (
-        "HumanFormatter", "JsonFormatter", "PrometheusMetrics", "Redactor", "correlation",
-        "log_events", "log_to_files", "submit_in_context", "trace_operation",
-    ),
-    "pytest_resilience.ratelimit": ("RateLimiter", "TokenBucket"),
-    "pytest_resilience.retry": ("Retry", "RetryState", "retry"),
-    "pytest_resilience.retry_budget": ("RetryBudget",),
-    "pytest_resilience.sla": ("Budget", "LatencyHistogram", "SLARecorder"),
-    "pytest_resilience.chroma": (
-        "BackupManager", "ChromaTransaction", "seal_store", "transaction", "validate_record",
-        "verify_store",
-    ),
+    "pytest_resilience._health": ("CheckResult", "HealthRegistry", "HealthReport"),
+    "pytest_resilience._ratelimit": ("RateLimiter", "TokenBucket"),
+    "pytest_resilience._retry": ("Retry", "RetryState", "retry"),
+    "pytest_resilience._retry_budget": ("RetryBudget",),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -161,13 +122,9 @@ __all__ = [
     "Attempt",
     "Backoff",
     "BackupError",
-    "BackupManager",
     "BreakerState",
-    "Budget",
     "BudgetExceeded",
-    "CacheStats",
     "CheckResult",
-    "ChromaTransaction",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
@@ -177,22 +134,12 @@ __all__ = [
     "Event",
     "FairSemaphore",
     "FaultInjected",
-    "GPUMonitor",
     "HealthRegistry",
     "HealthReport",
     "History",
-    "HumanFormatter",
-    "JsonFormatter",
-    "LatencyHistogram",
     "LockTimeout",
-    "MemoryPressureMonitor",
-    "ModelCache",
-    "ModelLoadError",
-    "PressureLevel",
-    "PrometheusMetrics",
     "RateLimitExceeded",
     "RateLimiter",
-    "Redactor",
     "ReplayResult",
     "ResilienceError",
     "ResourcePool",
@@ -200,7 +147,6 @@ __all__ = [
     "RetryBudget",
     "RetryError",
     "RetryState",
-    "SLARecorder",
     "SystemClock",
     "TimeoutLock",
     "TokenBucket",
@@ -209,16 +155,7 @@ __all__ = [
     "VirtualClock",
     "active_history",
     "add_listener",
-    "correlation",
     "emit",
-    "log_events",
-    "log_to_files",
     "recording",
     "retry",
-    "seal_store",
-    "submit_in_context",
-    "trace_operation",
-    "transaction",
-    "validate_record",
-    "verify_store",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pytest_resilience import status
+from pytest_resilience import _status as status
 
 COMMANDS = {"status": status.main}
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     import types
 
     from faults import FaultScope
-    from pytest_resilience.clock import VirtualClock
-    from pytest_resilience.events import History
+    from pytest_resilience._clock import VirtualClock
+    from pytest_resilience._events import History
 
 pytest_plugins = (
     "pytest_resilience._plugin.report",
@@ -214,7 +214,7 @@ def resilience_seed(request: pytest.FixtureRequest) -> int:
 @pytest.fixture
 def clock() -> VirtualClock:
     """A fresh ``VirtualClock``: sleeps on it advance virtual time instantly."""
-    from pytest_resilience.clock import VirtualClock
+    from pytest_resilience._clock import VirtualClock
 
     return VirtualClock()
 
@@ -222,7 +222,7 @@ def clock() -> VirtualClock:
 @pytest.fixture
 def history(request: pytest.FixtureRequest) -> Iterator[History]:
     """The test's event history, active for the test: components and faults write to it."""
-    from pytest_resilience.events import recording
+    from pytest_resilience._events import recording
 
     with recording() as events:
         yield events

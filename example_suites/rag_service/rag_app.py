@@ -21,14 +21,14 @@ from typing import Any, Protocol
 from _support.loopback import JSONHandler, LoopbackServer
 
 import faults
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.breaker import CircuitBreaker
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._breaker import CircuitBreaker
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import CircuitOpenError, RateLimitExceeded, RetryError
+from pytest_resilience._ratelimit import TokenBucket
+from pytest_resilience._retry import Retry
 from pytest_resilience.chroma import transaction
-from pytest_resilience.clock import Clock, SystemClock
-from pytest_resilience.errors import CircuitOpenError, RateLimitExceeded, RetryError
 from pytest_resilience.memory import ModelCache
-from pytest_resilience.ratelimit import TokenBucket
-from pytest_resilience.retry import Retry
 
 EMBEDDER = "embedder"
 EMBEDDER_BYTES = 2 * 1024**3  # what the embedder "weighs" on the device

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_resilience.chroma.store import ChromaStore
+    from pytest_resilience.chroma._store import ChromaStore
 
 
 @pytest.fixture(scope="session")
 def _chroma_golden_store(tmp_path_factory: pytest.TempPathFactory) -> ChromaStore:
     """Built once per session; each test gets a byte-for-byte copy."""
     pytest.importorskip("chromadb", reason="chroma_store needs chromadb")
-    from pytest_resilience.chroma.store import make_store
+    from pytest_resilience.chroma._store import make_store
 
     return make_store(tmp_path_factory.mktemp("chroma-golden") / "store")
 
@@ -33,7 +33,7 @@ def chroma_store(_chroma_golden_store: ChromaStore,
     ``.collection()`` to write, ``.close()`` before copying or corrupting the files,
     ``.records`` for what was written. Skips when chromadb is not installed.
     """
-    from pytest_resilience.chroma.store import ChromaStore
+    from pytest_resilience.chroma._store import ChromaStore
 
     golden = _chroma_golden_store
     path = tmp_path_factory.mktemp("chroma") / "store"

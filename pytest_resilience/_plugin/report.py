@@ -36,7 +36,7 @@ def _environment(config: pytest.Config) -> dict[str, Any]:
 def build_report(config: pytest.Config) -> dict[str, Any]:
     """The report as plain builtins: seed, environment, tests, operations, counters."""
     from pytest_resilience._plugin.sla import get_sla_session  # a plugin: import it late
-    from pytest_resilience.report.json import build_report as build
+    from pytest_resilience.report._json import build_report as build
 
     state = get_state(config)
     sla = get_sla_session(config)
@@ -61,9 +61,9 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
 
 def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
     """Write the three report files into ``directory``; returns their paths."""
-    from pytest_resilience.report.html import render_html
-    from pytest_resilience.report.json import write_json
-    from pytest_resilience.report.markdown import render_markdown
+    from pytest_resilience.report._html import render_html
+    from pytest_resilience.report._json import write_json
+    from pytest_resilience.report._markdown import render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
     report = build_report(config)
@@ -97,8 +97,8 @@ def pytest_benchmark_update_json(
     config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
 ) -> None:
     """Add our quantiles to pytest-benchmark's JSON and fold its results into ours."""
-    from pytest_resilience.sla.histogram import LatencyHistogram
-    from pytest_resilience.sla.recorder import LADDER
+    from pytest_resilience.sla._histogram import LatencyHistogram
+    from pytest_resilience.sla._recorder import LADDER
 
     folded = []
     for bench in output_json.get("benchmarks", []):

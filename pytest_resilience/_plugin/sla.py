@@ -17,7 +17,7 @@ import pytest
 from pytest_resilience._plugin.state import get_state, request_marked_fixture
 
 if TYPE_CHECKING:
-    from pytest_resilience.sla.recorder import OperationStats, SLARecorder
+    from pytest_resilience.sla._recorder import OperationStats, SLARecorder
 
 _WORKER_KEY = "resilience_sla"
 _MARKER_KWARGS = ("name", "clock")
@@ -40,7 +40,7 @@ class SLASession:
         """Merge ``stats`` into the session's stats for ``operation`` under ``variant``."""
         current = self.operations.get((operation, variant))
         if current is None:
-            from pytest_resilience.sla.recorder import OperationStats
+            from pytest_resilience.sla._recorder import OperationStats
 
             current = self.operations[(operation, variant)] = OperationStats()
         current.merge(stats)
@@ -58,7 +58,7 @@ class SLASession:
 
     def add_wire(self, wire: dict[str, Any]) -> None:
         """Merge what ``to_wire`` produced on a worker."""
-        from pytest_resilience.sla.recorder import OperationStats
+        from pytest_resilience.sla._recorder import OperationStats
 
         for entry in wire["operations"]:
             stats = OperationStats.from_dict(entry["stats"])
@@ -107,7 +107,7 @@ def sla(request: pytest.FixtureRequest) -> Generator[SLARecorder, None, None]:
     ``@pytest.mark.sla("p95<200ms", ...)`` or ``sla.add_budgets(...)``. With
     ``clock="virtual"`` on the marker, times come from the test's ``clock`` fixture.
     """
-    from pytest_resilience.sla.recorder import SLARecorder
+    from pytest_resilience.sla._recorder import SLARecorder
 
     marker = request.node.get_closest_marker("sla")
     args: tuple[Any, ...] = marker.args if marker is not None else ()
@@ -171,7 +171,7 @@ class _BudgetCheck:
 
 def _finish(item: pytest.Item, recorder: SLARecorder, *, verify: bool) -> None:
     __tracebackhide__ = True
-    from pytest_resilience.sla.recorder import ALL_OPERATIONS, summarise
+    from pytest_resilience.sla._recorder import ALL_OPERATIONS, summarise
 
     variant = _variant(item)
     session = get_sla_session(item.config)

@@ -3,8 +3,8 @@ clock; a failure shrinks to the smallest plan, printed as JSON with its replay l
 
 from __future__ import annotations
 
-from pytest_resilience.chaos.clock import ChaosClock
-from pytest_resilience.chaos.runner import (
+from pytest_resilience.chaos._clock import ChaosClock
+from pytest_resilience.chaos._runner import (
     ChaosFailure,
     ChaosResult,
     ChaosRun,

@@ -6,13 +6,13 @@ raises ``CheckFailed``). ``adapters`` records tenacity, pybreaker and cachetools
 
 from __future__ import annotations
 
-from pytest_resilience.checks.adapters import PybreakerRecorder, TenacityRecorder, recording_cache
-from pytest_resilience.checks.breaker import check_breaker
-from pytest_resilience.checks.eviction import check_eviction
-from pytest_resilience.checks.latency import LatencyBudget, check_latency
-from pytest_resilience.checks.retry import check_retry
-from pytest_resilience.checks.rollback import check_rollback, snapshot
-from pytest_resilience.checks.verdict import CheckFailed, Verdict
+from pytest_resilience.checks._adapters import PybreakerRecorder, TenacityRecorder, recording_cache
+from pytest_resilience.checks._breaker import check_breaker
+from pytest_resilience.checks._eviction import check_eviction
+from pytest_resilience.checks._latency import LatencyBudget, check_latency
+from pytest_resilience.checks._retry import check_retry
+from pytest_resilience.checks._rollback import check_rollback, snapshot
+from pytest_resilience.checks._verdict import CheckFailed, Verdict
 
 __all__ = [
     "CheckFailed",

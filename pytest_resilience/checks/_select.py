@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pytest_resilience.events import Event, History
+from pytest_resilience._events import Event, History
 
 __all__ = ["HistoryLike", "select"]
 

@@ -6,29 +6,29 @@ Nothing here imports chromadb until it is used.
 
 from __future__ import annotations
 
-from pytest_resilience.chroma._store import close_store
-from pytest_resilience.chroma.backup import (
+from pytest_resilience.chroma._backup import (
     BackupInfo,
     BackupManager,
     BackupVerification,
     RestoreReport,
 )
-from pytest_resilience.chroma.integrity import (
+from pytest_resilience.chroma._files import close_store
+from pytest_resilience.chroma._integrity import (
     Finding,
     IntegrityReport,
     averify_store,
     seal_store,
     verify_store,
 )
-from pytest_resilience.chroma.lock import StoreLock
-from pytest_resilience.chroma.store import ChromaStore, make_store
-from pytest_resilience.chroma.transaction import (
+from pytest_resilience.chroma._lock import StoreLock
+from pytest_resilience.chroma._store import ChromaStore, make_store
+from pytest_resilience.chroma._transaction import (
     ChromaTransaction,
     RecoveryReport,
     recover,
     transaction,
 )
-from pytest_resilience.chroma.validation import (
+from pytest_resilience.chroma._validation import (
     RecordRules,
     ValidatingCollection,
     record_problems,

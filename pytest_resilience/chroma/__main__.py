@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_resilience.chroma.backup import FORMATS, BackupManager
-from pytest_resilience.chroma.integrity import seal_store, verify_store
-from pytest_resilience.errors import BackupError, CorruptionDetected
+from pytest_resilience._errors import BackupError, CorruptionDetected
+from pytest_resilience.chroma._backup import FORMATS, BackupManager
+from pytest_resilience.chroma._integrity import seal_store, verify_store
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_resilience.chroma._store import copy_store
+from pytest_resilience.chroma._files import copy_store
 
 __all__ = ["ProbeResult", "run_probe"]
 

@@ -5,7 +5,7 @@ Nothing here imports ``prometheus_client`` until ``PrometheusMetrics`` is built.
 
 from __future__ import annotations
 
-from pytest_resilience.observability.context import (
+from pytest_resilience.observability._context import (
     Correlation,
     bind,
     correlation,
@@ -13,8 +13,8 @@ from pytest_resilience.observability.context import (
     current_correlation_id,
     submit_in_context,
 )
-from pytest_resilience.observability.files import FileLogging, log_to_files
-from pytest_resilience.observability.logs import (
+from pytest_resilience.observability._files import FileLogging, log_to_files
+from pytest_resilience.observability._logs import (
     EVENT_LOGGER,
     EventLogging,
     HumanFormatter,
@@ -22,9 +22,9 @@ from pytest_resilience.observability.logs import (
     event_level,
     log_events,
 )
-from pytest_resilience.observability.metrics import PrometheusMetrics
-from pytest_resilience.observability.redact import DEFAULT_SECRET_KEYS, REDACTED, Redactor
-from pytest_resilience.observability.tracing import TraceOperation, peak_rss, trace_operation
+from pytest_resilience.observability._metrics import PrometheusMetrics
+from pytest_resilience.observability._redact import DEFAULT_SECRET_KEYS, REDACTED, Redactor
+from pytest_resilience.observability._tracing import TraceOperation, peak_rss, trace_operation
 
 __all__ = [
     "DEFAULT_SECRET_KEYS",

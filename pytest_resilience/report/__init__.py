@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pytest_resilience.report.compare import Regression, Rule, compare_reports
-from pytest_resilience.report.html import render_html
-from pytest_resilience.report.json import SCHEMA, SCHEMA_VERSION, build_report, load_report
-from pytest_resilience.report.markdown import render_markdown
+from pytest_resilience.report._compare import Regression, Rule, compare_reports
+from pytest_resilience.report._html import render_html
+from pytest_resilience.report._json import SCHEMA, SCHEMA_VERSION, build_report, load_report
+from pytest_resilience.report._markdown import render_markdown
 
 __all__ = [
     "SCHEMA",

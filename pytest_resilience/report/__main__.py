@@ -9,9 +9,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_resilience.report.compare import Rule, compare_reports
-from pytest_resilience.report.json import load_report
-from pytest_resilience.sla.budgets import Budget
+from pytest_resilience.report._compare import Rule, compare_reports
+from pytest_resilience.report._json import load_report
+from pytest_resilience.sla._budgets import Budget
 
 
 def _parser() -> argparse.ArgumentParser:

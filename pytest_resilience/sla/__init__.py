@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pytest_resilience.sla.budgets import Budget, Verdict
-from pytest_resilience.sla.histogram import ALPHA, LatencyHistogram, min_samples
-from pytest_resilience.sla.recorder import Measurement, OperationStats, SLARecorder
+from pytest_resilience.sla._budgets import Budget, Verdict
+from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram, min_samples
+from pytest_resilience.sla._recorder import Measurement, OperationStats, SLARecorder
 
 __all__ = [
     "ALPHA",

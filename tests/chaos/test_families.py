@@ -24,8 +24,8 @@ from faults.strategies import (
     fault_plans,
     network_toxics,
 )
+from pytest_resilience._events import History, recording
 from pytest_resilience.chaos import ChaosClock, ChaosFailure, ChaosRun, replay, run_chaos
-from pytest_resilience.events import History, recording
 
 MIB = 2**20
 GPU = cuda_spikes(total="1GiB", max_size="1GiB", devices=2)
@@ -51,13 +51,13 @@ def test_cuda_spikes_shrink_to_small_short_late_spikes() -> None:
 
 
 def gpu_fraction() -> float:
-    from pytest_resilience.memory.gpu import read_gpu_devices
+    from pytest_resilience.memory._gpu import read_gpu_devices
 
     return read_gpu_devices()[0].fraction
 
 
 def test_a_spike_applies_on_time_and_is_undone_after_its_duration() -> None:
-    from faults.cuda import active_gpu
+    from faults._cuda import active_gpu
 
     spike = Scheduled("cuda", "spike", 1.0, {"device": 0, "bytes": 512 * MIB,
                                              "duration": 0.5})

@@ -20,14 +20,14 @@ import pytest
 import faults
 from faults import Action
 from faults.strategies import failpoints
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.breaker import CircuitBreaker
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._breaker import CircuitBreaker
+from pytest_resilience._errors import CircuitOpenError, RetryError
+from pytest_resilience._events import History
+from pytest_resilience._retry import Retry
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, run_chaos
 from pytest_resilience.checks import check_breaker, check_eviction, check_retry
-from pytest_resilience.checks.rollback import check_rollback, snapshot
-from pytest_resilience.errors import CircuitOpenError, RetryError
-from pytest_resilience.events import History
-from pytest_resilience.retry import Retry
+from pytest_resilience.checks._rollback import check_rollback, snapshot
 
 CORRECT_PLANS = 500
 DEFAULT_BUDGET = 100  # run_chaos's max_examples
@@ -152,13 +152,13 @@ HOST = failpoints({"host.memory": [Action.returns(0.75), Action.returns(0.85),
 @pytest.fixture
 def no_gc_per_eviction(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each eviction runs a full GC pass (tens of ms): real time, not behaviour."""
-    monkeypatch.setattr("pytest_resilience.memory.cache.release_memory", lambda: None)
+    monkeypatch.setattr("pytest_resilience.memory._cache.release_memory", lambda: None)
 
 
 def cache_classes() -> tuple[Any, ...]:
-    from pytest_resilience.memory.cache import ModelCache
-    from pytest_resilience.memory.pressure import MemoryPressureMonitor
-    from pytest_resilience.memory.reading import MemoryReading
+    from pytest_resilience.memory._cache import ModelCache
+    from pytest_resilience.memory._pressure import MemoryPressureMonitor
+    from pytest_resilience.memory._reading import MemoryReading
 
     class EvictsMostRecent(ModelCache):
         """Mutant: under pressure, evicts the most recently used entries first."""
@@ -235,7 +235,7 @@ def reset(collection: Any) -> None:
 
 
 def transaction_classes() -> tuple[type[Any], type[Any]]:
-    from pytest_resilience.chroma.transaction import ChromaTransaction
+    from pytest_resilience.chroma._transaction import ChromaTransaction
 
     class ForgetsDeletes(ChromaTransaction):
         """Mutant: deletes skip the checkpoint, so rollback cannot bring them back."""

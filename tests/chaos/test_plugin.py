@@ -166,7 +166,7 @@ def test_a_family_factory_receives_the_fixtures_it_names(pytester: pytest.Pytest
     pytester.makepyfile('''
 import pytest
 from faults.strategies import cuda_spikes
-from pytest_resilience.memory.gpu import read_gpu_devices
+from pytest_resilience.memory._gpu import read_gpu_devices
 
 @pytest.fixture
 def gpu_size():
@@ -194,10 +194,10 @@ def test_a_mutant_is_shown_with_its_shrunk_plan_in_pytest_output(
 import pytest
 import faults
 from faults import Action
-from pytest_resilience.backoff import Backoff
+from pytest_resilience._backoff import Backoff
 from pytest_resilience.checks import check_retry
-from pytest_resilience.errors import RetryError
-from pytest_resilience.retry import Retry
+from pytest_resilience._errors import RetryError
+from pytest_resilience._retry import Retry
 
 BACKOFF = Backoff.exponential(base=0.1, max=2.0)
 

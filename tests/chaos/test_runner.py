@@ -7,10 +7,10 @@ import pytest
 import faults
 from faults import Action
 from faults.strategies import ChaosPlan, failpoints
+from pytest_resilience._events import History
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, ChaosVacuous, replay, run_chaos
-from pytest_resilience.chaos.decisions import NEVER, ReplayRandom
+from pytest_resilience.chaos._decisions import NEVER, ReplayRandom
 from pytest_resilience.checks import Verdict
-from pytest_resilience.events import History
 
 DB = failpoints({"db.read": [Action.raise_(ConnectionError)]})
 

@@ -19,9 +19,9 @@ from faults.strategies import (
     fault_plans,
     register_family,
 )
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import History
 from pytest_resilience.chaos import ChaosClock
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import History
 
 SITES = {"db.read": [Action.raise_(ConnectionError)], "db.write": [Action.raise_(TimeoutError)]}
 PLANS = fault_plans([failpoints(SITES, max_delay=0.5), clock_skews(max_seconds=60)],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_resilience.backoff import Backoff
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import History
 from pytest_resilience.checks import (
     PybreakerRecorder,
     TenacityRecorder,
@@ -13,8 +15,6 @@ from pytest_resilience.checks import (
     check_retry,
     recording_cache,
 )
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import History
 
 
 def test_tenacity_history_passes_the_retry_checker() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_resilience._events import History
 from pytest_resilience.checks import check_breaker
-from pytest_resilience.events import History
 
 
 def build(*rows: tuple[float, str, dict[str, object]]) -> History:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_resilience._events import History
 from pytest_resilience.checks import check_eviction
-from pytest_resilience.events import History
 
 
 class Script:

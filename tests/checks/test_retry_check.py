@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.backoff import Backoff
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import RetryError
+from pytest_resilience._events import History, recording
+from pytest_resilience._retry import Retry
 from pytest_resilience.checks import CheckFailed, check_retry
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import RetryError
-from pytest_resilience.events import History, recording
-from pytest_resilience.retry import Retry
 
 BACKOFF = Backoff.exponential(base=0.1, factor=2.0, max=1.0)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_resilience._events import History
 from pytest_resilience.checks import LatencyBudget, check_latency, check_rollback
-from pytest_resilience.events import History
 
 
 def rolled_back() -> History:

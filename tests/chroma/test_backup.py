@@ -9,11 +9,11 @@ import tarfile
 
 import pytest
 
-from pytest_resilience.chroma.backup import BackupManager
-from pytest_resilience.chroma.integrity import verify_store
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import BackupError
-from pytest_resilience.events import History, recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import BackupError
+from pytest_resilience._events import History, recording
+from pytest_resilience.chroma._backup import BackupManager
+from pytest_resilience.chroma._integrity import verify_store
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 pytestmark = pytest.mark.filterwarnings(

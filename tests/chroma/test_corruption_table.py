@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from faults.chroma import MODES, OUTCOMES, Outcome, corrupt, judge
-from pytest_resilience.chroma._store import collection_counts
-from pytest_resilience.chroma.backup import BackupManager
-from pytest_resilience.chroma.integrity import IntegrityReport, verify_store
+from pytest_resilience.chroma._backup import BackupManager
+from pytest_resilience.chroma._files import collection_counts
+from pytest_resilience.chroma._integrity import IntegrityReport, verify_store
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 
@@ -62,7 +62,7 @@ def _run_mode(golden: Path, manager: BackupManager, info, baseline, root: Path, 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
-    from pytest_resilience.chroma.store import make_store
+    from pytest_resilience.chroma._store import make_store
 
     store = make_store(tmp_path_factory.mktemp("golden") / "store")
     manager = BackupManager(store.path, format="tar.zst")

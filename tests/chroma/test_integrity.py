@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from faults.chroma import classify
-from pytest_resilience.chroma.integrity import averify_store, seal_store, verify_store
-from pytest_resilience.errors import CorruptionDetected
+from pytest_resilience._errors import CorruptionDetected
+from pytest_resilience.chroma._integrity import averify_store, seal_store, verify_store
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 pytestmark = pytest.mark.filterwarnings(

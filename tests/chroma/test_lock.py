@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_resilience.chroma.backup import BackupManager
-from pytest_resilience.chroma.lock import LOCK_NAME, StoreLock
-from pytest_resilience.chroma.transaction import transaction
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import LockTimeout
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import LockTimeout
+from pytest_resilience.chroma._backup import BackupManager
+from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
+from pytest_resilience.chroma._transaction import transaction
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 pytestmark = pytest.mark.filterwarnings(
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings(
 HOLDER = """
 import signal, sys
 signal.alarm(120)
-from pytest_resilience.chroma.lock import StoreLock
+from pytest_resilience.chroma._lock import StoreLock
 StoreLock(sys.argv[1], timeout=0, purpose="a test writer").acquire()
 print("LOCKED", flush=True)
 sys.stdin.read()
@@ -35,8 +35,8 @@ sys.stdin.read()
 # Tries the lock once and says whether it got it.
 TRY = """
 import sys
-from pytest_resilience.chroma.lock import StoreLock
-from pytest_resilience.errors import LockTimeout
+from pytest_resilience.chroma._lock import StoreLock
+from pytest_resilience._errors import LockTimeout
 try:
     StoreLock(sys.argv[1], timeout=0).acquire()
 except LockTimeout as exc:

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faults.chroma import fail_during
-from pytest_resilience.chroma.transaction import transaction
-from pytest_resilience.errors import FaultInjected
+from pytest_resilience._errors import FaultInjected
+from pytest_resilience.chroma._transaction import transaction
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 pytestmark = pytest.mark.filterwarnings(

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from faults.chroma import fail_during
-from pytest_resilience.chroma.transaction import ChromaTransaction, recover, transaction
-from pytest_resilience.errors import FaultInjected, TransactionError
-from pytest_resilience.events import History, recording
+from pytest_resilience._errors import FaultInjected, TransactionError
+from pytest_resilience._events import History, recording
+from pytest_resilience.chroma._transaction import ChromaTransaction, recover, transaction
 
 pytest.importorskip("chromadb", reason="Chroma tests need chromadb")
 # chromadb 1.5.9 warns about its own stored config when a collection has no embedding fn.

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.chroma.validation import (
+from pytest_resilience._errors import ValidationError
+from pytest_resilience.chroma._validation import (
     RecordRules,
     ValidatingCollection,
     record_problems,
     validate_batch,
     validate_record,
 )
-from pytest_resilience.errors import ValidationError
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:legacy embedding function config:DeprecationWarning")

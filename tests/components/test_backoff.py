@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.backoff import Backoff, Jittered
+from pytest_resilience._backoff import Backoff, Jittered
 
 bases = st.floats(min_value=0.0, max_value=5.0)
 caps = st.floats(min_value=5.0, max_value=100.0)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.breaker import BreakerState, CircuitBreaker
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import CircuitOpenError
-from pytest_resilience.events import recording
+from pytest_resilience._breaker import BreakerState, CircuitBreaker
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import CircuitOpenError
+from pytest_resilience._events import recording
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 MODES = ["sync", "async"]

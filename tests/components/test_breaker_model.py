@@ -8,9 +8,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pytest_resilience.breaker import BreakerState, CircuitBreaker
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import CircuitOpenError
+from pytest_resilience._breaker import BreakerState, CircuitBreaker
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import CircuitOpenError
 
 
 class Model:

@@ -6,15 +6,15 @@ import contextlib
 
 import pytest
 
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.breaker import CircuitBreaker
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import CircuitOpenError, RetryError
-from pytest_resilience.events import recording
-from pytest_resilience.retry import Retry
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._breaker import CircuitBreaker
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import CircuitOpenError, RetryError
+from pytest_resilience._events import recording
+from pytest_resilience._retry import Retry
 
-check_retry = pytest.importorskip("pytest_resilience.checks.retry").check_retry
-check_breaker = pytest.importorskip("pytest_resilience.checks.breaker").check_breaker
+check_retry = pytest.importorskip("pytest_resilience.checks._retry").check_retry
+check_breaker = pytest.importorskip("pytest_resilience.checks._breaker").check_breaker
 
 
 def always_down() -> None:

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from pytest_resilience.clock import SystemClock, VirtualClock
-from pytest_resilience.concurrency import AsyncRWLock, FairSemaphore, TimeoutLock
-from pytest_resilience.errors import LockTimeout
-from pytest_resilience.events import recording
+from pytest_resilience._clock import SystemClock, VirtualClock
+from pytest_resilience._concurrency import AsyncRWLock, FairSemaphore, TimeoutLock
+from pytest_resilience._errors import LockTimeout
+from pytest_resilience._events import recording
 
 
 def test_lock_timeout_on_the_virtual_clock_names_what_it_waited_for() -> None:

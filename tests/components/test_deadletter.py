@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.deadletter import DeadLetterQueue
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._deadletter import DeadLetterQueue
+from pytest_resilience._events import recording
 
 
 def test_add_list_get_and_reopen(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_jobs_survive_sigkill_of_the_writing_process(tmp_path: Path) -> None:
     db = tmp_path / "dlq.sqlite"
     child = textwrap.dedent(f"""
         import sys, threading
-        from pytest_resilience.deadletter import DeadLetterQueue
+        from pytest_resilience._deadletter import DeadLetterQueue
         queue = DeadLetterQueue({str(db)!r})
         for i in range(25):
             queue.add({{"job": i}}, error="boom", attempts=i)

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
-from pytest_resilience.health import HealthRegistry
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
+from pytest_resilience._health import HealthRegistry
 
 
 def test_all_healthy_degraded_and_unhealthy() -> None:

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.concurrency_pool import ResourcePool
-from pytest_resilience.errors import LockTimeout
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._concurrency_pool import ResourcePool
+from pytest_resilience._errors import LockTimeout
 
 
 class Conn:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import RateLimitExceeded
-from pytest_resilience.events import recording
-from pytest_resilience.ratelimit import RateLimiter, TokenBucket
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import RateLimitExceeded
+from pytest_resilience._events import recording
+from pytest_resilience._ratelimit import RateLimiter, TokenBucket
 
 
 def test_burst_then_continuous_refill() -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.backoff import Backoff
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import RetryError
-from pytest_resilience.events import History, recording
-from pytest_resilience.retry import Retry, RetryBudget, RetryState, retry
+from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import RetryError
+from pytest_resilience._events import History, recording
+from pytest_resilience._retry import Retry, RetryBudget, RetryState, retry
 
 
 class Flaky:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.clock import DEFAULT_WALL_START, Clock, SystemClock, VirtualClock
+from pytest_resilience._clock import DEFAULT_WALL_START, Clock, SystemClock, VirtualClock
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:

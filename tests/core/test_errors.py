@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_resilience.errors import (
+from pytest_resilience._errors import (
     Attempt,
     BudgetExceeded,
     CircuitOpenError,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import (
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import (
     Event,
     History,
     active_history,

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from faults.chroma import MODES, classify, corrupt, fail_during, kill_during, probe
-from pytest_resilience.chroma._store import checksum_files
-from pytest_resilience.errors import FaultInjected
-from pytest_resilience.events import History, recording
+from pytest_resilience._errors import FaultInjected
+from pytest_resilience._events import History, recording
+from pytest_resilience.chroma._files import checksum_files
 
 pytest.importorskip("chromadb", reason="Chroma fault tests need chromadb")
 pytestmark = pytest.mark.filterwarnings(

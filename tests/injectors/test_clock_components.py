@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 
 from faults import clock as clock_faults
-from pytest_resilience.breaker import BreakerState, CircuitBreaker
-from pytest_resilience.clock import Clock, VirtualClock
-from pytest_resilience.errors import CircuitOpenError, RetryError
-from pytest_resilience.memory.cache import ModelCache
-from pytest_resilience.retry import Retry
+from pytest_resilience._breaker import BreakerState, CircuitBreaker
+from pytest_resilience._clock import Clock, VirtualClock
+from pytest_resilience._errors import CircuitOpenError, RetryError
+from pytest_resilience._retry import Retry
+from pytest_resilience.memory._cache import ModelCache
 
 HOUR = 3600.0
 

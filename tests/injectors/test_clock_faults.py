@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from faults import clock as clock_faults
-from pytest_resilience.clock import DEFAULT_WALL_START, VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import DEFAULT_WALL_START, VirtualClock
+from pytest_resilience._events import recording
 
 HOUR = 3600.0
 

@@ -6,7 +6,7 @@ import pytest
 
 from faults.cuda import cuda_oom, cuda_spike, fake_gpu
 from pytest_resilience.memory import GPUMonitor
-from pytest_resilience.memory.gpu import read_gpu_devices
+from pytest_resilience.memory._gpu import read_gpu_devices
 
 
 def test_no_gpu_reported_cleanly_and_fake_is_undone() -> None:

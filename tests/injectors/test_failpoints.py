@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import faults
 from faults import Action, Fault, FaultPlan, FaultScope, Trigger
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import FaultInjected
-from pytest_resilience.events import History
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import FaultInjected
+from pytest_resilience._events import History
 
 
 def read() -> str:

@@ -10,7 +10,7 @@ import pytest
 import faults
 from faults.cuda import cuda_oom, cuda_spike, fake_gpu
 from faults.memory import memory_pressure, oom_at, real_oom
-from pytest_resilience.events import recording
+from pytest_resilience._events import recording
 
 
 class Loader:

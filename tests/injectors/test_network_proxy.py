@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from faults import network
 from faults.network import FaultProxy
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import History, recording
-from pytest_resilience.retry import Retry, RetryState
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import History, recording
+from pytest_resilience._retry import Retry, RetryState
 
 
 class EchoServer:

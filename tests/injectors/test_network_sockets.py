@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from faults import network
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 from pytest_resilience.memory import ModelCache, ModelLoadError
-from pytest_resilience.memory.cache import RELEASE_MIN_BYTES
+from pytest_resilience.memory._cache import RELEASE_MIN_BYTES
 
 
 def _reject_b(key: Hashable, value: Any) -> bool:
@@ -204,7 +204,7 @@ def test_bad_call_messages() -> None:
 def test_gc_pass_runs_only_once_evictions_free_a_mebibyte(
         monkeypatch: pytest.MonkeyPatch) -> None:
     passes: list[str] = []
-    monkeypatch.setattr("pytest_resilience.memory.cache.release_memory",
+    monkeypatch.setattr("pytest_resilience.memory._cache.release_memory",
                         lambda: passes.append("gc"))
     cache = ModelCache(clock=VirtualClock(), loader=lambda k: b"")
     for key, size in (("small", 1000), ("big", RELEASE_MIN_BYTES), ("a", 600_000),

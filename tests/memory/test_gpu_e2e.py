@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from faults.cuda import cuda_spike, fake_gpu
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 from pytest_resilience.memory import GPUMonitor, ModelCache, PressureLevel
 
 

@@ -8,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faults.memory import memory_pressure
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 from pytest_resilience.memory import (
     MemoryPressureMonitor,
     ModelCache,
     PressureLevel,
 )
-from pytest_resilience.memory.levels import next_level
+from pytest_resilience.memory._levels import next_level
 
 T = (0.70, 0.80, 0.95)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 from pytest_resilience.memory import (
     MemoryPressureMonitor,
     MemoryReading,

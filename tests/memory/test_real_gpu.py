@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from faults.cuda import cuda_oom, cuda_spike, fake_gpu
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
 from pytest_resilience.memory import GPUMonitor, ModelCache, PressureLevel
-from pytest_resilience.memory.gpu import DeviceUsage, read_gpu_devices
+from pytest_resilience.memory._gpu import DeviceUsage, read_gpu_devices
 
 GiB = 2**30
 # What other work on the device (the CUDA context, cuBLAS workspaces) may move NVML's

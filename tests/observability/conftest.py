@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.observability.logs import EVENT_LOGGER, JsonFormatter
+from pytest_resilience.observability._logs import EVENT_LOGGER, JsonFormatter
 
 
 class Captured:
@@ -25,7 +25,7 @@ class Captured:
 
 @pytest.fixture
 def captured() -> Iterator[Captured]:
-    """JSON records of ``pytest_resilience.events`` at DEBUG, handler removed afterwards."""
+    """JSON records of ``pytest_resilience._events`` at DEBUG, handler removed afterwards."""
     logger = logging.getLogger(EVENT_LOGGER)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

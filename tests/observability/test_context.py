@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.observability.context import (
+from pytest_resilience.observability._context import (
     bind,
     correlation,
     current_context,

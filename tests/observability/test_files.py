@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_resilience.observability.files import log_to_files
+from pytest_resilience.observability._files import log_to_files
 
 
 def test_rotation_by_size_and_errors_aggregated(tmp_path: Path) -> None:

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import Event, emit
-from pytest_resilience.observability.context import correlation
-from pytest_resilience.observability.logs import (
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import Event, emit
+from pytest_resilience.observability._context import correlation
+from pytest_resilience.observability._logs import (
     HumanFormatter,
     JsonFormatter,
     event_level,
     log_events,
 )
-from pytest_resilience.observability.redact import REDACTED
+from pytest_resilience.observability._redact import REDACTED
 
 
 def test_each_event_is_one_record_with_its_attributes_and_context(captured: Any) -> None:
@@ -28,14 +28,14 @@ def test_each_event_is_one_record_with_its_attributes_and_context(captured: Any)
         emit("retry.attempt", "fetch", clock, attempt=2, outcome="error", error="Timeout()")
         emit("breaker.transition", "payments", clock, **{"from": "closed", "to": "open"})
     first, second = captured.records()
-    assert first["logger"] == "pytest_resilience.events.retry"
+    assert first["logger"] == "pytest_resilience._events.retry"
     assert first["level"] == "INFO"
     assert first["message"] == "retry.attempt fetch attempt=2 outcome=error error=Timeout()"
     assert first["event"]["kind"] == "retry.attempt"
     assert first["event"]["attrs"] == {"attempt": 2, "outcome": "error", "error": "Timeout()"}
     assert first["event"]["time"] == 5.0
     assert first["context"] == {"correlation_id": "c-1", "operation": "checkout", "user": "u7"}
-    assert second["logger"] == "pytest_resilience.events.breaker"
+    assert second["logger"] == "pytest_resilience._events.breaker"
     assert second["level"] == "WARNING"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", second["ts"])
 
@@ -50,7 +50,7 @@ def test_closing_the_bridge_stops_logging(captured: Any) -> None:
 
 
 def test_disabled_level_builds_no_record(captured: Any) -> None:
-    logging.getLogger("pytest_resilience.events").setLevel(logging.WARNING)
+    logging.getLogger("pytest_resilience._events").setLevel(logging.WARNING)
     calls = []
 
     class CountingRedactor:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import emit, recording
-from pytest_resilience.observability.tracing import trace_operation
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import emit, recording
+from pytest_resilience.observability._tracing import trace_operation
 
 prom = pytest.importorskip("prometheus_client", reason="metrics need prometheus-client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from pytest_resilience.observability.metrics import PrometheusMetrics  # noqa: E402
+from pytest_resilience.observability._metrics import PrometheusMetrics  # noqa: E402
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.observability.redact import REDACTED, Redactor
+from pytest_resilience.observability._redact import REDACTED, Redactor
 
 
 @pytest.mark.parametrize("key", [

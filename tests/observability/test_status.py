@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_resilience.status import load_registry
+from pytest_resilience._status import load_registry
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,12 +23,12 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def _has_gpu() -> bool:
-    from pytest_resilience.memory.gpu import read_gpu_devices
+    from pytest_resilience.memory._gpu import read_gpu_devices
     return bool(read_gpu_devices())
 
 
 REGISTRY = '''
-from pytest_resilience.health import HealthRegistry
+from pytest_resilience._health import HealthRegistry
 
 registry = HealthRegistry()
 registry.register("db", lambda: True)

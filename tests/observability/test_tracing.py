@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.events import recording
-from pytest_resilience.observability.context import current_context
-from pytest_resilience.observability.tracing import trace_operation
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import recording
+from pytest_resilience.observability._context import current_context
+from pytest_resilience.observability._tracing import trace_operation
 
 
 def test_block_records_duration_outcome_and_context() -> None:
@@ -72,8 +72,8 @@ def test_cancelled_task_is_recorded_as_cancelled() -> None:
 def test_peak_rss_delta_sees_a_large_allocation() -> None:
     code = (
         "import json\n"
-        "from pytest_resilience.events import recording\n"
-        "from pytest_resilience.observability.tracing import trace_operation\n"
+        "from pytest_resilience._events import recording\n"
+        "from pytest_resilience.observability._tracing import trace_operation\n"
         "with recording() as h:\n"
         "    with trace_operation('alloc'):\n"
         "        block = bytearray(96 * 1024 * 1024)\n"

@@ -96,3 +96,48 @@ def test_faults_init_never_imports_heavy_family_modules() -> None:
 def test_both_packages_ship_py_typed() -> None:
     assert (ROOT / "pytest_resilience" / "py.typed").exists()
     assert (ROOT / "faults" / "py.typed").exists()
+
+
+def _public_modules() -> list[str]:
+    """Every importable module with no private (underscore) part, ``__main__`` aside."""
+    found = []
+    for pkg in ("pytest_resilience", "faults"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if parts[-1] != "__main__" and not any(p.startswith("_") for p in parts):
+                found.append(".".join(parts))
+    return found
+
+
+def test_every_public_object_has_exactly_one_public_spelling() -> None:
+    import importlib
+
+    spellings: dict[int, list[str]] = {}
+    for name in _public_modules():
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", ()):
+            obj = getattr(module, attr)
+            if isinstance(obj, int | str | float | tuple | frozenset) or obj is None:
+                continue  # constants are values, not objects with an identity
+            spellings.setdefault(id(obj), []).append(f"{name}.{attr}")
+    twice = sorted(names for names in spellings.values() if len(names) > 1)
+    assert twice == []
+
+
+def test_public_modules_are_facades() -> None:
+    """A public module only re-exports: its names are defined in private modules."""
+    import importlib
+
+    offenders = []
+    for name in _public_modules():
+        if name in {"pytest_resilience.plugin"}:
+            continue  # the pytest entry point: hooks and fixtures, no exports
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", ()):
+            obj = getattr(module, attr)
+            home = getattr(obj, "__module__", None)
+            if isinstance(home, str) and home == name:
+                offenders.append(f"{name}.{attr}")
+    assert offenders == []

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pytest_resilience.report.__main__ import main
-from pytest_resilience.report.compare import Rule, compare_reports
-from pytest_resilience.report.json import SCHEMA_VERSION
-from pytest_resilience.sla.recorder import OperationStats
+from pytest_resilience.report._compare import Rule, compare_reports
+from pytest_resilience.report._json import SCHEMA_VERSION
+from pytest_resilience.sla._recorder import OperationStats
 
 
 def _run(tmp_path: Path, name: str, p99: float, p50: float = 0.010) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pytest_resilience.report.html import render_html
-from pytest_resilience.report.markdown import MAX_BYTES, render_markdown
-from pytest_resilience.sla.recorder import OperationStats
+from pytest_resilience.report._html import render_html
+from pytest_resilience.report._markdown import MAX_BYTES, render_markdown
+from pytest_resilience.sla._recorder import OperationStats
 
 
 def _report(nodeids: list[str], reason: str = "max=2ms breaks max<1ms") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_resilience.report.json import SCHEMA
+from pytest_resilience.report._json import SCHEMA
 
 pytest_plugins = ["pytester"]
 jsonschema = pytest.importorskip("jsonschema", reason="validates report.json against SCHEMA")

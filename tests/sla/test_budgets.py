@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.sla.budgets import Budget, format_seconds
+from pytest_resilience.sla._budgets import Budget, format_seconds
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_resilience.sla.histogram import ALPHA, LatencyHistogram, min_samples
+from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram, min_samples
 
 np = pytest.importorskip("numpy", reason="numpy drives the bulk path and the exact oracle")
 

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from pytest_resilience.clock import VirtualClock
-from pytest_resilience.errors import BudgetExceeded
-from pytest_resilience.events import recording
-from pytest_resilience.sla.recorder import SLARecorder
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._errors import BudgetExceeded
+from pytest_resilience._events import recording
+from pytest_resilience.sla._recorder import SLARecorder
 
 
 def test_measure_times_on_the_virtual_clock_exactly() -> None:

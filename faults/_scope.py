@@ -1,0 +1,81 @@
+"""``FaultScope``: the LIFO undo stack behind the ``faults`` fixture.
+
+Everything entered through a scope is undone when the scope closes, in reverse order,
+even when the test failed. Injectors of every family are context managers, so a scope
+takes any of them with ``enter``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from typing import Any, TypeVar
+
+from faults._plan import Action, Fault, Trigger
+from faults._registry import ActivePlan, PlanLike, activate
+from pytest_resilience._clock import Clock
+from pytest_resilience._events import History
+
+__all__ = ["FaultScope"]
+
+T = TypeVar("T")
+
+
+class FaultScope:
+    """Activate plans and enter injectors; ``close()`` undoes them all, last first."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        history: History | None = None,
+    ) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.history = history
+        self.plans: list[ActivePlan] = []
+        self._stack = ExitStack()
+        self._closed = False
+
+    def activate(self, target: PlanLike, *, seed: int | None = None,
+                 rng: random.Random | None = None) -> ActivePlan:
+        """Arm a plan, a fault or a list of faults until the scope closes.
+
+        Random decisions draw from ``seed`` (the scope's seed, i.e. the test's, by default).
+        """
+        active = activate(target, seed=self.seed if seed is None else seed, clock=self.clock,
+                          history=self.history, rng=rng)
+        self.plans.append(self.enter(active))
+        return active
+
+    def inject(self, name: str, action: Action | None = None, *,
+               trigger: Trigger | None = None) -> ActivePlan:
+        """Arm one failpoint until the scope closes (raises ``FaultInjected`` by default)."""
+        return self.activate(Fault(name, action or Action.raise_(), trigger or Trigger.always()))
+
+    def enter(self, cm: AbstractContextManager[T]) -> T:
+        """Enter any injector's context manager; it is exited when the scope closes."""
+        if self._closed:
+            raise RuntimeError("This FaultScope is closed; request a new `faults` fixture.")
+        return self._stack.enter_context(cm)
+
+    def callback(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` when the scope closes."""
+        self._stack.callback(fn, *args, **kwargs)
+
+    def fired(self) -> int:
+        """Faults fired so far across every plan this scope activated."""
+        return sum(p.fired() for p in self.plans)
+
+    def close(self) -> None:
+        """Undo everything, last first. Safe to call twice."""
+        self._closed = True
+        self._stack.close()
+
+    def __enter__(self) -> FaultScope:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

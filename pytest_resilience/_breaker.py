@@ -1,0 +1,371 @@
+"""``CircuitBreaker``: CLOSED / OPEN / HALF_OPEN over count- or time-based windows.
+
+resilience4j's model: consecutive failures, failure rate and slow-call rate over a
+sliding window (after ``minimum_calls``), a recovery timeout, and exactly
+``half_open_max_calls`` trial calls in half-open. The lock covers only bookkeeping,
+never the protected call. Each state has an epoch: a call admitted in one state cannot
+change a later one (a slow call from CLOSED cannot close a HALF_OPEN breaker).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import math
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from pytest_resilience import _events
+from pytest_resilience._breaker_window import CountWindow, TimeWindow
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import CircuitOpenError
+from pytest_resilience._events import emit
+
+__all__ = ["BreakerState", "CircuitBreaker", "Listener"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class BreakerState(enum.Enum):
+    """The three states; ``.value`` is what events carry."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+#: Called as ``fn(breaker, old_state, new_state)`` after each transition.
+Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
+
+
+def _rate(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not (isinstance(value, int | float) and 0 < value <= 1):
+        raise ValueError(f"{name}={value!r} is not a rate. Pass a number in (0, 1], or None.")
+    return float(value)
+
+
+def _positive(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number of seconds > 0.")
+    return float(value)
+
+
+def _count(name: str, value: object, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= {low}.")
+    return value
+
+
+class CircuitBreaker:
+    """Stops calling a failing dependency and lets it recover.
+
+    Trips to OPEN on ``failure_threshold`` consecutive failures, or when the window holds
+    at least ``minimum_calls`` and the failure rate reaches ``failure_rate`` or the share
+    of calls lasting ``slow_call_duration`` or more reaches ``slow_call_rate``. After
+    ``recovery_timeout`` it admits ``half_open_max_calls`` trial calls: all succeed ->
+    CLOSED, one fails (or is slow) -> OPEN again. Only ``expected`` exceptions count as
+    failures; others pass through unrecorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "breaker",
+        failure_threshold: int | None = 5,
+        failure_rate: float | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_rate: float | None = None,
+        window: str = "count",
+        window_size: float = 100,
+        minimum_calls: int = 10,
+        recovery_timeout: float = 60.0,
+        half_open_max_calls: int = 1,
+        expected: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        listeners: Iterable[Listener] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        if failure_threshold is not None:
+            _count("failure_threshold", failure_threshold)
+        self.failure_rate = _rate("failure_rate", failure_rate)
+        self.slow_call_rate = _rate("slow_call_rate", slow_call_rate)
+        self.slow_call_duration = (
+            None if slow_call_duration is None
+            else _positive("slow_call_duration", slow_call_duration)
+        )
+        if self.slow_call_rate is not None and self.slow_call_duration is None:
+            raise ValueError(
+                f"slow_call_rate={slow_call_rate!r} needs slow_call_duration. "
+                "Pass slow_call_duration=<seconds> that makes a call slow."
+            )
+        if failure_threshold is None and self.failure_rate is None and self.slow_call_rate is None:
+            raise ValueError(
+                "failure_threshold=None leaves no rule to trip on. "
+                "Pass failure_threshold, failure_rate or slow_call_rate."
+            )
+        if window not in ("count", "time"):
+            raise ValueError(f"window={window!r} is not a window kind. Pass 'count' or 'time'.")
+        self.minimum_calls = _count("minimum_calls", minimum_calls)
+        self.window_kind = window
+        self._window: CountWindow | TimeWindow
+        if window == "count":
+            size = _count("window_size", window_size)
+            if self.minimum_calls > size:
+                raise ValueError(
+                    f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
+                    "window can never hold enough calls. Pass minimum_calls <= window_size."
+                )
+            self._window = CountWindow(size)
+        else:
+            self._window = TimeWindow(_positive("window_size", window_size))
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout = _positive("recovery_timeout", recovery_timeout)
+        self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
+        self.expected = expected if isinstance(expected, tuple) else (expected,)
+        self.clock: Clock = clock or SystemClock()
+        self._mono = self.clock.monotonic
+        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        self._lock = threading.Lock()
+        self._phase: tuple[BreakerState, int] = (CLOSED, 0)
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._trials = 0
+        self._trial_successes = 0
+        self._windowed = self.failure_rate is not None or self.slow_call_rate is not None
+        self._slow_rule = self.slow_call_duration is not None
+        self._timed = self._windowed or self._slow_rule
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def state(self) -> BreakerState:
+        """The current state (OPEN turns HALF_OPEN here once the timeout has passed)."""
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        with self._lock:
+            if self._phase[0] is OPEN and self._mono() >= self._opened_at + self.recovery_timeout:
+                self._to(HALF_OPEN, changes)
+            state = self._phase[0]
+        self._announce(changes)
+        return state
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Window counts, consecutive failures and rates, as plain numbers."""
+        with self._lock:
+            self._window.expire(self._mono())
+            w = self._window
+            return {
+                "calls": w.calls,
+                "failures": w.failures,
+                "slow": w.slow,
+                "consecutive_failures": self._consecutive,
+                "failure_rate": w.failures / w.calls if w.calls else 0.0,
+                "slow_call_rate": w.slow / w.calls if w.calls else 0.0,
+            }
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn(breaker, old, new)`` after each transition; returns a remover."""
+        with self._lock:
+            self._listeners = (*self._listeners, fn)
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners = tuple(f for f in self._listeners if f is not fn)
+
+        return remove
+
+    def trip(self) -> None:
+        """Open the breaker now (manual override)."""
+        self._force(OPEN)
+
+    def reset(self) -> None:
+        """Close the breaker now and forget the window."""
+        self._force(CLOSED)
+
+    def _force(self, state: BreakerState) -> None:
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        with self._lock:
+            if self._phase[0] is not state:
+                self._to(state, changes)
+        self._announce(changes)
+
+    # -- bookkeeping (callers hold the lock) --------------------------------------------
+    def _to(self, state: BreakerState, changes: list[tuple[BreakerState, BreakerState]]) -> None:
+        old, epoch = self._phase
+        self._phase = (state, epoch + 1)
+        self._trials = self._trial_successes = 0
+        if state is OPEN:
+            self._opened_at = self._mono()
+        else:
+            self._consecutive = 0
+            self._window.reset()
+        changes.append((old, state))
+
+    def _announce(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
+        for old, new in changes:
+            attrs: dict[str, Any] = {"from": old.value, "to": new.value}
+            emit("breaker.transition", self.name, self.clock, **attrs)
+            for fn in self._listeners:
+                fn(self, old, new)
+
+    def _admit(self) -> tuple[BreakerState, int]:
+        phase = self._phase
+        if phase[0] is CLOSED:
+            return phase
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        retry_after = -1.0
+        with self._lock:
+            phase = self._phase
+            if phase[0] is OPEN:
+                wait = self._opened_at + self.recovery_timeout - self._mono()
+                if wait > 0:
+                    retry_after = wait
+                else:
+                    self._to(HALF_OPEN, changes)
+                    phase = self._phase
+            if phase[0] is HALF_OPEN and retry_after < 0:
+                if self._trials < self.half_open_max_calls:
+                    self._trials += 1
+                else:
+                    retry_after = 0.0
+        self._announce(changes)
+        if retry_after >= 0:
+            emit("breaker.rejected", self.name, self.clock, retry_after=retry_after)
+            detail = (
+                f"retry in {retry_after:.3f}s" if retry_after > 0
+                else f"all {self.half_open_max_calls} half-open trial calls are in flight"
+            )
+            raise CircuitOpenError(
+                f"circuit {self.name!r} is {phase[0].value}: {detail}",
+                name=self.name,
+                retry_after=retry_after,
+                context={"state": phase[0].value},
+            )
+        return phase
+
+    def _record(self, phase: tuple[BreakerState, int], failed: bool, duration: float) -> None:
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        limit = self.slow_call_duration
+        slow = limit is not None and duration >= limit
+        with self._lock:
+            if self._phase is phase:
+                state = phase[0]
+                if state is CLOSED:
+                    self._consecutive = self._consecutive + 1 if failed else 0
+                    if self._windowed:
+                        self._window.record(self._mono(), failed, slow)
+                    if self._should_trip():
+                        self._to(OPEN, changes)
+                elif failed or (slow and self.slow_call_rate is not None):
+                    self._to(OPEN, changes)
+                else:
+                    self._trial_successes += 1
+                    if self._trial_successes >= self.half_open_max_calls:
+                        self._to(CLOSED, changes)
+        if _events.listening():
+            outcome = "error" if failed else "slow" if slow else "ok"
+            emit("breaker.call", self.name, self.clock, state=phase[0].value, outcome=outcome,
+                 duration=duration)
+        if changes:
+            self._announce(changes)
+
+    def _release(self, phase: tuple[BreakerState, int]) -> None:
+        """An ignored exception ends a half-open trial without a verdict."""
+        with self._lock:
+            if self._phase is phase and phase[0] is HALF_OPEN:
+                self._trials -= 1
+
+    def _should_trip(self) -> bool:
+        if self.failure_threshold is not None and self._consecutive >= self.failure_threshold:
+            return True
+        w = self._window
+        if not self._windowed or w.calls < self.minimum_calls:
+            return False
+        if self.failure_rate is not None and w.failures >= self.failure_rate * w.calls:
+            return True
+        return self.slow_call_rate is not None and w.slow >= self.slow_call_rate * w.calls
+
+    def _quiet(self) -> bool:
+        return not self._timed and not _events.listening()
+
+    # -- calling ---------------------------------------------------------------------
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn`` through the breaker; raises ``CircuitOpenError`` when it refuses."""
+        phase = self._phase
+        if phase[0] is CLOSED and self._quiet():
+            try:
+                result = fn(*args, **kwargs)
+            except self.expected:
+                self._record(phase, True, 0.0)
+                raise
+            if self._consecutive:
+                self._record(phase, False, 0.0)
+            return result
+        phase = self._admit()
+        timed = self._slow_rule or _events.listening()
+        started = self._mono() if timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except self.expected:
+            self._record(phase, True, self._mono() - started if timed else 0.0)
+            raise
+        except BaseException:
+            self._release(phase)
+            raise
+        self._record(phase, False, self._mono() - started if timed else 0.0)
+        return result
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Await ``fn`` through the breaker, with the same rules as ``call``."""
+        phase = self._phase
+        if phase[0] is CLOSED and self._quiet():
+            try:
+                result = await fn(*args, **kwargs)
+            except self.expected:
+                self._record(phase, True, 0.0)
+                raise
+            if self._consecutive:
+                self._record(phase, False, 0.0)
+            return result
+        phase = self._admit()
+        timed = self._slow_rule or _events.listening()
+        started = self._mono() if timed else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except self.expected:
+            self._record(phase, True, self._mono() - started if timed else 0.0)
+            raise
+        except BaseException:
+            self._release(phase)
+            raise
+        self._record(phase, False, self._mono() - started if timed else 0.0)
+        return result
+
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """Decorate a plain or ``async def`` function."""
+        if inspect.iscoroutinefunction(fn):
+            acall = self.acall
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await acall(fn, *args, **kwargs)
+
+            return cast(Callable[P, T], async_wrapper)
+        call = self.call
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return call(fn, *args, **kwargs)
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(name={self.name!r}, state={self._phase[0].value!r})"

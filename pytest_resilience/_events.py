@@ -1,0 +1,217 @@
+"""The event history: every component decision and every fault is one ``Event``.
+
+Components call ``emit(...)``. An event is built only when somebody listens: a
+``History`` made active with ``recording()`` (the ``history`` fixture does this), a
+history passed explicitly, or a global listener added with ``add_listener``. With
+nobody listening, ``emit`` returns after two checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+from pytest_resilience._clock import Clock, SystemClock
+
+__all__ = [
+    "Event",
+    "History",
+    "Listener",
+    "active_history",
+    "add_listener",
+    "emit",
+    "listening",
+    "recording",
+]
+
+Listener = Callable[["Event"], None]
+
+_SYSTEM_CLOCK = SystemClock()
+_active: History | None = None
+_listeners: tuple[Listener, ...] = ()
+_listeners_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened: when (on the emitting clock), what, where, and details."""
+
+    seq: int
+    time: float
+    kind: str
+    source: str
+    attrs: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, as written to JSON lines."""
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "kind": self.kind,
+            "source": self.source,
+            "attrs": dict(self.attrs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Inverse of ``to_dict``."""
+        return cls(
+            seq=int(data["seq"]),
+            time=float(data["time"]),
+            kind=str(data["kind"]),
+            source=str(data["source"]),
+            attrs=dict(data.get("attrs", {})),
+        )
+
+
+class History:
+    """An append-only, thread-safe list of events with listeners and JSON-lines export."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._subscribers: tuple[Listener, ...] = ()
+
+    def append(
+        self, kind: str, source: str, *, time: float, attrs: Mapping[str, Any] | None = None
+    ) -> Event:
+        """Record an event and tell the subscribers."""
+        with self._lock:
+            event = Event(next(self._seq), time, kind, source, dict(attrs or {}))
+            self._events.append(event)
+            subscribers = self._subscribers
+        for fn in subscribers:
+            fn(event)
+        return event
+
+    def subscribe(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn`` with every later event; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not fn)
+
+        return unsubscribe
+
+    def select(self, kind: str | None = None, source: str | None = None) -> list[Event]:
+        """Events matching ``kind`` (exact, or a prefix ending in ``.``) and ``source``."""
+        return [
+            e
+            for e in self.snapshot()
+            if (kind is None or e.kind == kind or (kind.endswith(".") and e.kind.startswith(kind)))
+            and (source is None or e.source == source)
+        ]
+
+    def kinds(self) -> list[str]:
+        """The kind of every event, in order: handy in assertions."""
+        return [e.kind for e in self.snapshot()]
+
+    def snapshot(self) -> tuple[Event, ...]:
+        """A consistent copy of the events so far."""
+        with self._lock:
+            return tuple(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.snapshot())
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
+    def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
+        return self.snapshot()[index]
+
+    def to_jsonl(self) -> str:
+        """One JSON object per line; non-JSON attribute values are written as ``repr``."""
+        return "".join(json.dumps(e.to_dict(), default=repr) + "\n" for e in self.snapshot())
+
+    def write_jsonl(self, path: str | Path) -> Path:
+        """Write ``to_jsonl()`` to ``path`` and return it."""
+        target = Path(path)
+        target.write_text(self.to_jsonl(), encoding="utf-8")
+        return target
+
+    @classmethod
+    def from_jsonl(cls, text: str) -> History:
+        """Rebuild a history from ``to_jsonl()`` output (sequence numbers are kept)."""
+        history = cls()
+        events = [Event.from_dict(json.loads(line)) for line in text.splitlines() if line]
+        history._events.extend(events)
+        history._seq = itertools.count(events[-1].seq + 1 if events else 0)
+        return history
+
+    def __repr__(self) -> str:
+        return f"<History {len(self)} events>"
+
+
+def listening() -> bool:
+    """Whether an emitted event would be recorded or heard (hot paths skip work if not)."""
+    return _active is not None or bool(_listeners)
+
+
+def active_history() -> History | None:
+    """The history ``emit`` writes to when none is passed, if any."""
+    return _active
+
+
+@contextmanager
+def recording(history: History | None = None) -> Iterator[History]:
+    """Make ``history`` (a new one by default) the active history for the block."""
+    global _active  # noqa: PLW0603 - the process-wide sink, restored on exit
+    target = History() if history is None else history
+    previous, _active = _active, target
+    try:
+        yield target
+    finally:
+        _active = previous
+
+
+def add_listener(fn: Listener) -> Callable[[], None]:
+    """Call ``fn`` with every event emitted anywhere; returns a function that removes it."""
+    global _listeners  # noqa: PLW0603
+    with _listeners_lock:
+        _listeners = (*_listeners, fn)
+
+    def remove() -> None:
+        global _listeners  # noqa: PLW0603
+        with _listeners_lock:
+            _listeners = tuple(f for f in _listeners if f is not fn)
+
+    return remove
+
+
+def emit(
+    kind: str,
+    source: str,
+    clock: Clock | None = None,
+    *,
+    history: History | None = None,
+    **attrs: Any,
+) -> None:
+    """Record an event on ``history`` (or the active one) and tell global listeners.
+
+    ``time`` is ``clock.monotonic()`` (the system clock if none is given). Costs two
+    checks when nobody listens.
+    """
+    target = history if history is not None else _active
+    if target is None and not _listeners:
+        return
+    now = (clock or _SYSTEM_CLOCK).monotonic()
+    if target is not None:
+        event = target.append(kind, source, time=now, attrs=attrs)
+    else:
+        event = Event(-1, now, kind, source, attrs)
+    for fn in _listeners:
+        fn(event)

@@ -1,0 +1,225 @@
+"""``TokenBucket`` (continuous refill from the clock) and the ``RateLimiter`` registry."""
+
+# ruff: noqa: ASYNC109 - timeouts run on the injected clock, not asyncio.timeout
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+
+from pytest_resilience import _events
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import RateLimitExceeded
+from pytest_resilience._events import emit
+
+__all__ = ["RateLimiter", "TokenBucket"]
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) and math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number > 0.")
+    return float(value)
+
+
+class TokenBucket:
+    """``capacity`` tokens (the burst), refilled continuously at ``rate`` per second.
+
+    Never admits more than ``capacity + rate * elapsed`` tokens over any run. Starts
+    full unless ``initial`` says otherwise. Thread-safe; ``aacquire`` waits with
+    ``clock.asleep`` so it never blocks the event loop.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float,
+        *,
+        initial: float | None = None,
+        name: str = "bucket",
+        clock: Clock | None = None,
+    ) -> None:
+        self.rate = _positive("rate", rate)
+        self.capacity = _positive("capacity", capacity)
+        start = self.capacity if initial is None else float(initial)
+        if not 0 <= start <= self.capacity:
+            raise ValueError(
+                f"initial={initial!r} is outside the bucket. Pass 0 <= initial <= capacity."
+            )
+        self.name = name
+        self.clock: Clock = clock or SystemClock()
+        self._mono = self.clock.monotonic
+        self._tokens = start
+        self._last = self._mono()
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now."""
+        with self._lock:
+            return self._refill(self._mono())
+
+    def _refill(self, now: float) -> float:
+        if now > self._last:
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+        return self._tokens
+
+    def _check(self, n: float) -> None:
+        if not 0 < n <= self.capacity:
+            raise ValueError(
+                f"n={n!r} can never be granted by a bucket of capacity {self.capacity}. "
+                "Pass 0 < n <= capacity."
+            )
+
+    def try_acquire(self, n: float = 1) -> bool:
+        """Take ``n`` tokens if they are there now; never waits."""
+        granted = self._take(n)
+        if _events.listening():
+            self._check(n)
+            emit("ratelimit.acquired" if granted else "ratelimit.rejected", self.name,
+                 self.clock, tokens=n, waited=0.0)
+        elif not granted:
+            self._check(n)
+        return granted
+
+    def _take(self, n: float) -> bool:
+        with self._lock:
+            now = self._mono()
+            if now > self._last:
+                tokens = self._tokens + (now - self._last) * self.rate
+                self._tokens = tokens if tokens < self.capacity else self.capacity
+                self._last = now
+            if self._tokens >= n > 0:
+                self._tokens -= n
+                granted = True
+            else:
+                granted = False
+        return granted
+
+    def _reserve(self, n: float, waited: float, timeout: float | None) -> float:
+        """Take ``n`` tokens (returns 0) or the seconds to wait before trying again."""
+        with self._lock:
+            tokens = self._refill(self._mono())
+            if tokens >= n:
+                self._tokens -= n
+                return 0.0
+            wait = (n - tokens) / self.rate
+        if timeout is not None and waited + wait > timeout:
+            emit("ratelimit.rejected", self.name, self.clock, tokens=n, waited=waited)
+            raise RateLimitExceeded(
+                f"rate limit {self.name!r}: {n} token(s) not available within {timeout}s "
+                f"(next in {wait:.3f}s)",
+                name=self.name,
+                retry_after=wait,
+                context={"tokens": n, "waited": waited, "timeout": timeout},
+            )
+        return wait
+
+    def acquire(self, n: float = 1, *, timeout: float | None = None) -> float:
+        """Wait until ``n`` tokens are taken; returns the seconds waited.
+
+        Raises ``RateLimitExceeded`` at once when the wait would exceed ``timeout``.
+        """
+        if self._take(n):
+            if _events.listening():
+                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+            return 0.0
+        self._check(n)
+        started = self._mono()
+        for wait in self._waits(n, started, timeout):
+            self.clock.sleep(wait)
+        waited = self._mono() - started
+        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        return waited
+
+    async def aacquire(self, n: float = 1, *, timeout: float | None = None) -> float:
+        """``acquire`` for asyncio: waits with ``clock.asleep``."""
+        if self._take(n):
+            if _events.listening():
+                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+            return 0.0
+        self._check(n)
+        started = self._mono()
+        for wait in self._waits(n, started, timeout):
+            await self.clock.asleep(wait)
+        waited = self._mono() - started
+        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        return waited
+
+    def _waits(self, n: float, started: float, timeout: float | None) -> Iterator[float]:
+        # Each wait is long enough for the deficit, so only contention repeats it; the
+        # timeout bounds the loop when there is one.
+        while True:
+            wait = self._reserve(n, self._mono() - started, timeout)
+            if wait == 0:
+                return
+            yield wait
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(rate={self.rate}, capacity={self.capacity}, name={self.name!r})"
+
+
+class RateLimiter:
+    """Named per-service buckets: ``limiter.configure("search", rate=50, capacity=100)``.
+
+    Unknown names use ``default=(rate, capacity)`` when given, else raise ``KeyError``.
+    """
+
+    def __init__(
+        self,
+        limits: dict[str, tuple[float, float]] | None = None,
+        *,
+        default: tuple[float, float] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.default = default
+        if default is not None:
+            TokenBucket(*default, clock=self.clock)  # validates
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        for name, (rate, capacity) in (limits or {}).items():
+            self.configure(name, rate=rate, capacity=capacity)
+
+    def configure(self, name: str, *, rate: float, capacity: float) -> TokenBucket:
+        """Set (or replace) the limit of ``name``; returns its bucket."""
+        bucket = TokenBucket(rate, capacity, name=name, clock=self.clock)
+        with self._lock:
+            self._buckets[name] = bucket
+        return bucket
+
+    def bucket(self, name: str) -> TokenBucket:
+        """The bucket of ``name``."""
+        found = self._buckets.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            if name not in self._buckets:
+                if self.default is None:
+                    known = ", ".join(sorted(self._buckets)) or "none"
+                    raise KeyError(
+                        f"no rate limit named {name!r} (configured: {known}). "
+                        "Call configure(name, rate=, capacity=) or pass default=(rate, capacity)."
+                    )
+                rate, capacity = self.default
+                self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock)
+            return self._buckets[name]
+
+    __getitem__ = bucket
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._buckets
+
+    def try_acquire(self, name: str, n: float = 1) -> bool:
+        """``bucket(name).try_acquire(n)``."""
+        return self.bucket(name).try_acquire(n)
+
+    def acquire(self, name: str, n: float = 1, *, timeout: float | None = None) -> float:
+        """``bucket(name).acquire(n, timeout=...)``."""
+        return self.bucket(name).acquire(n, timeout=timeout)
+
+    async def aacquire(self, name: str, n: float = 1, *, timeout: float | None = None) -> float:
+        """``await bucket(name).aacquire(n, timeout=...)``."""
+        return await self.bucket(name).aacquire(n, timeout=timeout)

@@ -1,0 +1,324 @@
+"""``Retry`` and the ``retry`` decorator: attempts, deadline, capped backoff with jitter.
+
+The success path does almost nothing: one clock read, the call, and two checks that
+nobody listens to events. Delays of zero never reach the clock's ``sleep``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import random
+import types
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from pytest_resilience import _events
+from pytest_resilience._backoff import JITTERS, Backoff, Jittered
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import Attempt, RetryError
+from pytest_resilience._events import emit
+from pytest_resilience._retry_budget import RetryBudget
+
+__all__ = ["Backoff", "Retry", "RetryBudget", "RetryState", "retry"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_REFUSED = frozenset({types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType})
+_DEFAULT_BACKOFF = Backoff.exponential()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """What ``on_retry`` receives before each wait."""
+
+    name: str
+    attempt: int
+    delay: float
+    elapsed: float
+    exception: BaseException | None
+    result: Any
+
+
+def _exception_predicate(retry_on: object) -> Callable[[BaseException], bool]:
+    if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
+        retry_on = (retry_on,)
+    if isinstance(retry_on, tuple) and retry_on and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+    ):
+        types_ = retry_on
+        return lambda exc: isinstance(exc, types_)
+    if callable(retry_on) and not isinstance(retry_on, tuple):
+        return cast(Callable[[BaseException], bool], retry_on)
+    raise TypeError(
+        f"retry_on={retry_on!r} is not an exception type, a tuple of them or a predicate. "
+        "Pass e.g. retry_on=(ConnectionError, TimeoutError) or retry_on=lambda exc: ..."
+    )
+
+
+def _refuse(fn: object, what: str) -> TypeError:
+    return TypeError(
+        f"fn={fn!r} {what}: Retry cannot re-run a generator or coroutine object once "
+        "created. Retry the function that builds the items (collect them in a list), and "
+        "use 'await policy.acall(fn)' or decorate the 'async def' for coroutines."
+    )
+
+
+class Retry:
+    """A retry policy; use ``.call(fn, ...)``, ``await .acall(fn, ...)`` or as a decorator.
+
+    ``retry_on`` is an exception type, a tuple of them or a predicate over the exception;
+    ``retry_if_result`` a predicate over the return value. ``deadline`` bounds the total
+    time from the first attempt: a wait that would pass it gives up instead. When every
+    attempt fails, ``RetryError`` (with every ``Attempt``) is raised, or the last exception
+    itself with ``reraise=True``. Exceptions that are not retryable propagate unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        backoff: Backoff | None = None,
+        jitter: str = "full",
+        retry_on: object = (Exception,),
+        retry_if_result: Callable[[Any], bool] | None = None,
+        deadline: float | None = None,
+        reraise: bool = False,
+        on_retry: Callable[[RetryState], object] | None = None,
+        budget: RetryBudget | None = None,
+        seed: int | None = None,
+        clock: Clock | None = None,
+        name: str = "retry",
+    ) -> None:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(
+                f"attempts={attempts!r} is not a valid number of attempts. "
+                "Pass an integer >= 1 (1 = no retry)."
+            )
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(
+                f"backoff={backoff!r} is not a Backoff. Pass Backoff.exponential(...), "
+                "Backoff.linear(...) or Backoff.constant(...)."
+            )
+        if jitter not in JITTERS:
+            raise ValueError(
+                f"jitter={jitter!r} is not a jitter mode. Pass one of {', '.join(JITTERS)}."
+            )
+        if deadline is not None and not (
+            isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0
+        ):
+            raise ValueError(f"deadline={deadline!r} is not valid. Pass seconds > 0, or None.")
+        if retry_if_result is not None and not callable(retry_if_result):
+            raise TypeError(
+                f"retry_if_result={retry_if_result!r} is not callable. Pass a predicate."
+            )
+        self.attempts = attempts
+        self.backoff = backoff or _DEFAULT_BACKOFF
+        self.jitter = jitter
+        self.deadline = None if deadline is None else float(deadline)
+        self.reraise = reraise
+        self.on_retry = on_retry
+        self.budget = budget
+        self.name = name
+        self.retry_if_result = retry_if_result
+        self._should_retry = _exception_predicate(retry_on)
+        self._rng = random.Random(seed)
+        self.clock: Clock = clock or SystemClock()
+        self._mono = self.clock.monotonic
+        self._plain = retry_if_result is None and budget is None
+
+    # -- sync ------------------------------------------------------------------------
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn(*args, **kwargs)`` under this policy."""
+        started = self._mono()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            return self._retry_sync(fn, args, kwargs, started, exc, None)
+        if (
+            self._plain
+            and result.__class__ not in _REFUSED
+            and not _events.listening()
+        ):
+            return result
+        return self._first_result(fn, args, kwargs, started, result)
+
+    def _first_result(
+        self, fn: Callable[..., T], args: Any, kwargs: Any, started: float, result: T
+    ) -> T:
+        if result.__class__ in _REFUSED:
+            if isinstance(result, types.CoroutineType | types.GeneratorType):
+                result.close()
+            raise _refuse(fn, "returned a generator or coroutine")
+        if self.retry_if_result is None or not self.retry_if_result(result):
+            if self.budget is not None:
+                self.budget.record_call()
+            emit("retry.attempt", self.name, self.clock, attempt=1, outcome="ok", error=None,
+                 elapsed=self._mono() - started)
+            return result
+        return self._retry_sync(fn, args, kwargs, started, None, result)
+
+    def _retry_sync(  # noqa: PLR0917 - internal, called from the hot path
+        self,
+        fn: Callable[..., T],
+        args: Any,
+        kwargs: Any,
+        started: float,
+        exc: BaseException | None,
+        result: Any,
+    ) -> T:
+        run = _Run(self, started)
+        delay = run.judge(1, started, exc, result)
+        attempt = 1
+        while True:
+            if delay > 0:
+                self.clock.sleep(delay)
+            attempt += 1
+            begun = self._mono()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                delay = run.judge(attempt, begun, error, None)
+                continue
+            delay = run.judge(attempt, begun, None, result)
+            if delay < 0:
+                return cast(T, result)
+
+    # -- async -----------------------------------------------------------------------
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await ``fn(*args, **kwargs)`` under this policy; waits use ``clock.asleep``."""
+        run: _Run | None = None
+        started = self._mono()
+        attempt = 0
+        while True:
+            attempt += 1
+            begun = self._mono() if attempt > 1 else started
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                run = run or _Run(self, started)
+                delay = run.judge(attempt, begun, error, None)
+            else:
+                if run is None and self._plain and not _events.listening():
+                    return result
+                run = run or _Run(self, started)
+                delay = run.judge(attempt, begun, None, result)
+                if delay < 0:
+                    return result
+            if delay > 0:
+                await self.clock.asleep(delay)
+
+    # -- decorator -------------------------------------------------------------------
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """Decorate ``fn`` (plain or ``async def``); generator functions are refused."""
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise _refuse(fn, "is a generator function")
+        if inspect.iscoroutinefunction(fn):
+            acall = self.acall
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await acall(fn, *args, **kwargs)
+
+            return cast(Callable[P, T], async_wrapper)
+        mono, retry_sync, first_result = self._mono, self._retry_sync, self._first_result
+        plain = self._plain
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            started = mono()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                return retry_sync(fn, args, kwargs, started, exc, None)
+            if plain and result.__class__ not in _REFUSED and not _events.listening():
+                return result
+            return first_result(fn, args, kwargs, started, result)
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return (
+            f"Retry(name={self.name!r}, attempts={self.attempts}, backoff={self.backoff}, "
+            f"jitter={self.jitter!r}, deadline={self.deadline})"
+        )
+
+
+class _Run:
+    """The bookkeeping of one retried call once something went wrong."""
+
+    __slots__ = ("attempts", "delays", "policy", "started")
+
+    def __init__(self, policy: Retry, started: float) -> None:
+        self.policy = policy
+        self.started = started
+        self.attempts: list[Attempt] = []
+        self.delays = Jittered(policy.backoff, policy.jitter, policy._rng)
+        if policy.budget is not None:
+            policy.budget.record_call()
+
+    def judge(self, number: int, begun: float, exc: BaseException | None, result: Any) -> float:
+        """Record attempt ``number``; the delay before the next one, ``-1`` when done.
+
+        Raises the exception or ``RetryError`` when the call gives up.
+        """
+        policy = self.policy
+        now = policy._mono()
+        self.attempts.append(Attempt(number, begun, now, exc))
+        if exc is None:
+            check = policy.retry_if_result
+            if check is None or not check(result):
+                if _events.listening():
+                    emit("retry.attempt", policy.name, policy.clock, attempt=number,
+                         outcome="ok", error=None, elapsed=now - self.started)
+                return -1.0
+        listening = _events.listening()
+        if listening:
+            error = f"result {result!r}" if exc is None else repr(exc)
+            emit("retry.attempt", policy.name, policy.clock, attempt=number, outcome="error",
+                 error=error, elapsed=now - self.started)
+        if exc is not None and not policy._should_retry(exc):
+            self.give_up("not_retryable", exc, reraise=True)
+        if number >= policy.attempts:
+            self.give_up("attempts", exc)
+        delay = self.delays.next(number)
+        if policy.deadline is not None and now + delay - self.started > policy.deadline:
+            self.give_up("deadline", exc)
+        if policy.budget is not None and not policy.budget.try_spend():
+            self.give_up("budget", exc)
+        if policy.on_retry is not None:
+            policy.on_retry(
+                RetryState(policy.name, number, delay, now - self.started, exc, result)
+            )
+        if listening:
+            emit("retry.sleep", policy.name, policy.clock, attempt=number, delay=delay)
+        return delay
+
+    def give_up(self, reason: str, exc: BaseException | None, *, reraise: bool = False) -> None:
+        policy = self.policy
+        count = len(self.attempts)
+        emit("retry.giveup", policy.name, policy.clock, attempts=count, reason=reason)
+        if exc is not None and (reraise or policy.reraise):
+            raise exc
+        last = repr(exc) if exc is not None else "result rejected by retry_if_result"
+        plural = "s" if count != 1 else ""
+        raise RetryError(
+            f"{policy.name}: gave up after {count} attempt{plural} ({reason}); last: {last}",
+            attempts=self.attempts,
+            context={"reason": reason, "name": policy.name},
+        ) from exc
+
+
+@overload
+def retry(fn: Callable[P, T], /) -> Callable[P, T]: ...
+@overload
+def retry(
+    fn: None = None, /, **options: Any
+) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+def retry(fn: Callable[P, T] | None = None, /, **options: Any) -> Any:
+    """Decorator shorthand: ``@retry`` or ``@retry(attempts=5, retry_on=OSError, ...)``."""
+    policy = Retry(**options)
+    return policy if fn is None else policy(fn)

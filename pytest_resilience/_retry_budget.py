@@ -1,0 +1,84 @@
+"""``RetryBudget``: at most a share of extra calls across a sliding window."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from pytest_resilience._clock import Clock, SystemClock
+
+__all__ = ["RetryBudget"]
+
+_BUCKETS = 10
+
+
+class RetryBudget:
+    """Allows retries while ``retries <= ratio * calls + min_retries`` over ``window`` seconds.
+
+    Share one budget between the ``Retry`` policies of a service so that a fleet of
+    clients cannot multiply its load during an outage (gRPC/Finagle retry budgets).
+    Counts live in ten buckets of ``window / 10`` seconds each.
+    """
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.2,
+        window: float = 10.0,
+        min_retries: int = 10,
+        clock: Clock | None = None,
+    ) -> None:
+        if not (isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= 0):
+            raise ValueError(
+                f"ratio={ratio!r} is not a valid retry ratio. Pass a number >= 0 "
+                "(0.2 allows 20% extra calls)."
+            )
+        if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
+            raise ValueError(f"window={window!r} is not a valid window. Pass seconds > 0.")
+        if not isinstance(min_retries, int) or min_retries < 0:
+            raise ValueError(f"min_retries={min_retries!r} is not valid. Pass an integer >= 0.")
+        self.ratio = float(ratio)
+        self.window = float(window)
+        self.min_retries = min_retries
+        self._clock: Clock = clock or SystemClock()
+        self._width = self.window / _BUCKETS
+        self._calls = [0] * _BUCKETS
+        self._retries = [0] * _BUCKETS
+        self._slot = math.floor(self._clock.monotonic() / self._width)
+        self._lock = threading.Lock()
+
+    def _roll(self) -> int:
+        slot = math.floor(self._clock.monotonic() / self._width)
+        gap = slot - self._slot
+        if gap > 0:
+            for step in range(1, min(gap, _BUCKETS) + 1):
+                index = (self._slot + step) % _BUCKETS
+                self._calls[index] = 0
+                self._retries[index] = 0
+            self._slot = slot
+        return self._slot % _BUCKETS
+
+    def record_call(self) -> None:
+        """Count a first attempt."""
+        with self._lock:
+            self._calls[self._roll()] += 1
+
+    def try_spend(self) -> bool:
+        """Take one retry from the budget; ``False`` when it is used up."""
+        with self._lock:
+            index = self._roll()
+            if sum(self._retries) + 1 > self.ratio * sum(self._calls) + self.min_retries:
+                return False
+            self._retries[index] += 1
+            return True
+
+    @property
+    def available(self) -> int:
+        """Retries the budget would allow right now."""
+        with self._lock:
+            self._roll()
+            allowed = self.ratio * sum(self._calls) + self.min_retries - sum(self._retries)
+            return max(0, math.floor(allowed))
+
+    def __repr__(self) -> str:
+        return f"RetryBudget(ratio={self.ratio}, window={self.window}, available={self.available})"

@@ -1,0 +1,483 @@
+"""``BackupManager``: consistent, verifiable backups of a Chroma store, and safe restores.
+
+A backup copies SQLite through its online backup API, then the segment files, writes a
+manifest (per-file SHA-256, record counts, chroma version) and seals the source store.
+A restore unpacks into a sibling directory, verifies it there (checksums, counts, a
+child-process probe) and only then swaps it in: a failed restore leaves the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import shutil
+import sqlite3
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import BackupError
+from pytest_resilience._events import emit
+from pytest_resilience.chroma._files import (
+    SIDE_DIR,
+    SQLITE_NAME,
+    checksum_files,
+    chroma_version,
+    close_store,
+    collection_counts,
+    copy_store,
+)
+from pytest_resilience.chroma._integrity import latest_seal, write_seal
+from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
+from pytest_resilience.chroma._probe import run_probe
+
+__all__ = ["FORMATS", "BackupInfo", "BackupManager", "BackupVerification", "RestoreReport"]
+
+FORMATS = ("dir", "tar", "tar.gz", "tar.zst")
+MANIFEST = f"{SIDE_DIR}/backup-manifest.json"
+
+
+def _zstd_available() -> bool:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """One backup: its name, file or directory, format, creation time and manifest."""
+
+    name: str
+    path: Path
+    format: str
+    created: float
+    manifest: dict[str, Any]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Records per collection when the backup was taken."""
+        return dict(self.manifest.get("counts", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins (for ``--json``)."""
+        return {"name": self.name, "path": str(self.path), "format": self.format,
+                "created": self.created, "counts": self.counts,
+                "files": len(self.manifest.get("files", {}))}
+
+
+@dataclass(frozen=True)
+class BackupVerification:
+    """The result of ``verify``: ``ok`` when there are no findings."""
+
+    backup: str
+    findings: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the checksums, counts and probe all agree with the manifest."""
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What ``restore`` did: which backup, into which directory, and whether it swapped."""
+
+    backup: str
+    target: str
+    dry_run: bool
+    counts: dict[str, int]
+
+
+class BackupManager:
+    """Create, list, verify, restore and prune backups of the store at ``store``.
+
+    Backups go to ``directory`` (default: a sibling ``<store>.backups``) in ``format``:
+    ``"dir"``, ``"tar"``, ``"tar.gz"``, ``"tar.zst"`` or ``"auto"`` (zstd when the
+    ``zstandard`` package is installed, else gzip). ``keep`` and ``max_age`` (seconds)
+    are the defaults of ``prune``. Creating and swapping in a backup hold the store's
+    ``StoreLock`` (waiting at most ``lock_timeout`` seconds), so no transaction or other
+    locked writer changes the files mid-copy.
+    """
+
+    def __init__(
+        self,
+        store: Path | str,
+        *,
+        directory: Path | str | None = None,
+        format: str = "auto",
+        compresslevel: int = 3,
+        keep: int | None = None,
+        max_age: float | None = None,
+        probe_timeout: float = 60.0,
+        lock_timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = Path(store)
+        self.directory = Path(directory) if directory is not None else \
+            self.store.parent / f"{self.store.name}.backups"
+        self.format = self._check_format(format)
+        if isinstance(compresslevel, bool) or not isinstance(compresslevel, int) \
+                or not 1 <= compresslevel <= 19:
+            raise ValueError(f"compresslevel={compresslevel!r} is out of range. Pass an int "
+                             "from 1 to 19 (gzip caps it at 9).")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
+                                 or keep < 1):
+            raise ValueError(f"keep={keep!r} is not a positive integer. Pass an int >= 1 "
+                             "or None to keep any number.")
+        if max_age is not None and not max_age > 0:
+            raise ValueError(f"max_age={max_age!r} is not a positive number of seconds. "
+                             "Pass seconds > 0 or None for no age limit.")
+        self.compresslevel = compresslevel
+        self.keep = keep
+        self.max_age = max_age
+        self.probe_timeout = probe_timeout
+        self.lock_timeout = lock_timeout
+        self.clock = clock or SystemClock()
+
+    def _lock(self, store: Path, purpose: str) -> StoreLock:
+        return StoreLock(store, timeout=self.lock_timeout, purpose=purpose, clock=self.clock)
+
+    @staticmethod
+    def _check_format(fmt: str) -> str:
+        if fmt == "auto":
+            return "tar.zst" if _zstd_available() else "tar.gz"
+        if fmt not in FORMATS:
+            raise ValueError(f"format={fmt!r} is not a backup format. Pass one of "
+                             f"{', '.join(FORMATS)} or 'auto'.")
+        if fmt == "tar.zst" and not _zstd_available():
+            raise ValueError("format='tar.zst' needs the zstandard package. Install "
+                             "pytest-resilience[chroma] or pass format='tar.gz'.")
+        return fmt
+
+    # -- create ---------------------------------------------------------------------
+
+    def create(self, *, format: str | None = None) -> BackupInfo:
+        """Back up the store now and seal it; the copy is taken under the store's lock."""
+        fmt = self.format if format is None else self._check_format(format)
+        if not (self.store / SQLITE_NAME).is_file():
+            raise BackupError(f"{self.store} is not a Chroma store (no {SQLITE_NAME}).",
+                              path=str(self.store))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        created = self.clock.time()
+        name = self._fresh_name(created)
+        staging = self.directory / f".staging-{name}"
+        final = self.directory / (name if fmt == "dir" else f"{name}.{fmt}")
+        try:
+            with self._lock(self.store, "a backup"):
+                copy_store(self.store, staging, online=True)
+                seal = self._seal_of_source(created, name)
+            manifest: dict[str, Any] = {
+                "version": 1, "name": name, "format": fmt, "created": created,
+                "chroma_version": chroma_version(), "store": str(self.store),
+                "files": checksum_files(staging),
+                "counts": collection_counts(staging / SQLITE_NAME),
+            }
+            (staging / SIDE_DIR).mkdir(exist_ok=True)
+            (staging / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), "utf-8")
+            if fmt == "dir":
+                staging.rename(final)
+            else:
+                self._write_archive(staging, final, fmt)
+            final.with_name(final.name + ".json").write_text(
+                json.dumps(manifest, sort_keys=True), "utf-8")
+        except (OSError, tarfile.TarError, ValueError, sqlite3.DatabaseError) as exc:
+            emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
+                 outcome="error", error=repr(exc))
+            shutil.rmtree(final, ignore_errors=True) if fmt == "dir" else \
+                final.unlink(missing_ok=True)
+            raise BackupError(f"Backup of {self.store} failed: {exc}",
+                              path=str(final)) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        write_seal(self.store, seal)
+        emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
+             outcome="ok", records=sum(manifest["counts"].values()))
+        return BackupInfo(name, final, fmt, created, manifest)
+
+    def _fresh_name(self, created: float) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(created))
+        base = f"chroma-{stamp}.{int(created * 1e6) % 1_000_000:06d}Z"
+        taken = {p.name.split(".tar")[0].removesuffix(".json")
+                 for p in self.directory.iterdir()} if self.directory.exists() else set()
+        name, n = base, 1
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        return name
+
+    def _write_archive(self, staging: Path, final: Path, fmt: str) -> None:
+        tmp = final.with_name(final.name + ".tmp")
+        with tmp.open("wb") as raw, self._compressing(raw, fmt) as stream, \
+                tarfile.open(fileobj=stream, mode="w|") as tar:
+            for rel in sorted(p.relative_to(staging) for p in staging.rglob("*")
+                              if p.is_file()):
+                tar.add(staging / rel, arcname=rel.as_posix(), recursive=False)
+        tmp.replace(final)
+
+    @contextmanager
+    def _compressing(self, raw: IO[bytes], fmt: str) -> Iterator[Any]:
+        if fmt == "tar.gz":
+            import gzip
+
+            with gzip.GzipFile(fileobj=raw, mode="wb",
+                               compresslevel=min(self.compresslevel, 9), mtime=0) as gz:
+                yield gz
+        elif fmt == "tar.zst":
+            import zstandard
+
+            compressor = zstandard.ZstdCompressor(level=self.compresslevel, threads=-1)
+            with compressor.stream_writer(raw, closefd=False) as zst:
+                yield zst
+        else:
+            yield raw
+
+    def _seal_of_source(self, created: float, name: str) -> dict[str, Any]:
+        """The seal of the store as it is copied (written once the backup is complete)."""
+        files = checksum_files(self.store)
+        seal: dict[str, Any] = {
+            "version": 1, "created": created, "backup": name,
+            "chroma_version": chroma_version(), "files": files,
+            "counts": collection_counts(self.store / SQLITE_NAME),
+        }
+        previous = latest_seal(self.store)
+        if previous and previous[1].get("files") == files and "probe" in previous[1]:
+            seal["probe"] = previous[1]["probe"]
+        return seal
+
+    # -- list / verify ----------------------------------------------------------------
+
+    def list(self) -> builtins.list[BackupInfo]:
+        """Every backup in the directory, oldest first."""
+        found: list[BackupInfo] = []
+        if not self.directory.is_dir():
+            return found
+        for sidecar in self.directory.glob("chroma-*.json"):
+            try:
+                manifest = json.loads(sidecar.read_text("utf-8"))
+            except (OSError, ValueError):
+                continue
+            path = sidecar.with_name(sidecar.name.removesuffix(".json"))
+            if path.exists():
+                found.append(BackupInfo(manifest["name"], path, manifest["format"],
+                                        float(manifest["created"]), manifest))
+        return sorted(found, key=lambda b: (b.created, b.name))
+
+    def latest(self) -> BackupInfo | None:
+        """The newest backup, or ``None``."""
+        backups = self.list()
+        return backups[-1] if backups else None
+
+    def _pick(self, backup: BackupInfo | str | None) -> BackupInfo:
+        if isinstance(backup, BackupInfo):
+            return backup
+        backups = self.list()
+        if not backups:
+            raise BackupError(f"No backups of {self.store} in {self.directory}.",
+                              path=str(self.directory))
+        if backup is None:
+            return backups[-1]
+        for info in backups:
+            if backup in {info.name, str(info.path), info.path.name}:
+                return info
+        raise BackupError(f"No backup named {backup!r} in {self.directory}. Known: "
+                          + ", ".join(b.name for b in backups), path=str(self.directory))
+
+    def verify(self, backup: BackupInfo | str | None = None, *,
+               probe: bool = True) -> BackupVerification:
+        """Unpack (if archived), compare checksums and counts, and open the copy."""
+        info = self._pick(backup)
+        with _scratch(self.directory) as tmp:
+            try:
+                root = self._materialize(info, tmp / "store")
+            except BackupError as exc:
+                return BackupVerification(info.name, (str(exc),))
+            return BackupVerification(info.name, tuple(self._check(info, root, probe)))
+
+    def _check(self, info: BackupInfo, root: Path, probe: bool) -> builtins.list[str]:
+        problems: builtins.list[str] = []
+        now = checksum_files(root)
+        expected: dict[str, dict[str, Any]] = info.manifest.get("files", {})
+        for rel, meta in expected.items():
+            if rel not in now:
+                problems.append(f"{rel}: missing from the backup")
+            elif now[rel]["sha256"] != meta["sha256"]:
+                problems.append(f"{rel}: checksum differs from the manifest")
+        problems.extend(f"{rel}: not in the manifest" for rel in sorted(set(now) - set(expected)))
+        if problems:
+            return problems
+        counts = collection_counts(root / SQLITE_NAME)
+        if counts != info.counts:
+            problems.append(f"counts {counts} differ from the manifest {info.counts}")
+        if probe and not problems:
+            result = run_probe(root, timeout=self.probe_timeout, n_queries=0)
+            if result.status != "ok":
+                problems.append(f"chromadb could not read the copy: {result.status} "
+                                f"({result.error})")
+            else:
+                seen = {n: c["rows"] for n, c in result.collections.items()}
+                if seen != info.counts:
+                    problems.append(f"chromadb returned {seen}, the manifest says "
+                                    f"{info.counts}")
+        return problems
+
+    def _materialize(self, info: BackupInfo, dest: Path) -> Path:
+        if info.format == "dir":
+            shutil.copytree(info.path, dest, symlinks=True)
+            return dest
+        dest.mkdir(parents=True)
+        try:
+            with info.path.open("rb") as raw, self._decompressing(raw, info.format) as stream, \
+                    tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    _check_member(member, info.path)
+                    tar.extract(member, dest, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BackupError(f"Backup {info.path} is unreadable: {exc}",
+                              path=str(info.path)) from exc
+        return dest
+
+    @contextmanager
+    def _decompressing(self, raw: IO[bytes], fmt: str) -> Iterator[Any]:
+        if fmt == "tar.gz":
+            import gzip
+
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz
+        elif fmt == "tar.zst":
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(raw, closefd=False) as zst:
+                yield zst
+        else:
+            yield raw
+
+    # -- restore / prune --------------------------------------------------------------
+
+    def restore(self, backup: BackupInfo | str | None = None, *,
+                target: Path | str | None = None, dry_run: bool = False) -> RestoreReport:
+        """Restore ``backup`` (default: the newest) into ``target`` (default: the store).
+
+        The copy is unpacked beside the target and verified there first; only then is it
+        swapped in, under the target's ``StoreLock``. On any failure the original is left
+        as it was (``BackupError``; ``LockTimeout`` when the lock stays busy).
+        ``dry_run`` verifies without swapping.
+        """
+        info = self._pick(backup)
+        dest = Path(target) if target is not None else self.store
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:8]
+        staging = dest.parent / f".{dest.name}.restore-{token}"
+        try:
+            self._materialize(info, staging)
+            problems = self._check(info, staging, probe=True)
+            if problems:
+                raise BackupError(f"Backup {info.name} failed verification; {dest} was not "
+                                  f"touched: " + "; ".join(problems[:5]), path=str(info.path))
+            if not dry_run:
+                self._swap(staging, dest, token, info)
+        except BackupError as exc:
+            emit("chroma.restore", str(dest), self.clock, path=str(info.path),
+                 mode="dry_run" if dry_run else "restore", outcome="error", error=str(exc))
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        emit("chroma.restore", str(dest), self.clock, path=str(info.path),
+             mode="dry_run" if dry_run else "restore", outcome="ok")
+        return RestoreReport(info.name, str(dest), dry_run, info.counts)
+
+    def _swap(self, staging: Path, dest: Path, token: str, info: BackupInfo) -> None:
+        """Swap ``staging`` in for ``dest`` under ``dest``'s lock, whose file moves along."""
+        close_store(dest)
+        old = dest.parent / f".{dest.name}.pre-restore-{token}"
+        lock = self._lock(dest, "a restore") if dest.exists() else None
+        with lock if lock is not None else nullcontext():
+            moved = lock_moved = False
+            try:
+                if dest.exists():
+                    dest.rename(old)
+                    moved = True
+                if lock is not None:
+                    (staging / SIDE_DIR).mkdir(exist_ok=True)
+                    (old / LOCK_NAME).rename(staging / LOCK_NAME)
+                    lock_moved = True
+                staging.rename(dest)
+            except OSError as exc:
+                if lock_moved:
+                    (staging / LOCK_NAME).rename(old / LOCK_NAME)
+                if moved and not dest.exists():
+                    old.rename(dest)
+                raise BackupError(f"Could not swap the restored copy into {dest}: {exc}; "
+                                  "the original is in place.", path=str(dest)) from exc
+            write_seal(dest, {"version": 1, "created": self.clock.time(),
+                              "restored": info.name,
+                              "chroma_version": info.manifest.get("chroma_version"),
+                              "files": info.manifest["files"], "counts": info.counts})
+        shutil.rmtree(old, ignore_errors=True)
+
+    def prune(self, *, keep: int | None = None, max_age: float | None = None,
+              dry_run: bool = False) -> builtins.list[BackupInfo]:
+        """Remove backups beyond the newest ``keep`` or older than ``max_age`` seconds.
+
+        The newest backup is never removed. Returns what was (or would be) removed.
+        """
+        keep = self.keep if keep is None else keep
+        max_age = self.max_age if max_age is None else max_age
+        now = self.clock.time()
+        newest_first = list(reversed(self.list()))
+        doomed = [b for i, b in enumerate(newest_first) if i > 0 and (
+            (keep is not None and i >= keep)
+            or (max_age is not None and now - b.created > max_age))]
+        if not dry_run:
+            for info in doomed:
+                if info.path.is_dir():
+                    shutil.rmtree(info.path)
+                else:
+                    info.path.unlink(missing_ok=True)
+                info.path.with_name(info.path.name + ".json").unlink(missing_ok=True)
+        return doomed
+
+    # -- async --------------------------------------------------------------------------
+
+    async def acreate(self, *, format: str | None = None) -> BackupInfo:
+        """``create`` in a worker thread."""
+        return await asyncio.to_thread(self.create, format=format)
+
+    async def averify(self, backup: BackupInfo | str | None = None, *,
+                      probe: bool = True) -> BackupVerification:
+        """``verify`` in a worker thread."""
+        return await asyncio.to_thread(self.verify, backup, probe=probe)
+
+    async def arestore(self, backup: BackupInfo | str | None = None, *,
+                       target: Path | str | None = None,
+                       dry_run: bool = False) -> RestoreReport:
+        """``restore`` in a worker thread."""
+        return await asyncio.to_thread(self.restore, backup, target=target, dry_run=dry_run)
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts or member.name.startswith("/"):
+        raise BackupError(f"Refusing archive member {member.name!r} of {archive}: it would "
+                          "escape the restore directory.", path=str(archive))
+    if not (member.isfile() or member.isdir()):
+        raise BackupError(f"Refusing archive member {member.name!r} of {archive}: links and "
+                          "special files are not restored.", path=str(archive))
+
+
+@contextmanager
+def _scratch(near: Path) -> Iterator[Path]:
+    near.mkdir(parents=True, exist_ok=True)
+    path = near / f".verify-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,344 @@
+"""``ModelCache``: LRU + TTL model cache with byte accounting and pressure eviction."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._errors import ResilienceError
+from pytest_resilience._events import emit
+from pytest_resilience.memory._sizing import measure_bytes, release_memory
+
+__all__ = ["CacheStats", "ModelCache", "ModelLoadError"]
+
+EVICT_CAUSES = ("lru", "ttl", "pressure", "gpu", "manual")
+RELEASE_MIN_BYTES = 1 << 20  # evictions freeing less skip the GC pass and empty_cache()
+
+Loader = Callable[[Hashable], Any]
+EvictHook = Callable[[Hashable, Any], None]
+Verifier = Callable[[Hashable, Any], bool]
+
+
+class ModelLoadError(ResilienceError):
+    """A loader returned something the verification probe rejected (a false "loaded")."""
+
+    recoverable = True
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters of a ``ModelCache``; ``evictions`` is keyed by cause."""
+
+    hits: int
+    misses: int
+    loads: int
+    entries: int
+    bytes: int
+    evictions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One thread's load of a key; other threads missing the same key wait for ``done``."""
+
+    owner: int
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    nbytes: int
+    expires: float
+
+
+class ModelCache:
+    """Models by key, least-recently-used first out, each with a TTL (600 s by default).
+
+    A miss calls ``loader(key)``, measures the result (or takes ``size=``), runs the
+    ``verify(key, value)`` probe (False raises ``ModelLoadError``) and stores it, evicting
+    LRU entries beyond ``capacity_bytes``. Evicting calls ``on_evict(key, value)`` then
+    drops the reference; once evictions free ``RELEASE_MIN_BYTES`` (1 MiB) or more, it
+    also collects garbage and empties torch's CUDA cache. Thread-safe; no load holds the
+    lock, and concurrent ``get`` misses on one key share a single load.
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity_bytes: int | None = None,
+        ttl: float = 600.0,
+        loader: Loader | None = None,
+        on_evict: EvictHook | None = None,
+        verify: Verifier | None = None,
+        name: str = "models",
+        clock: Clock | None = None,
+    ) -> None:
+        if capacity_bytes is not None and (
+            not isinstance(capacity_bytes, int) or capacity_bytes <= 0
+        ):
+            raise ValueError(
+                f"capacity_bytes={capacity_bytes!r} is not a positive integer. Pass a byte "
+                "count, or None for no capacity limit."
+            )
+        self.ttl = _check_ttl(ttl)
+        self.capacity_bytes = capacity_bytes
+        self.loader = loader
+        self.on_evict = on_evict
+        self.verify = verify
+        self.name = name
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._lock = threading.RLock()
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._loading: dict[Hashable, _Flight] = {}
+        self._bytes = 0
+        self._hits = self._misses = self._loads = 0
+        self._evictions: Counter[str] = Counter()
+
+    # -- reading ---------------------------------------------------------------------
+    def get(self, key: Hashable, loader: Loader | None = None, *, ttl: float | None = None,
+            size: int | None = None) -> Any:
+        """The cached value for ``key``, loading it on a miss (``loader`` or the default).
+
+        The lock is not held while loading, so hits on other keys go on meanwhile;
+        concurrent misses on one key wait for a single load (if it fails, the next
+        waiter loads).
+        """
+        _check_entry(ttl, size)
+        with self._lock:
+            found, value = self._lookup(key)
+            if found:
+                return value
+            load = self._loader(loader)
+        me = threading.get_ident()
+        while True:  # each pass waits for another thread's load of ``key`` to end
+            with self._lock:
+                entry = self._fresh(key)
+                if entry is not None:
+                    return entry.value
+                flight = self._loading.get(key)
+                if flight is None:
+                    flight = self._loading[key] = _Flight(me)
+                    break
+            if flight.owner == me:
+                raise RuntimeError(f"loader for key={key!r} asked the cache for {key!r} "
+                                   "itself. A loader must not depend on its own key.")
+            flight.done.wait()
+        try:
+            value = load(key)
+            if inspect.isawaitable(value):
+                if inspect.iscoroutine(value):
+                    value.close()  # never awaited: close it so no warning leaks out
+                raise TypeError(
+                    f"loader for key={key!r} returned an awaitable. Use `await cache.aget(...)` "
+                    "with async loaders."
+                )
+            with self._lock:
+                entry = self._fresh(key)  # put() while loading: keep that value
+                return entry.value if entry is not None else self._store(
+                    key, value, ttl=ttl, size=size)
+        finally:
+            with self._lock:
+                del self._loading[key]
+            flight.done.set()
+
+    async def aget(self, key: Hashable,
+                   loader: Callable[[Hashable], Awaitable[Any] | Any] | None = None, *,
+                   ttl: float | None = None, size: int | None = None) -> Any:
+        """``get`` for async (or sync) loaders; the lock is not held while loading."""
+        _check_entry(ttl, size)
+        with self._lock:
+            found, value = self._lookup(key)
+            if found:
+                return value
+            load = self._loader(loader)
+        value = load(key)
+        if inspect.isawaitable(value):
+            value = await value
+        with self._lock:
+            entry = self._fresh(key)  # loaded concurrently: keep the first copy
+            return entry.value if entry is not None else self._store(
+                key, value, ttl=ttl, size=size)
+
+    def put(self, key: Hashable, value: Any, *, ttl: float | None = None,
+            size: int | None = None) -> Any:
+        """Store ``value`` (replacing any entry for ``key``) and return it."""
+        _check_entry(ttl, size)
+        with self._lock:
+            if key in self._entries:
+                self._remove(key, cause="manual")
+            return self._store(key, value, ttl=ttl, size=size)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and entry.expires > self.clock.monotonic()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[Hashable]:
+        """Keys from least to most recently used."""
+        with self._lock:
+            return list(self._entries)
+
+    # -- eviction --------------------------------------------------------------------
+    def evict(self, key: Hashable, *, cause: str = "manual") -> bool:
+        """Remove ``key``; returns whether it was cached."""
+        _check_cause(cause)
+        with self._lock:
+            if key not in self._entries:
+                return False
+            freed = self._remove(key, cause=cause)
+        _release(freed)
+        return True
+
+    def evict_lru(self, *, cause: str = "lru") -> Hashable | None:
+        """Remove the least recently used entry; returns its key (None when empty)."""
+        _check_cause(cause)
+        with self._lock:
+            if not self._entries:
+                return None
+            key = next(iter(self._entries))
+            freed = self._remove(key, cause=cause)
+        _release(freed)
+        return key
+
+    def evict_bytes(self, nbytes: int, *, cause: str = "pressure") -> int:
+        """Remove LRU entries until at least ``nbytes`` are freed; returns bytes freed."""
+        _check_cause(cause)
+        freed = 0
+        with self._lock:
+            while freed < nbytes and self._entries:
+                key = next(iter(self._entries))
+                freed += self._remove(key, cause=cause)
+        _release(freed)
+        return freed
+
+    def expire(self) -> int:
+        """Remove every entry whose TTL has passed; returns how many."""
+        now = self.clock.monotonic()
+        with self._lock:
+            stale = [k for k, e in self._entries.items() if e.expires <= now]
+            freed = sum(self._remove(key, cause="ttl") for key in stale)
+        _release(freed)
+        return len(stale)
+
+    def clear(self) -> None:
+        """Remove every entry (cause ``manual``)."""
+        with self._lock:
+            freed = sum(self._remove(key, cause="manual") for key in list(self._entries))
+        _release(freed)
+
+    # -- accounting ------------------------------------------------------------------
+    def tracked_bytes(self) -> int:
+        """Bytes held by the cached values."""
+        return self._bytes
+
+    def stats(self) -> CacheStats:
+        """Hits, misses, loads, entries, bytes and evictions by cause."""
+        with self._lock:
+            return CacheStats(self._hits, self._misses, self._loads, len(self._entries),
+                              self._bytes, dict(self._evictions))
+
+    # -- internals -------------------------------------------------------------------
+    def _loader(self, loader: Callable[[Hashable], Any] | None) -> Callable[[Hashable], Any]:
+        chosen = loader if loader is not None else self.loader
+        if chosen is None:
+            raise TypeError("No loader: pass loader= to get() or to ModelCache(loader=...).")
+        return chosen
+
+    def _fresh(self, key: Hashable) -> _Entry | None:
+        """``key``'s unexpired entry, marked most recently used; no stats, no events."""
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= self.clock.monotonic():
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def _lookup(self, key: Hashable) -> tuple[bool, Any]:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires <= self.clock.monotonic():
+            _release(self._remove(key, cause="ttl"))
+            entry = None
+        if entry is None:
+            self._misses += 1
+            emit("cache.miss", self.name, self.clock, key=key, bytes=0)
+            return False, None
+        self._entries.move_to_end(key)
+        self._hits += 1
+        emit("cache.hit", self.name, self.clock, key=key, bytes=entry.nbytes)
+        return True, entry.value
+
+    def _store(self, key: Hashable, value: Any, *, ttl: float | None, size: int | None) -> Any:
+        if self.verify is not None and not self.verify(key, value):
+            raise ModelLoadError(
+                f"model {key!r} failed its load verification probe; it was not cached.",
+                context={"cache": self.name, "key": key},
+            )
+        nbytes = measure_bytes(value) if size is None else int(size)
+        lifetime = self.ttl if ttl is None else _check_ttl(ttl)
+        freed = self._remove(key, cause="ttl") if key in self._entries else 0  # expired
+        self._entries[key] = _Entry(value, nbytes, self.clock.monotonic() + lifetime)
+        self._bytes += nbytes
+        self._loads += 1
+        emit("cache.load", self.name, self.clock, key=key, bytes=nbytes)
+        if self.capacity_bytes is not None:
+            while self._bytes > self.capacity_bytes and len(self._entries) > 1:
+                freed += self._remove(next(iter(self._entries)), cause="lru")
+        _release(freed)
+        return value
+
+    def _remove(self, key: Hashable, *, cause: str) -> int:
+        entry = self._entries.pop(key)
+        self._bytes -= entry.nbytes
+        self._evictions[cause] += 1
+        emit("cache.evict", self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)
+        if self.on_evict is not None:
+            self.on_evict(key, entry.value)
+        return entry.nbytes
+
+    def __repr__(self) -> str:
+        return f"ModelCache(name={self.name!r}, entries={len(self)}, bytes={self._bytes})"
+
+
+def _release(freed: int) -> None:
+    """Collect garbage and empty CUDA's cache once evictions freed ``RELEASE_MIN_BYTES``.
+
+    Smaller values go with their last reference; a full collection costs 30-80 ms, so
+    running it per small eviction would dominate a busy cache.
+    """
+    if freed >= RELEASE_MIN_BYTES:
+        release_memory()
+
+
+def _check_ttl(ttl: float) -> float:
+    seconds = float(ttl)
+    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
+        raise ValueError(
+            f"ttl={ttl!r} is not a valid lifetime. Pass finite seconds > 0; every entry "
+            "has a TTL (default 600)."
+        )
+    return seconds
+
+
+def _check_entry(ttl: float | None, size: int | None) -> None:
+    """Per-entry arguments, checked before anything is loaded."""
+    if ttl is not None:
+        _check_ttl(ttl)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ValueError(
+            f"size={size!r} is not a byte count. Pass an int >= 0, or None to measure the "
+            "value."
+        )
+
+
+def _check_cause(cause: str) -> None:
+    if cause not in EVICT_CAUSES:
+        raise ValueError(f"cause={cause!r} is not an eviction cause. Pass one of {EVICT_CAUSES}.")
