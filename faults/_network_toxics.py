@@ -1,7 +1,8 @@
 """Toxics: what a ``FaultProxy`` does to the bytes of one direction of a connection.
 
-The vocabulary is Toxiproxy's. Each constructor validates its arguments and returns a
-frozen ``Toxic``; the proxy engine (``faults._proxy``) interprets it.
+The vocabulary and the semantics are Toxiproxy's (its ``toxics/*.go`` are the reference;
+docs/network.md lists where we differ). Each constructor validates its arguments and
+returns a frozen ``Toxic``; ``faults._toxic_stages`` says what it does to each chunk.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def _count(value: int, name: str, minimum: int) -> int:
 
 
 def latency(ms: float, jitter_ms: float = 0.0) -> Toxic:
-    """Delay every chunk by ``ms`` ± a uniform ``jitter_ms`` (drawn from the proxy's RNG)."""
+    """Deliver every chunk ``ms`` ± a uniform ``jitter_ms`` after it arrived (jitter
+    drawn from the proxy's RNG). Chunks are pipelined: each is delayed from its own
+    arrival (not from the delivery of the one before it) and never overtakes it."""
     ms = _duration_ms(ms, "ms")
     jitter_ms = _duration_ms(jitter_ms, "jitter_ms")
     return Toxic("latency", ms=ms, jitter_ms=jitter_ms,
@@ -75,7 +78,9 @@ def latency(ms: float, jitter_ms: float = 0.0) -> Toxic:
 
 
 def bandwidth(kb_per_s: float) -> Toxic:
-    """Forward at most ``kb_per_s`` KiB per second."""
+    """Forward at most ``kb_per_s`` KB (1000 bytes, as Toxiproxy) per second: each chunk
+    is delivered when its last byte would have crossed a link of that rate, in pieces
+    of a tenth of a second's worth."""
     rate = float(kb_per_s)
     if not math.isfinite(rate) or rate <= 0:
         raise ValueError(
@@ -86,28 +91,34 @@ def bandwidth(kb_per_s: float) -> Toxic:
 
 
 def slow_close(ms: float) -> Toxic:
-    """Delay passing on the end of the stream (FIN) by ``ms``."""
+    """Pass data on unchanged, but the end of the stream (FIN) only ``ms`` after it
+    arrived."""
     ms = _duration_ms(ms, "ms")
     return Toxic("slow_close", ms=ms, params=(("ms", ms),))
 
 
 def timeout(ms: float) -> Toxic:
-    """Stop forwarding (data is dropped) and close the connection after ``ms``.
+    """Stop all data (it is dropped) and close the connection ``ms`` after the toxic
+    applies to it. ``ms=0`` never closes: the client waits until its own timeout.
 
-    ``ms=0`` holds the connection open with no data until the toxic is removed.
+    As in Toxiproxy, removing the toxic closes the connections it held (the bytes it
+    dropped would otherwise corrupt the stream).
     """
     ms = _duration_ms(ms, "ms")
     return Toxic("timeout", ms=ms, params=(("ms", ms),))
 
 
 def reset_peer(after_ms: float = 0.0) -> Toxic:
-    """Reset the connection (TCP RST, ``SO_LINGER`` 0) ``after_ms`` after it is affected."""
+    """Reset the connection (TCP RST, ``SO_LINGER`` 0) ``after_ms`` after the first data
+    reaches the toxic; that data and everything after it is dropped (Toxiproxy)."""
     after_ms = _duration_ms(after_ms, "after_ms")
     return Toxic("reset_peer", ms=after_ms, params=(("after_ms", after_ms),))
 
 
 def slicer(avg_size: int, delay_ms: float = 0.0, *, size_variation: int = 0) -> Toxic:
-    """Cut data into pieces of ``avg_size`` ± ``size_variation`` bytes, ``delay_ms`` apart."""
+    """Cut each chunk into pieces of about ``avg_size`` bytes (halving it until a piece
+    is at most ``avg_size + size_variation``, each cut moved by up to
+    ``size_variation``, as Toxiproxy), sent ``delay_ms`` apart."""
     avg_size = _count(avg_size, "avg_size", 1)
     size_variation = _count(size_variation, "size_variation", 0)
     if size_variation >= avg_size:
@@ -122,6 +133,7 @@ def slicer(avg_size: int, delay_ms: float = 0.0, *, size_variation: int = 0) -> 
 
 
 def limit_data(nbytes: int) -> Toxic:
-    """Close the connection once ``nbytes`` bytes went through in this direction."""
+    """Close the connection once ``nbytes`` bytes went through in this direction,
+    counted from when the toxic applies (a new toxic counts from zero, as Toxiproxy)."""
     nbytes = _count(nbytes, "nbytes", 0)
     return Toxic("limit_data", limit=nbytes, params=(("nbytes", nbytes),))

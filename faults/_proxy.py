@@ -1,62 +1,50 @@
-"""The ``FaultProxy`` engine: an asyncio TCP proxy on its own thread, bound to loopback.
+"""``FaultProxy``: a loopback TCP proxy that applies Toxiproxy's toxics per direction.
 
-Each direction of a connection has one pump. With no toxic on its direction the pump
-moves bytes with ``os.splice`` through a pipe (Linux: no copy into Python), otherwise it
-reads chunks and applies the toxics; it checks again after every chunk, so toxics added
-or removed on an open connection take effect at once. The sockets are plain
-non-blocking sockets, watched with the loop's ``add_reader``/``add_writer``.
+Each connection's two sockets are registered with the loop once, for as long as the
+connection lives. A direction with no toxic moves bytes with two ``os.splice`` calls per
+chunk through a pooled pipe (no copy into Python; the second call's own EAGAIN says
+the destination is full, then the source is paused and the destination watched until
+it drains), or ``recv_into``/``send`` where splice is missing. A direction with toxics
+reads chunks, runs them through its chain of stages (``faults._toxic_stages``) and
+delivers each at its due time. Toxics added or removed on an open connection take
+effect at once.
 
-Every shared decision (toxicity draws, jitter, slice sizes) happens on the proxy's loop
-thread, from one seeded ``random.Random``, so a seed replays the same decisions for the
-same sequence of connections and toxics.
+Every shared decision (toxicity, jitter, slice sizes) comes from the proxy's seeded
+``random.Random``, drawn on the loop in the order connections and chunks arrive.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
-import itertools
 import math
 import os
 import random
+import select
 import socket
-import struct
-import threading
-from collections.abc import Coroutine
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, TypeVar
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
+from faults._loop import READ, WRITE, Timer
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
-from pytest_resilience._clock import Clock, SystemClock
-from pytest_resilience._events import History, emit
+from faults._proxy_base import BaseConn, ProxyBase, ProxyStats
+from faults._toxic_stages import DATA, EOF, Item, Stage, make_stage
+from pytest_resilience._clock import Clock
+from pytest_resilience._events import History
 
 __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]
 
-T = TypeVar("T")
-
-_READ = 256 * 1024  # bytes read per chunk on the toxic path
+_CHUNK = 32 * 1024  # bytes read per chunk on a toxic direction (Go's io.Copy buffer)
+_COPY = 256 * 1024  # bytes per recv_into where splice is not used
 _PIPE_SIZE = 1 << 20  # bytes a splice pipe holds (asked for; the kernel may give less)
-_MAX_PIPES = 64  # pipes in the pool; a pump that finds none copies through Python
+_MAX_PIPES = 64  # pipes in the pool; a direction that finds none copies through Python
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
-_ACCEPTS = 64  # connections accepted per wake-up of the listener
-_LOOPBACK = "127.0.0.1"
-_CONTROL_TIMEOUT = 10.0  # seconds a control call waits for the loop thread
-
-
-@dataclass
-class ProxyStats:
-    """Counters of a proxy since it started (a snapshot; plain values)."""
-
-    connections: int = 0
-    open: int = 0
-    refused: int = 0
-    bytes_up: int = 0
-    bytes_down: int = 0
-    toxics_applied: int = 0
+_QUEUE_LIMIT = 4 << 20  # bytes a toxic direction holds before it stops reading
+_SPINS = 4  # full pipes moved per wake-up before the loop looks at other sockets
+_ERRORS = select.POLLERR | select.POLLHUP
+_EPS = 1e-9
 
 
 @dataclass
@@ -67,50 +55,6 @@ class _Entry:
     toxic: Toxic
     direction: Direction
     toxicity: float
-
-
-@dataclass(eq=False)
-class _Flow:
-    """One direction of a connection: what ``src`` reads is sent to ``dst``."""
-
-    direction: Direction
-    src: socket.socket
-    dst: socket.socket
-
-
-@dataclass(eq=False)
-class _Conn:
-    id: int
-    client: socket.socket
-    upstream: socket.socket | None = None
-    bytes: dict[str, int] = field(default_factory=lambda: {"upstream": 0, "downstream": 0})
-    applied: dict[str, bool] = field(default_factory=dict)
-    felt: list[str] = field(default_factory=list)  # every toxic applied, even if removed
-    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    # readiness waits by (fd, write): _finish unregisters them before closing the sockets
-    waits: dict[tuple[int, bool], asyncio.Future[None]] = field(default_factory=dict)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    outcome: str = "closed"
-    ready: bool = False  # connected upstream; toxic decisions made
-    done: bool = False
-
-
-@dataclass(eq=False)
-class _Pipe:
-    """A pipe that spliced bytes pass through; ``fill`` bytes are in it now."""
-
-    read: int
-    write: int
-    fill: int = 0
-
-    def close(self) -> None:
-        os.close(self.read)
-        os.close(self.write)
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 class ToxicHandle:
@@ -127,44 +71,370 @@ class ToxicHandle:
     def __enter__(self) -> ToxicHandle:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
     def __repr__(self) -> str:
         return f"<ToxicHandle {self.name!r} on {self.proxy.name!r}>"
 
 
-class _Down:
-    """``proxy.down()``: refuse new connections and drop open ones until exit."""
+class _Pipe:
+    """A pipe that spliced bytes pass through; ``fill`` bytes are in it now."""
 
-    def __init__(self, proxy: FaultProxy) -> None:
-        self.proxy = proxy
+    __slots__ = ("fill", "read", "write")
 
-    def __enter__(self) -> FaultProxy:
-        return self.proxy
+    def __init__(self, read: int, write: int) -> None:
+        self.read, self.write, self.fill = read, write, 0
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proxy.running:
-            self.proxy.up()
+    def close(self) -> None:
+        os.close(self.read)
+        os.close(self.write)
 
 
-class FaultProxy:
+class _Flow:
+    """One direction of a connection: what ``src`` reads goes to ``dst``."""
+
+    __slots__ = ("blocked", "closed", "conn", "direction", "dst", "dst_fd", "eof", "outbox",
+                 "pending", "pipe", "queued", "reading", "src", "src_fd", "stages", "timer")
+
+    def __init__(self, conn: _Conn, direction: Direction, src: socket.socket,
+                 dst: socket.socket) -> None:
+        self.conn = conn
+        self.direction = direction
+        self.src, self.dst = src, dst
+        self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
+        self.stages: list[Stage] = []
+        self.outbox: deque[Item] = deque()
+        self.queued = 0  # bytes in the outbox
+        self.pipe: _Pipe | None = None  # spliced bytes waiting for dst
+        self.pending = b""  # copied bytes waiting for dst
+        self.reading = True  # src is watched for data
+        self.blocked = False  # dst is watched for room
+        self.eof = False  # src has ended
+        self.closed = False  # the end has been passed to dst
+        self.timer: Timer | None = None
+
+    # -- reading ---------------------------------------------------------------------
+    def readable(self) -> None:
+        if self.stages or self.outbox:
+            self._read_chunk()
+            return
+        proxy = self.conn.proxy
+        for _ in range(_SPINS):
+            pipe = proxy._take_pipe()
+            if pipe is None:
+                self._copy()
+                return
+            try:
+                moved = os.splice(self.src_fd, pipe.write, _PIPE_SIZE, flags=_SPLICE_FLAGS)
+            except BlockingIOError:
+                proxy._pipes.append(pipe)
+                return
+            except OSError as exc:
+                proxy._pipes.append(pipe)
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+                proxy._splice_ok = False  # this kernel cannot splice these sockets
+                self._copy()
+                return
+            if not moved:
+                proxy._pipes.append(pipe)
+                self._end()
+                return
+            pipe.fill = moved
+            if not self._flush_pipe(pipe) or moved < _PIPE_SIZE or self.conn.done:
+                return
+
+    def _copy(self) -> None:
+        buf = self.conn.proxy._buffer
+        try:
+            n = self.src.recv_into(buf)
+        except BlockingIOError:
+            return
+        if not n:
+            self._end()
+            return
+        view = memoryview(buf)[:n]
+        try:
+            sent = self.dst.send(view)
+        except BlockingIOError:
+            sent = 0
+        self.conn.count(self.direction, sent)
+        if sent < n:
+            self.pending = bytes(view[sent:])
+            self._block()
+
+    def _read_chunk(self) -> None:
+        try:
+            data = self.src.recv(_CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self._end()
+            return
+        self._enter([Item(self.conn.proxy.loop_now(), DATA, data)])
+
+    def _end(self) -> None:
+        """``src`` ended: stop reading it and pass the end through the chain."""
+        self.eof = True
+        self.reading = False
+        self.conn.update()
+        self._enter([Item(self.conn.proxy.loop_now(), EOF)])
+
+    def _enter(self, items: list[Item]) -> None:
+        for stage in self.stages:
+            items = stage.feed(items)
+        self.outbox.extend(items)
+        self.queued += sum(len(i.data) for i in items)
+        if self.queued > _QUEUE_LIMIT and self.reading:
+            self.reading = False
+            self.conn.update()
+        self.drain()
+
+    # -- writing ---------------------------------------------------------------------
+    def _flush_pipe(self, pipe: _Pipe) -> bool:
+        """Splice what ``pipe`` holds to dst; whether it all went (else wait for room)."""
+        try:
+            sent = os.splice(pipe.read, self.dst_fd, pipe.fill, flags=_SPLICE_FLAGS)
+        except BlockingIOError:
+            sent = 0
+        pipe.fill -= sent
+        self.conn.count(self.direction, sent)
+        if pipe.fill:
+            self.pipe = pipe
+            self._block()
+            return False
+        self.pipe = None
+        self.conn.proxy._pipes.append(pipe)
+        return True
+
+    def _block(self) -> None:
+        self.blocked = True
+        self.reading = False
+        self.conn.update()
+
+    def writable(self) -> None:
+        if self.pipe is not None and not self._flush_pipe(self.pipe):
+            return
+        if self.pending:
+            try:
+                sent = self.dst.send(self.pending)
+            except BlockingIOError:
+                sent = 0
+            self.conn.count(self.direction, sent)
+            self.pending = self.pending[sent:]
+            if self.pending:
+                return
+        self.blocked = False
+        if self.outbox:
+            self.drain()
+            return
+        self._resume()
+
+    def _resume(self) -> None:
+        if not self.blocked and not self.eof and self.queued <= _QUEUE_LIMIT // 2:
+            self.reading = True
+        self.conn.update()
+
+    def drain(self) -> None:
+        """Deliver every item now due, in order; wait for room or for the next due time."""
+        if self.pipe is not None or self.pending or self.conn.done:
+            return
+        outbox = self.outbox
+        now = self.conn.proxy.loop_now()
+        while outbox:
+            item = outbox[0]
+            if item.due > now + _EPS:
+                self._wake_at(item.due)
+                break
+            if item.kind == DATA:
+                try:
+                    sent = self.dst.send(item.data)
+                except BlockingIOError:
+                    sent = 0
+                self.conn.count(self.direction, sent)
+                self.queued -= sent
+                if sent < len(item.data):
+                    item.data = item.data[sent:]
+                    self._block()
+                    return
+                outbox.popleft()
+            elif item.kind == EOF:
+                outbox.popleft()
+                self._close_dst()
+                return
+            else:  # CLOSE: limit_data reached
+                self.conn.finish("limit_data")
+                return
+        self._resume()
+
+    def _wake_at(self, due: float) -> None:
+        if self.timer is not None:
+            if self.timer.when == due:
+                return
+            self.timer.cancel()
+        loop = self.conn.proxy._loop()
+        self.timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.drain()
+
+    def _close_dst(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):  # the peer may have gone already
+            self.dst.shutdown(socket.SHUT_WR)
+        self.conn.update()
+        self.conn.check_done()
+
+    # -- toxics ----------------------------------------------------------------------
+    def add_stage(self, stage: Stage) -> None:
+        """Append ``stage`` to the chain; what waits in the outbox goes through it too."""
+        self.stages.append(stage)
+        if self.outbox:
+            items = stage.feed(list(self.outbox))
+            self.outbox = deque(items)
+            self.queued = sum(len(i.data) for i in items)
+            self.drain()
+
+    def remove_stage(self, name: str) -> None:
+        """Drop stage ``name``; what only it held is released now (Toxiproxy's flush)."""
+        self.stages = [s for s in self.stages if s.name != name]
+        now = self.conn.proxy.loop_now()
+        floor = -math.inf
+        for item in self.outbox:
+            if name in item.holders:
+                item.holders = tuple(h for h in item.holders if h != name)
+                if not item.holders:
+                    item.due = now
+            item.due = floor = max(floor, item.due)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.drain()
+
+
+class _Conn(BaseConn):
+    """A client connection through a ``FaultProxy``: two flows and the toxics it felt."""
+
+    proxy: FaultProxy
+
+    def __init__(self, proxy: FaultProxy, conn_id: int, client: socket.socket) -> None:
+        super().__init__(proxy, conn_id, client)
+        self.bytes = {"upstream": 0, "downstream": 0}
+        self.applied: dict[str, bool] = {}
+        self.felt: list[str] = []  # every toxic applied, even if removed since
+        self.flows: dict[str, _Flow] = {}
+        self._masks: dict[int, int] = {}
+
+    @property
+    def rng(self) -> random.Random:
+        """The proxy's seeded RNG (for the toxics' draws)."""
+        return self.proxy.rng
+
+    def start(self) -> None:
+        assert self.upstream is not None
+        up = _Flow(self, "upstream", self.client, self.upstream)
+        down = _Flow(self, "downstream", self.upstream, self.client)
+        self.flows = {"upstream": up, "downstream": down}
+        loop = self.proxy._loop()
+        for sock, handler in ((self.client, self._on_client), (self.upstream, self._on_up)):
+            self._masks[sock.fileno()] = READ
+            loop.watch(sock.fileno(), handler, READ)
+        for entry in list(self.proxy._toxics.values()):
+            self.proxy._decide(self, entry)
+
+    def _on_client(self, events: int) -> None:
+        self._on(events, self.flows["downstream"], self.flows["upstream"], self.client)
+
+    def _on_up(self, events: int) -> None:
+        self._on(events, self.flows["upstream"], self.flows["downstream"], self.upstream)
+
+    def _on(self, events: int, writer: _Flow, reader: _Flow, sock: Any) -> None:
+        try:
+            if events & WRITE and writer.blocked:
+                writer.writable()
+            if self.done:
+                return
+            if events & (READ | _ERRORS):
+                if reader.reading:
+                    reader.readable()
+                elif events & _ERRORS:
+                    self._hangup(sock)
+        except OSError:  # the peer reset the connection, or a send failed
+            if not self.done:
+                self.finish("reset", reset=True)
+
+    def _hangup(self, sock: socket.socket) -> None:
+        """``sock`` hung up while not read: a reset, or both ends closed (we passed our
+        end on, it passed its end): stop watching it, the other direction may still
+        hold bytes for the other socket."""
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.finish("reset", reset=True)
+            return
+        self._masks[sock.fileno()] = -1
+        self.proxy._loop().unwatch(sock.fileno())
+        self.check_done()
+
+    def update(self) -> None:
+        """Tell the loop what each socket waits for now."""
+        if self.done:
+            return
+        up, down = self.flows["upstream"], self.flows["downstream"]
+        loop = self.proxy._loop()
+        for fd, mask in ((up.src_fd, (READ if up.reading else 0) | (WRITE if down.blocked
+                                                                      else 0)),
+                         (down.src_fd, (READ if down.reading else 0) | (WRITE if up.blocked
+                                                                         else 0))):
+            if self._masks.get(fd) not in (mask, -1):  # -1: no longer watched
+                self._masks[fd] = mask
+                loop.modify(fd, mask)
+
+    def count(self, direction: str, n: int) -> None:
+        self.bytes[direction] += n
+        stats = self.proxy._stats
+        if direction == "upstream":
+            stats.bytes_up += n
+        else:
+            stats.bytes_down += n
+
+    def check_done(self) -> None:
+        if all(f.closed for f in self.flows.values()):
+            self.finish("closed")
+
+    def at(self, name: str, when: float, action: str) -> None:
+        """A toxic's timed close or reset of the whole connection."""
+        def fire() -> None:
+            self.timers.pop(name, None)
+            self.finish("reset_peer" if action == "reset" else "timeout",
+                        reset=action == "reset")
+
+        self.timers[name] = self.proxy._loop().call_at(when, fire)
+
+    def release(self) -> None:
+        for flow in self.flows.values():
+            if flow.timer is not None:
+                flow.timer.cancel()
+            if flow.pipe is not None:  # bytes of a finished connection: not reusable
+                flow.pipe.close()
+                flow.pipe = None
+                self.proxy._pipe_count -= 1
+
+    def close_attrs(self) -> dict[str, Any]:
+        return {"bytes_up": self.bytes["upstream"], "bytes_down": self.bytes["downstream"],
+                "toxic": ",".join(self.felt) or None}
+
+
+class FaultProxy(ProxyBase):
     """A TCP proxy on ``127.0.0.1`` (port chosen by the OS) that forwards to ``upstream``.
 
     Toxics are added per direction with a toxicity (the probability that a connection
     feels it, drawn per connection from ``random.Random(seed)``) and may be added or
     removed while connections are open. Use as a context manager (sync or async), or
     call ``start()``/``stop()``; stopping closes every socket and joins the thread.
+
+    On a ``VirtualClock`` toxics wait in virtual time, driven by the test's thread
+    (see ``faults._loop``): the same test gives the same history, event for event.
     """
 
     def __init__(
@@ -176,130 +446,35 @@ class FaultProxy:
         clock: Clock | None = None,
         history: History | None = None,
     ) -> None:
-        if (
-            not isinstance(upstream, tuple)
-            or len(upstream) != 2
-            or not isinstance(upstream[0], str)
-            or isinstance(upstream[1], bool)
-            or not isinstance(upstream[1], int)
-            or not 0 < upstream[1] < 65536
-        ):
-            raise ValueError(
-                f"upstream={upstream!r} is not an address. Pass a (host, port) tuple such "
-                "as ('127.0.0.1', 8080)."
-            )
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name={name!r} is not a proxy name. Pass a non-empty string.")
-        self.upstream = upstream
-        self.name = name
-        self.seed = int(seed)
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
-        self._rng = random.Random(self.seed)
-        self._lock = threading.Lock()
+        super().__init__(upstream, name=name, seed=seed, clock=clock, history=history)
         self._toxics: dict[str, _Entry] = {}
-        self._conns: set[_Conn] = set()
-        self._conn_ids = itertools.count(1)
-        self._stats = ProxyStats()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: socket.socket | None = None
         self._pipes: list[_Pipe] = []  # free splice pipes
         self._pipe_count = 0  # pipes open, free or in use
         self._splice_ok = hasattr(os, "splice")
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._port = 0
-        self._down = False
+        self._buffer = bytearray(_COPY)
 
-    # -- public state ----------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """Whether the proxy's thread is serving."""
-        return self._thread is not None
-
-    @property
-    def host(self) -> str:
-        """Always ``127.0.0.1``."""
-        return _LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The listening port (chosen by the OS at ``start()``)."""
-        if not self._port:
-            raise RuntimeError(f"proxy {self.name!r} is not started; call start() first.")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)`` to point a client at."""
-        return (self.host, self.port)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``, for HTTP clients."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def toxics(self) -> dict[str, tuple[Toxic, Direction, float]]:
-        """Installed toxics by name: ``(toxic, direction, toxicity)``."""
-        with self._lock:
-            return {n: (e.toxic, e.direction, e.toxicity) for n, e in self._toxics.items()}
-
-    def stats(self) -> ProxyStats:
-        """A snapshot of the proxy's counters."""
-        with self._lock:
-            return ProxyStats(**vars(self._stats))
-
-    # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FaultProxy:
-        """Start the loop thread and listen; returns the proxy."""
-        if self._thread is not None:
-            raise RuntimeError(f"proxy {self.name!r} is already started.")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        thread = threading.Thread(
-            target=self._run_loop, args=(loop, ready), name=f"FaultProxy-{self.name}",
-            daemon=True,
-        )
-        thread.start()
-        ready.wait(_CONTROL_TIMEOUT)
-        self._loop, self._thread = loop, thread
-        try:
-            self._call(self._listen(0))
-        except BaseException:
-            self._shutdown_thread()
-            raise
-        emit("proxy.connection", self.name, self.clock, history=self.history,
-             event="listen", port=self._port, upstream=f"{self.upstream[0]}:{self.upstream[1]}",
-             seed=self.seed, bytes_up=0, bytes_down=0, toxic=None)
-        return self
-
-    def stop(self) -> None:
-        """Close the listener and every connection, stop and join the thread. Idempotent."""
-        if self._thread is None:
-            return
-        try:
-            self._call(self._close_all(outcome="stopped", listener=True))
-        finally:
-            self._shutdown_thread()
-        stats = self.stats()
-        emit("proxy.connection", self.name, self.clock, history=self.history,
-             event="stop", connections=stats.connections, bytes_up=stats.bytes_up,
-             bytes_down=stats.bytes_down, toxic=None)
+        """Start serving; returns the proxy."""
+        result: FaultProxy = super().start()
+        return result
 
     def __enter__(self) -> FaultProxy:
         return self.start()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     async def __aenter__(self) -> FaultProxy:
-        return self.start()  # blocks the caller's loop for a moment only
+        return self.start()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop()
+    @property
+    def toxics(self) -> dict[str, tuple[Toxic, Direction, float]]:
+        """Installed toxics by name: ``(toxic, direction, toxicity)``."""
+        return self._locked(lambda: {n: (e.toxic, e.direction, e.toxicity)
+                                     for n, e in self._toxics.items()})
 
-    # -- toxics ----------------------------------------------------------------------
+    def loop_now(self) -> float:
+        """The proxy clock's time (read from the loop)."""
+        return self._loop().now()
+
+    # -- toxics ------------------------------------------------------------------------
     def add_toxic(
         self,
         toxic: Toxic,
@@ -329,326 +504,82 @@ class FaultProxy:
             raise ValueError(f"toxicity={toxicity!r} is not a probability. Pass a number in "
                              "[0, 1].")
         toxic_name = name if name is not None else f"{toxic.kind}_{direction}"
+        if self._locked(lambda: toxic_name in self._toxics):
+            raise ValueError(
+                f"name={toxic_name!r} is already installed on proxy {self.name!r}. Pass "
+                "another name= or remove the existing toxic first."
+            )
         entry = _Entry(toxic_name, toxic, direction, p)
-        with self._lock:
-            if toxic_name in self._toxics:
-                raise ValueError(
-                    f"name={toxic_name!r} is already installed on proxy {self.name!r}. Pass "
-                    "another name= or remove the existing toxic first."
-                )
-            self._toxics[toxic_name] = entry
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="added",
-             toxic=toxic_name, toxic_kind=toxic.kind, params=str(toxic), direction=direction,
-             toxicity=p)
-        if self._loop is not None:
-            self._call(self._apply_to_open(entry))
+        self._event("fault.armed", family="network", fault=toxic_name, action=str(toxic),
+                    direction=direction, toxicity=p)
+        self._event("proxy.toxic", event="added", toxic=toxic_name, toxic_kind=toxic.kind,
+                    params=str(toxic), direction=direction, toxicity=p)
+        self._locked(lambda: self._install(entry))
         return ToxicHandle(self, toxic_name)
 
     def remove_toxic(self, name: str, *, missing_ok: bool = False) -> None:
         """Remove the toxic called ``name``; open connections stop feeling it at once."""
-        with self._lock:
-            entry = self._toxics.pop(name, None)
+        entry = self._locked(lambda: self._uninstall(name))
         if entry is None:
             if missing_ok:
                 return
             raise KeyError(f"no toxic named {name!r} on proxy {self.name!r}; installed: "
                            f"{sorted(self.toxics)}.")
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="removed",
-             toxic=name, toxic_kind=entry.toxic.kind, direction=entry.direction,
-             toxicity=entry.toxicity)
-        if self._loop is not None:
-            self._call(self._forget(name))
+        self._event("proxy.toxic", event="removed", toxic=name, toxic_kind=entry.toxic.kind,
+                    direction=entry.direction, toxicity=entry.toxicity)
+        self._event("fault.disarmed", family="network", fault=name, action=str(entry.toxic),
+                    direction=entry.direction)
 
     def reset(self) -> None:
         """Remove every toxic (Toxiproxy's ``POST /reset``) and bring the proxy up."""
-        for name in list(self.toxics):
+        for name in list(self._toxics):
             self.remove_toxic(name, missing_ok=True)
         if self._down and self.running:
             self.up()
 
-    def down(self) -> _Down:
-        """Refuse new connections and drop the open ones; ``with proxy.down():`` undoes it."""
-        if self._thread is None:
-            raise RuntimeError(f"proxy {self.name!r} is not started; call start() first.")
-        if not self._down:
-            self._down = True
-            self._call(self._close_all(outcome="down", listener=True))
-            emit("fault.fired", self.name, self.clock, history=self.history, action="down",
-                 trigger="always", call=0)
-            emit("proxy.toxic", self.name, self.clock, history=self.history, event="down",
-                 toxic="down", direction="both", toxicity=1.0)
-        return _Down(self)
+    # -- mutex held ------------------------------------------------------------------------
+    def _new_conn(self, conn_id: int, client: socket.socket) -> BaseConn:
+        return _Conn(self, conn_id, client)
 
-    def up(self) -> None:
-        """Listen again on the same port after ``down()``."""
-        if not self._down:
-            return
-        self._call(self._listen(self._port))
-        self._down = False
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="up",
-             toxic="down", direction="both", toxicity=1.0)
-
-    # -- loop thread plumbing --------------------------------------------------------
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        loop.run_forever()
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        loop = self._loop
-        if loop is None:
-            coro.close()
-            raise RuntimeError(f"proxy {self.name!r} is not started; call start() first.")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(_CONTROL_TIMEOUT)
-
-    def _shutdown_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_CONTROL_TIMEOUT)
-            loop.close()
-        self._loop = self._thread = None
-        self._server = None
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _listen(self, port: int) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((_LOOPBACK, port))
-            listener.listen(socket.SOMAXCONN)
-            listener.setblocking(False)
-        except BaseException:
-            listener.close()
-            raise
-        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
-        self._server = listener
-        self._port = listener.getsockname()[1]
-
-    async def _close_all(self, *, outcome: str, listener: bool) -> None:
-        if listener and self._server is not None:
-            asyncio.get_running_loop().remove_reader(self._server.fileno())
-            self._server.close()
-            self._server = None
-        for conn in list(self._conns):
-            self._finish(conn, outcome, reset=outcome == "down")
-        pending = [t for t in self._tasks if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        self._close_pipes()  # every pump has returned its pipe by now
-
-    # -- connections -----------------------------------------------------------------
-    def _accept(self, listener: socket.socket) -> None:
-        for _ in range(_ACCEPTS):
-            try:
-                client, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError:  # out of descriptors or memory: pause a second, as asyncio does
-                asyncio.get_running_loop().remove_reader(listener.fileno())
-                self._spawn(self._resume_accepting(listener))
-                return
-            if self._down or self._server is None:  # accepted just before down()/stop()
-                self._drop(client)
-                continue
-            client.setblocking(False)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(next(self._conn_ids), client)
-            with self._lock:
-                self._stats.connections += 1
-                self._stats.open += 1
-            self._conns.add(conn)
-            emit("proxy.connection", self.name, self.clock, history=self.history,
-                 event="open", conn=conn.id, bytes_up=0, bytes_down=0, toxic=None)
-            self._spawn(self._serve(conn))
-
-    async def _resume_accepting(self, listener: socket.socket) -> None:
-        await self.clock.asleep(1.0)
-        if self._server is listener:  # not closed by down()/stop() meanwhile
-            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
-
-    async def _serve(self, conn: _Conn) -> None:
-        """Connect upstream, then pump both directions until the connection ends."""
-        try:
-            try:
-                upstream = await self._connect(conn)
-            except OSError as exc:
-                with self._lock:
-                    self._stats.refused += 1
-                conn.outcome = f"upstream_error:{type(exc).__name__}"
-                return
-            if conn.done:  # dropped while connecting
-                return
-            conn.ready = True
-            for entry in self._entries():
-                self._decide(conn, entry)
-            await asyncio.gather(
-                self._pump(conn, _Flow("upstream", conn.client, upstream)),
-                self._pump(conn, _Flow("downstream", upstream, conn.client)),
-            )
-        finally:
-            self._finish(conn, conn.outcome, reset=False)
-
-    async def _connect(self, conn: _Conn) -> socket.socket:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            *self.upstream, type=socket.SOCK_STREAM)[0]
-        sock = conn.upstream = socket.socket(family, kind, proto)  # _finish closes it
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        error = sock.connect_ex(address)
-        if error == errno.EINPROGRESS:
-            await self._wait(conn, sock, write=True)
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error and not conn.done:
-            raise OSError(error, os.strerror(error))
-        return sock
-
-    async def _wait(self, conn: _Conn, sock: socket.socket, *, write: bool) -> bool:
-        """Wait until ``sock`` is readable (or writable); ``False`` if ``conn`` finished."""
-        loop = asyncio.get_running_loop()
-        fd = sock.fileno()
-        fut: asyncio.Future[None] = loop.create_future()
-        key = (fd, write)
-        if write:
-            loop.add_writer(fd, _wake, fut)
-        else:
-            loop.add_reader(fd, _wake, fut)
-        conn.waits[key] = fut
-        try:
-            await fut
-        finally:
-            if conn.waits.get(key) is fut:  # else _finish has unregistered it
-                del conn.waits[key]
-                if write:
-                    loop.remove_writer(fd)
-                else:
-                    loop.remove_reader(fd)
-        return not conn.done
-
-    def _entries(self) -> list[_Entry]:
-        with self._lock:
-            return list(self._toxics.values())
-
-    def _active(self, conn: _Conn, direction: Direction) -> list[Toxic]:
-        if not conn.applied:  # no toxic decided on this connection: skip the lock
-            return []
-        return [e.toxic for e in self._entries()
-                if e.direction == direction and conn.applied.get(e.name)]
-
-    def _decide(self, conn: _Conn, entry: _Entry) -> None:
-        """Draw whether ``conn`` feels ``entry``; start its timer if it has one."""
-        if entry.name in conn.applied or conn.done:
-            return
-        applied = entry.toxicity >= 1.0 or self._rng.random() < entry.toxicity
-        conn.applied[entry.name] = applied
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="decided",
-             toxic=entry.name, conn=conn.id, direction=entry.direction,
-             toxicity=entry.toxicity, applied=applied)
-        if not applied:
-            return
-        conn.felt.append(entry.name)
-        with self._lock:
-            self._stats.toxics_applied += 1
-        emit("fault.fired", self.name, self.clock, history=self.history,
-             action=str(entry.toxic), trigger=f"toxicity({entry.toxicity:g})", call=conn.id,
-             toxic=entry.name, direction=entry.direction)
-        kind = entry.toxic.kind
-        if kind == "reset_peer" or (kind == "timeout" and entry.toxic.ms > 0):
-            conn.timers[entry.name] = self._spawn(self._timer(conn, entry))
-
-    async def _timer(self, conn: _Conn, entry: _Entry) -> None:
-        if entry.toxic.ms > 0:
-            await self.clock.asleep(entry.toxic.ms / 1000)
-        if entry.toxic.kind == "reset_peer":
-            self._finish(conn, "reset_peer", reset=True)
-        else:
-            self._finish(conn, "timeout", reset=False)
-
-    async def _apply_to_open(self, entry: _Entry) -> None:
-        for conn in list(self._conns):
-            if conn.ready:
+    def _install(self, entry: _Entry) -> None:
+        self._toxics[entry.name] = entry
+        for conn in list(self._conns.values()):
+            if isinstance(conn, _Conn) and conn.flows and not conn.done:
                 self._decide(conn, entry)
 
-    async def _forget(self, name: str) -> None:
-        for conn in list(self._conns):
-            conn.applied.pop(name, None)
+    def _uninstall(self, name: str) -> _Entry | None:
+        entry = self._toxics.pop(name, None)
+        if entry is None:
+            return None
+        for conn in list(self._conns.values()):
+            if not isinstance(conn, _Conn) or not conn.applied.pop(name, False):
+                continue
             timer = conn.timers.pop(name, None)
             if timer is not None:
                 timer.cancel()
-            conn.changed.set()
+            if entry.toxic.kind == "timeout":  # Toxiproxy closes what it held
+                conn.finish("timeout")
+                continue
+            conn.flows[entry.direction].remove_stage(name)
+        return entry
 
-    # -- moving bytes ------------------------------------------------------------------
-    async def _pump(self, conn: _Conn, flow: _Flow) -> None:
-        """Forward ``flow`` until its end of stream, then pass the end on."""
-        try:
-            more = True
-            while more and not conn.done:
-                if not await self._wait(conn, flow.src, write=False):
-                    return
-                pipe = None if self._active(conn, flow.direction) else self._take_pipe()
-                if pipe is None:
-                    more = await self._copy(conn, flow)
-                    continue
-                try:
-                    more = await self._splice(conn, flow, pipe)
-                finally:
-                    self._give_pipe(pipe)
-            await self._end(conn, flow)
-        except OSError:  # the peer reset the connection, or a send failed
-            if not conn.done:
-                self._finish(conn, "reset", reset=True)
-
-    async def _copy(self, conn: _Conn, flow: _Flow) -> bool:
-        """Read one chunk and forward it through the toxics; ``False`` at end of stream."""
-        try:
-            data = flow.src.recv(_READ)
-        except BlockingIOError:
-            return True
-        if data:
-            await self._forward(conn, flow, data)
-        return bool(data)
-
-    async def _splice(self, conn: _Conn, flow: _Flow, pipe: _Pipe) -> bool:
-        """Move what ``src`` has to ``dst`` through ``pipe``; ``False`` at end of stream.
-
-        Returns when ``src`` has nothing more for now, or as soon as a toxic applies to
-        the direction, with the pipe empty so that no byte overtakes another.
-        """
-        src, dst = flow.src.fileno(), flow.dst.fileno()
-        while not conn.done:
-            try:
-                pipe.fill = os.splice(src, pipe.write, _PIPE_SIZE, flags=_SPLICE_FLAGS)
-            except BlockingIOError:
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
-                    raise
-                self._splice_ok = False  # this kernel cannot splice these sockets
-                return True
-            if not pipe.fill:
-                return False
-            while pipe.fill and not conn.done:
-                try:
-                    sent = os.splice(pipe.read, dst, pipe.fill, flags=_SPLICE_FLAGS)
-                except BlockingIOError:
-                    if not await self._wait(conn, flow.dst, write=True):
-                        return True
-                    continue
-                pipe.fill -= sent
-                self._count(conn, flow.direction, sent)
-            if self._active(conn, flow.direction):
-                return True
-        return True
+    def _decide(self, conn: _Conn, entry: _Entry) -> None:
+        """Draw whether ``conn`` feels ``entry``; if so, add the toxic's stage."""
+        if entry.name in conn.applied or conn.done:
+            return
+        applied = entry.toxicity >= 1.0 or self.rng.random() < entry.toxicity
+        conn.applied[entry.name] = applied
+        self._event("proxy.toxic", event="decided", toxic=entry.name, conn=conn.id,
+                    direction=entry.direction, toxicity=entry.toxicity, applied=applied)
+        if not applied:
+            return
+        conn.felt.append(entry.name)
+        self._stats.toxics_applied += 1
+        self._event("fault.fired", family="network", fault=entry.name, action=str(entry.toxic),
+                    trigger=f"toxicity({entry.toxicity:g})", call=conn.id, toxic=entry.name,
+                    direction=entry.direction)
+        stage = make_stage(entry.name, entry.toxic, conn, self.loop_now())
+        conn.flows[entry.direction].add_stage(stage)
 
     def _take_pipe(self) -> _Pipe | None:
         if not self._splice_ok:
@@ -668,140 +599,17 @@ class FaultProxy:
         self._pipe_count += 1
         return _Pipe(read, write)
 
-    def _give_pipe(self, pipe: _Pipe) -> None:
-        if pipe.fill:  # bytes of a finished connection: not reusable
-            pipe.close()
-            self._pipe_count -= 1
-        else:
-            self._pipes.append(pipe)
-
-    def _close_pipes(self) -> None:
+    def _stopped(self) -> None:
         while self._pipes:
             self._pipes.pop().close()
             self._pipe_count -= 1
-
-    async def _send(self, conn: _Conn, sock: socket.socket, data: bytes) -> bool:
-        """Send all of ``data``; ``False`` if ``conn`` finished first."""
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view):]
-            except BlockingIOError:
-                if not await self._wait(conn, sock, write=True):
-                    return False
-        return True
-
-    async def _end(self, conn: _Conn, flow: _Flow) -> None:
-        while not conn.done and any(t.kind == "timeout"
-                                    for t in self._active(conn, flow.direction)):
-            conn.changed.clear()  # the timeout toxic holds the end of stream too
-            await conn.changed.wait()
-        for toxic in self._active(conn, flow.direction):
-            if toxic.kind == "slow_close" and toxic.ms > 0:
-                await self.clock.asleep(toxic.ms / 1000)
-        if not conn.done:
-            with contextlib.suppress(OSError):  # the peer may have closed already
-                flow.dst.shutdown(socket.SHUT_WR)
-
-    async def _forward(self, conn: _Conn, flow: _Flow, data: bytes) -> None:
-        direction = flow.direction
-        toxics = self._active(conn, direction)
-        if any(t.kind == "timeout" for t in toxics):
-            return  # dropped while the timeout toxic holds the connection
-        pieces = [data]
-        delays: list[float] = []
-        for toxic in toxics:
-            if toxic.kind == "latency":
-                jitter = self._rng.uniform(-toxic.jitter_ms, toxic.jitter_ms)
-                delays.append(max(0.0, toxic.ms + jitter) / 1000)
-            elif toxic.kind == "slicer":
-                pieces = [p for chunk in pieces for p in self._slices(chunk, toxic)]
-        if delays:
-            await self.clock.asleep(sum(delays))
-        slice_delay = max((t.ms for t in toxics if t.kind == "slicer"), default=0.0) / 1000
-        rate = min((t.kb_per_s for t in toxics if t.kind == "bandwidth"), default=math.inf)
-        limit = min((t.limit for t in toxics if t.kind == "limit_data"), default=None)
-        for index, chunk in enumerate(pieces):
-            if conn.done:
-                return
-            piece = chunk if limit is None else chunk[:max(limit - conn.bytes[direction], 0)]
-            if piece:
-                if not await self._send(conn, flow.dst, piece):
-                    return
-                self._count(conn, direction, len(piece))
-            if limit is not None and conn.bytes[direction] >= limit:
-                self._finish(conn, "limit_data", reset=False)
-                return
-            if rate != math.inf:
-                await self.clock.asleep(len(piece) / (rate * 1024))
-            if slice_delay and index < len(pieces) - 1:
-                await self.clock.asleep(slice_delay)
-
-    def _slices(self, data: bytes, toxic: Toxic) -> list[bytes]:
-        out: list[bytes] = []
-        start = 0
-        while start < len(data):
-            size = toxic.avg_size
-            if toxic.size_variation:
-                size += self._rng.randint(-toxic.size_variation, toxic.size_variation)
-            out.append(data[start:start + size])
-            start += size
-        return out
-
-    def _count(self, conn: _Conn, direction: Direction, n: int) -> None:
-        conn.bytes[direction] += n
-        with self._lock:
-            if direction == "upstream":
-                self._stats.bytes_up += n
-            else:
-                self._stats.bytes_down += n
-
-    def _finish(self, conn: _Conn, outcome: str, *, reset: bool) -> None:
-        """Close both sides of ``conn`` once (with RST when ``reset``) and record it."""
-        if conn.done:
-            return
-        conn.done = True
-        conn.outcome = outcome
-        conn.changed.set()
-        loop = asyncio.get_running_loop()
-        for (fd, write), fut in conn.waits.items():  # before the fds can be reused
-            if write:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
-            _wake(fut)
-        conn.waits.clear()
-        for timer in conn.timers.values():
-            if timer is not asyncio.current_task():
-                timer.cancel()
-        for sock in (conn.client, conn.upstream):
-            if sock is None:
-                continue
-            if reset:
-                self._drop(sock)
-            else:
-                sock.close()
-        self._conns.discard(conn)
-        with self._lock:
-            self._stats.open -= 1
-        emit("proxy.connection", self.name, self.clock, history=self.history, event="close",
-             conn=conn.id, outcome=outcome, bytes_up=conn.bytes["upstream"],
-             bytes_down=conn.bytes["downstream"],
-             toxic=",".join(conn.felt) or None)
-
-    @staticmethod
-    def _drop(sock: socket.socket) -> None:
-        """Close with a TCP RST (``SO_LINGER`` 0), as Toxiproxy's ``reset_peer`` does."""
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
 
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self._port}" if self._port else "not started"
         return f"<FaultProxy {self.name!r} {where} -> {self.upstream[0]}:{self.upstream[1]}>"
 
 
-def down(proxy: FaultProxy) -> AbstractContextManager[FaultProxy]:
+def down(proxy: ProxyBase) -> Any:
     """Take ``proxy`` down (refuse new connections, drop open ones) until the block ends.
 
     Same as ``proxy.down()``: ``with faults.network.down(proxy): ...``.

@@ -450,29 +450,27 @@ def _corrupted(store: Path, mode: str, seed: int, *, at: float, clock: VirtualCl
 
 
 #: Toxics the network family draws, with the parameter each takes (none: "") and its
-#: least value, in ms (bytes for ``limit_data``); ``down`` takes the proxy down.
-#: The proxy's loop moves the shared virtual clock when it is idle, so a proxy wait is
-#: ordered against the test only while the test waits on the proxy: ``reset_peer``
-#: resets at once ("after N ms" would race the test's I/O), and ``slow_close`` (a wait
-#: after the test stopped listening) is drawn only when asked for in ``kinds``.
+#: least value, in ms (bytes for ``limit_data``); ``down`` takes the proxy down. The
+#: proxy's time is driven by the run (``faults._loop``), so every kind replays exactly,
+#: timers the body does not wait for (``reset_peer`` after N ms, ``slow_close``) too.
 NETWORK_KINDS: dict[str, tuple[str, int]] = {
-    "latency": ("ms", 1), "timeout": ("ms", 1), "reset_peer": ("", 0),
+    "latency": ("ms", 1), "timeout": ("ms", 1), "reset_peer": ("after_ms", 0),
     "limit_data": ("nbytes", 0), "down": ("", 0), "slow_close": ("ms", 1),
 }
-_DEFAULT_NETWORK_KINDS = ("latency", "timeout", "reset_peer", "limit_data", "down")
+_DEFAULT_NETWORK_KINDS = tuple(NETWORK_KINDS)
 
 
 class NetworkToxics(_ScheduledFamily):
     """The network family: from a virtual time on, for ``duration`` seconds, a toxic on the
-    test's ``FaultProxy`` (``kinds`` of ``NETWORK_KINDS``, by default all but
-    ``slow_close``; either direction) or the proxy down.
+    test's ``FaultProxy`` (``kinds`` of ``NETWORK_KINDS``, by default all; either
+    direction) or the proxy down.
 
     ``proxy`` is the test's started proxy (or a function returning it, read once per
-    plan). During each plan the proxy runs on the plan's clock, so toxics wait in virtual
-    time (its loop moves the clock when idle); toxicity is 1 and latency has no jitter,
-    so the proxy's own RNG decides nothing. Runs replay exactly when the body waits on
-    the proxy (request, then response). Parameters shrink toward their minimum
-    (``max_ms`` at most), durations toward 10 ms, the direction toward ``downstream``.
+    plan). During each plan the proxy serves on the plan's clock and history, numbers
+    its connections from 1 and reseeds its RNG (``FaultProxy.run_on``): toxics wait in
+    virtual time driven by the run, so a failing plan replays with the same history.
+    Parameters shrink toward their minimum (``max_ms`` at most), durations toward 10 ms,
+    the direction toward ``downstream``.
     """
 
     name = "network"
@@ -512,18 +510,18 @@ class NetworkToxics(_ScheduledFamily):
 
     def around(self, *, clock: VirtualClock,
                history: History | None) -> AbstractContextManager[Any]:
-        """Put the proxy on the run's clock for the run."""
-        return self._on_clock(clock)
+        """Serve the proxy on the run's clock and history for the run."""
+        return self._on_run(clock, history)
 
     @contextmanager
-    def _on_clock(self, clock: VirtualClock) -> Iterator[None]:
+    def _on_run(self, clock: VirtualClock, history: History | None) -> Iterator[None]:
         proxy = self.proxy() if callable(self.proxy) else self.proxy
-        saved = proxy.clock
-        proxy.clock, self._current, self._installed = clock, proxy, 0
+        self._current, self._installed = proxy, 0
         try:
-            yield
+            with proxy.run_on(clock, history):
+                yield
         finally:
-            proxy.clock, self._current = saved, None
+            self._current = None
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,
               history: History | None) -> AbstractContextManager[Any] | None:
@@ -536,8 +534,9 @@ class NetworkToxics(_ScheduledFamily):
                                "needs its run (around()) to know the proxy.")
         if entry.kind == "down":
             return proxy.down()
-        param, _ = NETWORK_KINDS[entry.kind]
-        toxic = getattr(network, entry.kind)(*[entry.params[param]] if param else [])
+        param, least = NETWORK_KINDS[entry.kind]
+        toxic = getattr(network, entry.kind)(*[entry.params.get(param, least)] if param
+                                             else [])
         direction = entry.params["direction"]
         self._installed += 1
         return proxy.add_toxic(toxic, direction=direction,

@@ -14,10 +14,11 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_WALL_START", "Clock", "SystemClock", "VirtualClock"]
+__all__ = ["DEFAULT_WALL_START", "Clock", "ClockDriver", "SystemClock", "VirtualClock"]
 
 #: Wall time a ``VirtualClock`` starts at unless told otherwise: 2024-01-01T00:00:00Z.
 #: Fixed, so that event histories replay identically.
@@ -86,6 +87,25 @@ class SystemClock:
         return "SystemClock()"
 
 
+class ClockDriver(Protocol):
+    """Something that keeps its own timers on a ``VirtualClock`` and does work on them
+    (a fault proxy's loop). The clock lets it catch up from the thread that drives time.
+    """
+
+    def next_deadline(self) -> float:
+        """The virtual time of its earliest pending timer (``math.inf``: none)."""
+        ...
+
+    def settle(self) -> bool:
+        """Do everything due now and everything its sockets hold now, then return
+        whether anything was done."""
+        ...
+
+
+# Passes of settling drivers one clock step may take (each does work, or the step ends).
+_MAX_SETTLE_PASSES = 10_000
+
+
 @dataclass(order=True)
 class _Waiter:
     deadline: float
@@ -116,16 +136,83 @@ class VirtualClock:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._ticking: set[asyncio.AbstractEventLoop] = set()
+        self._drivers: tuple[ClockDriver, ...] = ()
+        self._driving_thread: int | None = None
+        self._settling = False
 
     # -- reading -------------------------------------------------------------------
     def monotonic(self) -> float:
-        """Virtual monotonic seconds."""
+        """Virtual monotonic seconds (drivers catch up first, on the driving thread)."""
+        if self._drivers and threading.get_ident() == self._driving_thread:
+            self._settle()
         return self._mono
 
     def time(self) -> float:
         """Virtual wall seconds since the epoch."""
+        if self._drivers and threading.get_ident() == self._driving_thread:
+            self._settle()
         with self._lock:
             return self._wall_anchor + (self._mono - self._mono_anchor) * self._rate
+
+    # -- drivers -------------------------------------------------------------------
+    def add_driver(self, driver: ClockDriver) -> Callable[[], None]:
+        """Let ``driver`` keep timers on this clock; returns a function that removes it.
+
+        The thread that adds the first driver drives time: each of its reads, sleeps
+        and ``advance`` steps first lets every driver settle, and a step stops at each
+        driver deadline inside it (time is set to that deadline, the drivers settle,
+        the step goes on). Other threads read and move the clock as before.
+        """
+        with self._lock:
+            if not self._drivers:
+                self._driving_thread = threading.get_ident()
+            self._drivers = (*self._drivers, driver)
+
+        def remove() -> None:
+            with self._lock:
+                self._drivers = tuple(d for d in self._drivers if d is not driver)
+                if not self._drivers:
+                    self._driving_thread = None
+
+        return remove
+
+    @property
+    def driver_deadline(self) -> float:
+        """The earliest pending deadline of any driver (``math.inf``: none)."""
+        return min((d.next_deadline() for d in self._drivers), default=math.inf)
+
+    def _settle(self) -> None:
+        """Let every driver settle until a whole pass finds nothing to do."""
+        if self._settling:
+            return
+        self._settling = True
+        try:
+            for _ in range(_MAX_SETTLE_PASSES):
+                worked = False
+                for driver in self._drivers:  # every driver, even after one worked
+                    worked = driver.settle() or worked
+                if not worked:
+                    return
+        finally:
+            self._settling = False
+
+    def _driven_step(self, end: float) -> None:
+        """Move to ``end`` on the driving thread, stopping at each driver deadline."""
+        self._settle()
+        for _ in range(_MAX_SETTLE_PASSES):
+            deadline = self.driver_deadline
+            if deadline > end:
+                break
+            self._move_to(max(deadline, self._mono))
+            self._settle()
+        self._move_to(end)
+        self._settle()
+
+    def _move_to(self, when: float) -> None:
+        with self._lock:
+            self._mono = max(self._mono, when)
+            due = self._pop_due(self._mono)
+        _wake(due)
 
     @property
     def rate(self) -> float:
@@ -136,6 +223,10 @@ class VirtualClock:
     def advance(self, seconds: float) -> None:
         """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due."""
         seconds = _check_duration(seconds)
+        if self._drivers and threading.get_ident() == self._driving_thread \
+                and not self._settling:
+            self._driven_step(self._mono + seconds)
+            return
         with self._lock:
             self._mono += seconds
             due = self._pop_due(self._mono)
@@ -221,9 +312,11 @@ class VirtualClock:
             if not self._waiters:
                 self._ticking.discard(loop)
                 return
-            self._mono = max(self._mono, self._waiters[0].deadline)
-            due = self._pop_due(self._mono)
-        _wake(due)
+            deadline = self._waiters[0].deadline
+        if self._drivers and threading.get_ident() == self._driving_thread:
+            self._driven_step(deadline)  # stops at driver deadlines on the way
+        else:
+            self._move_to(deadline)
         loop.call_soon(self._tick, loop, 0)
 
     def __repr__(self) -> str:

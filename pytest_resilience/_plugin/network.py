@@ -1,4 +1,5 @@
-"""Fixtures of the network family: ``fault_proxy`` (issue 6).
+"""Fixtures of the network family: ``fault_proxy`` (TCP toxics) and ``http_fault_proxy``
+(HTTP faults), plus the report section a failing test gets about its proxies.
 
 Clock faults need no fixture of their own: enter them in the ``faults`` fixture
 (``faults.enter(faults_clock.skew(-3600))``), which undoes them at teardown.
@@ -6,39 +7,52 @@ Clock faults need no fixture of their own: enter them in the ``faults`` fixture
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_resilience._plugin.state import derive_seed, get_state
 
 if TYPE_CHECKING:
-    from faults.network import FaultProxy
+    from pytest_resilience._clock import Clock, VirtualClock
+    from pytest_resilience._events import History
+
+_FACTORIES = pytest.StashKey[list["ProxyFactory"]]()
 
 
 class ProxyFactory:
-    """The ``fault_proxy`` fixture: ``fault_proxy(upstream, name=...)`` starts a proxy.
+    """``fault_proxy(upstream, name=...)`` / ``http_fault_proxy(...)`` start a proxy.
 
-    Each proxy draws its toxic decisions from a seed derived from the test's seed and
-    the proxy's name, and is stopped (every socket closed, thread joined) at teardown.
+    Each proxy runs on the test's clock and writes to the test's history unless given
+    ``clock=``/``history=``, draws its decisions from a seed derived from the test's
+    seed and its name, and is stopped (every socket closed, thread joined) at teardown.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, kind: str, seed: int, clock: VirtualClock, history: History) -> None:
+        self.kind = kind
         self.seed = seed
-        self.proxies: list[FaultProxy] = []
+        self.clock = clock
+        self.history = history
+        self.proxies: list[Any] = []
 
-    def __call__(self, upstream: tuple[str, int], *, name: str = "proxy",
-                 seed: int | None = None) -> FaultProxy:
-        """Start a ``FaultProxy`` on ``127.0.0.1`` forwarding to ``upstream``."""
-        from faults.network import FaultProxy
-
+    def __call__(self, upstream: tuple[str, int], *, name: str | None = None,
+                 seed: int | None = None, clock: Clock | None = None,
+                 history: History | None = None) -> Any:
+        """Start a proxy on ``127.0.0.1`` in front of ``upstream``."""
+        if self.kind == "http":
+            from faults.http import HttpFaultProxy as proxy_class
+        else:
+            from faults.network import FaultProxy as proxy_class  # type: ignore[assignment]
+        name = name if name is not None else self.kind
         if any(p.name == name for p in self.proxies):
             raise ValueError(
                 f"name={name!r} is already used by a proxy in this test. Pass another name=."
             )
-        proxy_seed = derive_seed(self.seed, name) if seed is None else seed
-        proxy = FaultProxy(upstream, name=name, seed=proxy_seed)
+        proxy = proxy_class(
+            upstream, name=name, seed=derive_seed(self.seed, name) if seed is None else seed,
+            clock=self.clock if clock is None else clock,
+            history=self.history if history is None else history)
         self.proxies.append(proxy.start())
         return proxy
 
@@ -58,19 +72,66 @@ class ProxyFactory:
             raise errors[0]
         return connections, applied
 
+    def explain(self) -> list[str]:
+        """Lines for a failing test's report: what its proxies refused."""
+        lines = []
+        for proxy in self.proxies:
+            refused = proxy.stats().refused
+            if refused:
+                host, port = proxy.upstream
+                lines.append(
+                    f"proxy {proxy.name!r}: the upstream {host}:{port} refused {refused} "
+                    "connection(s). The first client after it went away got a reset (TCP "
+                    "cannot refuse a connection already accepted), the later ones a "
+                    "refusal; see the proxy.upstream events.")
+        return lines
 
-@pytest.fixture
-def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int) -> Iterator[ProxyFactory]:
-    """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
 
-    Toxic decisions are seeded from the test's seed; every proxy is stopped at teardown,
-    even when the test failed.
-    """
-    factory = ProxyFactory(resilience_seed)
+def _factory(request: pytest.FixtureRequest, kind: str, seed: int, clock: VirtualClock,
+             history: History) -> Iterator[ProxyFactory]:
+    factory = ProxyFactory(kind, seed, clock, history)
+    request.node.stash.setdefault(_FACTORIES, []).append(factory)
     try:
         yield factory
     finally:
         connections, applied = factory.close()
         state = get_state(request.config)
-        state.count("network: proxy connections", connections)
-        state.count("network: toxics applied", applied)
+        state.count(f"{'http' if kind == 'http' else 'network'}: proxy connections",
+                    connections)
+        if kind != "http":
+            state.count("network: toxics applied", applied)
+
+
+@pytest.fixture
+def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int, clock: VirtualClock,
+                history: History) -> Iterator[ProxyFactory]:
+    """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
+
+    Proxies run on the test's ``clock`` and ``history`` (toxics wait in virtual time,
+    driven by the test) unless given ``clock=``/``history=``; toxic decisions are seeded
+    from the test's seed; every proxy is stopped at teardown, even when the test failed.
+    """
+    yield from _factory(request, "proxy", resilience_seed, clock, history)
+
+
+@pytest.fixture
+def http_fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
+                     clock: VirtualClock, history: History) -> Iterator[ProxyFactory]:
+    """Start loopback ``HttpFaultProxy``s: ``proxy = http_fault_proxy(("127.0.0.1", port))``.
+
+    Same defaults as ``fault_proxy`` (the test's clock, history and seed; stopped at
+    teardown); needs h11 (the ``http`` extra).
+    """
+    yield from _factory(request, "http", resilience_seed, clock, history)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test that used proxies says what they refused."""
+    report = yield
+    if report.when == "call" and report.failed:
+        lines = [line for f in item.stash.get(_FACTORIES, []) for line in f.explain()]
+        if lines:
+            report.sections.append(("resilience: proxies", "\n".join(lines)))
+    return report

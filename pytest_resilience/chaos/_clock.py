@@ -49,11 +49,25 @@ class ChaosClock(VirtualClock):
         self.monotonic()
 
     def monotonic(self) -> float:
-        """Virtual monotonic seconds, after applying or undoing any scheduled fault now due."""
-        if (self._mono >= self._next_at and not self._applying
+        """Virtual monotonic seconds, after applying or undoing any scheduled fault now due
+        (clock drivers such as a fault proxy settle first)."""
+        now = super().monotonic()
+        if (now >= self._next_at and not self._applying and not self._settling
                 and threading.get_ident() == self._owner):
             self._apply_due()
         return self._mono
+
+    @property
+    def next_scheduled(self) -> float:
+        """When the next scheduled fault applies or is undone (``math.inf``: never)."""
+        return self._next_at
+
+    def apply_due_for_owner(self) -> None:
+        """Apply (or undo) what is due now on behalf of the run's thread while every
+        thread of the process waits; a fault proxy's loop calls it when it moves the
+        clock to ``next_scheduled`` (the body blocked on the proxy)."""
+        if not self._applying:
+            self._apply_due()
 
     def advance(self, seconds: float) -> None:
         """Move both clocks forward, stopping at each scheduled time inside the step to
