@@ -157,6 +157,7 @@ class Corruption:
     undone: bool = False
     clock: Clock | None = field(default=None, repr=False)
     history: History | None = field(default=None, repr=False)
+    label: str = ""
 
     def outcome(self, *, baseline: ProbeResult | dict[str, Any] | None = None,
                 timeout: float = 30.0) -> Outcome:
@@ -178,8 +179,8 @@ class Corruption:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         self.undone = True
-        emit("chroma.corrupt", str(self.store), self.clock, history=self.history,
-             path=list(self.files), mode=self.mode, outcome="undone")
+        emit("chroma.corrupt", self.label or self.store.name, self.clock,
+             history=self.history, path=list(self.files), mode=self.mode, outcome="undone")
 
     def __enter__(self) -> Corruption:
         return self
@@ -190,12 +191,15 @@ class Corruption:
 
 
 def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = None,
-            clock: Clock | None = None, history: History | None = None) -> Corruption:
+            clock: Clock | None = None, history: History | None = None,
+            label: str | None = None) -> Corruption:
     """Damage the closed store at ``store`` as ``mode`` says (see ``MODES``), seeded.
 
     Only files under ``store`` are touched. Use as ``with corrupt(...) as c:`` to have
     them restored on exit, or call ``c.undo()``. The ``chroma.corrupt`` events carry
-    ``clock``'s time and go to ``history`` (or the active one).
+    ``clock``'s time, go to ``history`` (or the active one) and name the store by
+    ``label`` (default: the store directory's name, never its temporary path, so that
+    histories replay alike).
     """
     root = Path(store)
     if mode not in MODES:
@@ -215,9 +219,10 @@ def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = 
     else:
         segment = _segment_dir(root)
         files, detail = _corrupt_segment(root, segment, mode, rng, saved)
+    source = label or root.name
     corruption = Corruption(root, mode, seed, files, detail, saved, clock=clock,
-                            history=history)
-    emit("chroma.corrupt", str(root), clock, history=history, path=list(files), mode=mode,
+                            history=history, label=source)
+    emit("chroma.corrupt", source, clock, history=history, path=list(files), mode=mode,
          outcome="injected")
     return corruption
 
@@ -452,6 +457,6 @@ def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int
             proc.stdout.close()
     ids = [f"{prefix}{b}-{i}" for b in range(batches) for i in range(batch_size)]
     done = acked * batch_size
-    emit("chroma.corrupt", str(store), None, path=[collection], mode=f"kill_during:{op}",
+    emit("chroma.corrupt", Path(store).name, None, path=[collection], mode=f"kill_during:{op}",
          outcome=f"killed after {acked} batches")
     return KillReport(tuple(ids[:done]), tuple(ids[done:done + batch_size]), proc.returncode)

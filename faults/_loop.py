@@ -48,6 +48,7 @@ _POLL_MIN = 0.0005  # seconds between looks for quiet, when a virtual deadline w
 _POLL_MAX = 0.004
 _SETTLE_LIMIT = 1.0  # real seconds a settle waits for the process to fall asleep
 _SETTLE_DEGRADED = 0.01  # ... after a settle ran out of patience, until one finds quiet
+_GAP = 0.0002  # real seconds a settle lets an awake thread run before it looks again
 
 
 class Timer:
@@ -146,6 +147,7 @@ class Loop:
         self.native_id: int | None = None
         self._stopping = False
         self._poll_wait = _POLL_MIN
+        self.failures: list[Exception] = []
         #: Whether the proxy has connections or timers (set by the proxy).
         self.busy: Callable[[], bool] = lambda: bool(self._handlers) or bool(self._timers)
         #: Extra work a settle does on a ``VirtualClock`` (a proxy probing its upstream).
@@ -238,11 +240,12 @@ class Loop:
         did = False
         for fd, mask in events:
             if fd == self._wakeup.read_fd:
-                self._wakeup.clear()
+                if threading.current_thread() is self._thread:  # it is for the thread only:
+                    self._wakeup.clear()  # drained elsewhere, a wait could miss its wake-up
                 continue
             handler = self._handlers.get(fd)
             if handler is not None:
-                handler(mask)
+                self._call(handler, mask)
                 did = True
         return (self._timers and self.run_due()) or did
 
@@ -258,9 +261,17 @@ class Loop:
             if timer.when > self.now() + _EPS:
                 break
             heapq.heappop(timers)
-            timer.fn()
+            self._call(timer.fn)
             ran = True
         return ran
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a handler or a timer; a bug in one is kept for ``stop`` to raise, so it
+        fails the test instead of stopping the loop."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.failures.append(exc)
 
     def _main(self, ready: threading.Event) -> None:
         self.native_id = threading.get_native_id()
@@ -360,7 +371,9 @@ class _Net:
     def _settle(self) -> bool:
         did = False
         give_up = time.monotonic() + self._patience
+        others = self._others()
         while True:
+            first = self.quiet.look(others)
             worked = False
             for loop in list(self.loops):
                 loop._gen += 1
@@ -373,12 +386,14 @@ class _Net:
                 continue
             if not any(loop.busy() for loop in self.loops):
                 return did  # no connection: nothing another thread does can reach us
-            if self.quiet(self._others()):
+            if first is not None and self.quiet.confirm(others, first):
                 self._patience = _SETTLE_LIMIT
                 return did
             if time.monotonic() >= give_up:
                 self._patience = _SETTLE_DEGRADED
                 return did
+            if first is None:
+                time.sleep(_GAP)  # someone is awake: let it run
 
     def jump(self, caller: Loop) -> bool:
         """On a loop thread, with nothing ready: if the whole process sleeps, move the
@@ -392,14 +407,17 @@ class _Net:
             return False
         scheduled: float = getattr(self.clock, "next_scheduled", math.inf)
         deadline = min(deadline, scheduled)
-        others = [loop for loop in self.loops if loop is not caller]
+        threads = self._others()
+        first = self.quiet.look(threads)
+        if first is None:
+            return False
         worked = False
-        for loop in others:
-            loop._gen += 1
+        for loop in self.loops:  # what arrived before the look is handled first
+            loop._gen += loop is not caller
             worked = loop.step() or worked
         if worked:
             return True
-        if not self.quiet(self._others()) or self._wanting:
+        if not self.quiet.confirm(threads, first) or self._wanting:
             return False
         now = self.clock.monotonic()
         if deadline > now:

@@ -240,6 +240,12 @@ class _Flow:
         """Deliver every item now due, in order; wait for room or for the next due time."""
         if self.pipe is not None or self.pending or self.conn.done:
             return
+        try:
+            self._deliver()
+        except OSError:  # the destination went away
+            self.conn.finish("reset", reset=True)
+
+    def _deliver(self) -> None:
         outbox = self.outbox
         now = self.conn.proxy.loop_now()
         while outbox:

@@ -237,6 +237,9 @@ class ProxyBase:
         stats = self.stats()
         self._event("proxy.connection", event="stop", connections=stats.connections,
                     bytes_up=stats.bytes_up, bytes_down=stats.bytes_down, toxic=None)
+        if loop.failures:
+            raise RuntimeError(f"proxy {self.name!r} hit a bug while serving (every socket "
+                               f"is closed now): {loop.failures[0]!r}") from loop.failures[0]
 
     def __enter__(self) -> Any:
         return self.start()

@@ -5,8 +5,14 @@ else in the process can still act: every other thread sleeps in the kernel (wait
 socket, a lock, a sleep) and none ran between two looks. Linux tells both per thread in
 ``/proc/self/task/<tid>/stat`` (state) and ``schedstat`` (nanoseconds on a CPU). A thread
 waiting for the GIL wakes when the looking thread releases it (every read here does), so
-it shows as running or as having run. Elsewhere the test is "nothing happened for
-``_FALLBACK_IDLE`` seconds", which is not exact (documented in docs/network.md).
+it shows as running or as having run.
+
+Bytes still on their way through the kernel count as activity too: a loaded machine
+defers loopback delivery to ``ksoftirqd``, so the packets waiting in the per-CPU
+backlogs (``/proc/net/softnet_stat``) must be none and the ``ksoftirqd`` threads asleep.
+
+Where ``/proc`` is missing the test is "nothing happened for ``_FALLBACK_IDLE`` seconds",
+which is not exact (docs/network.md says so).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ _TASKS = "/proc/self/task"
 _ASLEEP = frozenset(b"STt")  # interruptible sleep, stopped, traced
 _GAP = 0.0002  # seconds between the two looks (the GIL is released meanwhile)
 _FALLBACK_IDLE = 0.005  # seconds of nothing happening, where /proc is missing
+_SOFTNET = "/proc/net/softnet_stat"
+_BACKLOG_FIELD = 11  # softnet_stat column: packets queued in the CPU's backlog (Linux 5.10+)
 
 Snapshot = dict[int, int]
 
@@ -32,6 +40,44 @@ def _read(path: str) -> bytes:
         return os.read(fd, 512)
     finally:
         os.close(fd)
+
+
+def _softirq_threads() -> list[str]:
+    """The ``stat`` paths of the kernel's ``ksoftirqd`` threads, when visible."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if name.isdigit():
+            try:
+                comm = _read(f"/proc/{name}/comm")
+            except OSError:
+                continue
+            if comm.startswith(b"ksoftirqd/"):
+                found.append(f"/proc/{name}/stat")
+    return found
+
+
+def _kernel_busy(softirq_threads: list[str]) -> bool:
+    """Whether packets wait in a CPU's backlog or a ``ksoftirqd`` thread runs."""
+    try:
+        table = _read(_SOFTNET)
+    except OSError:
+        return False
+    for line in table.split(b"\n"):
+        fields = line.split()
+        if len(fields) > _BACKLOG_FIELD and int(fields[_BACKLOG_FIELD], 16):
+            return True
+    for path in softirq_threads:
+        try:
+            stat = _read(path)
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2] == ord("R"):
+            return True
+    return False
 
 
 def _snapshot(exclude: Collection[int]) -> Snapshot | None:
@@ -54,9 +100,13 @@ def _snapshot(exclude: Collection[int]) -> Snapshot | None:
 
 
 class Quiet:
-    """Answers "is every thread but ``exclude`` asleep, and has none run since?".
+    """Answers "is every thread but ``exclude`` asleep, and did none run since?".
 
-    Remembers the last quiet snapshot: when nothing ran since, one look is enough.
+    Use: ``first = quiet.look(exclude)``, then do whatever work is ready, and if there
+    was none, ``quiet.confirm(exclude, first)``: true when every thread slept through,
+    so nothing can have arrived since the work was looked for. ``confirm`` releases the
+    GIL for a moment first, so that a thread waiting for it runs and shows, unless
+    nothing ran since the last confirmed quiet.
     """
 
     def __init__(self) -> None:
@@ -64,21 +114,29 @@ class Quiet:
             f"{_TASKS}/{threading.get_native_id()}/schedstat")
         self._last: Snapshot | None = None
         self._since = time.monotonic()
+        self._softirq = _softirq_threads() if self.proc else []
 
-    def __call__(self, exclude: Collection[int]) -> bool:
-        """Whether the process is quiet (see the class docstring)."""
+    def look(self, exclude: Collection[int]) -> Snapshot | None:
+        """A snapshot of the other threads, or ``None`` if one is awake (or the kernel is
+        still delivering bytes)."""
         if not self.proc:
-            return time.monotonic() - self._since >= _FALLBACK_IDLE
+            return {} if time.monotonic() - self._since >= _FALLBACK_IDLE else None
         first = _snapshot(exclude)
-        if first is None:
+        if first is None or _kernel_busy(self._softirq):
             self._last = None
-            return False
-        if first == self._last:
+            return None
+        return first
+
+    def confirm(self, exclude: Collection[int], first: Snapshot) -> bool:
+        """Whether every thread slept, unmoved, since ``first`` was taken."""
+        if not self.proc:
             return True
-        time.sleep(_GAP)
+        if first != self._last:
+            time.sleep(_GAP)
         second = _snapshot(exclude)
-        self._last = second if second == first else None
-        return self._last is not None
+        quiet = second == first and not _kernel_busy(self._softirq)
+        self._last = second if quiet else None
+        return quiet
 
     def activity(self) -> None:
         """Something happened (the fallback's idle timer restarts)."""

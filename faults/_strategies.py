@@ -557,6 +557,7 @@ _FAMILIES: dict[str, Callable[[], Family]] = {
     "cuda": CudaSpikes,
     "chroma": _needs_target("chroma", "chroma_corruptions(store_path)"),
     "network": _needs_target("network", "network_toxics(proxy)"),
+    "http": _needs_target("http", "http_faults(proxy)"),
 }
 
 

@@ -2,7 +2,7 @@
 
 ``fault_plans(families=[failpoints({...}), clock_skews()], max_faults=4, horizon=10.0)``
 generates ``ChaosPlan``s: failpoint ``Fault``s plus ``Scheduled`` faults of other families
-(clock, memory, cuda, chroma, network) applied at a virtual time, and undone after their
+(clock, memory, cuda, chroma, network, http) applied at a virtual time, and undone after their
 ``duration`` param or when the run ends. A family is a pluggable generator of plan
 entries (the ``Family`` protocol); each draws its switches once per plan, BUGGIFY-style
 (a failpoint site is on or off for the whole plan, then fires by its trigger), so plans
@@ -17,6 +17,7 @@ Families that need heavy libraries (torch, chromadb) import them only when appli
 
 from __future__ import annotations
 
+from faults._http_family import HTTP_KINDS, HttpFaults, http_faults
 from faults._strategies import (
     NETWORK_KINDS,
     ChaosPlan,
@@ -39,6 +40,7 @@ from faults._strategies import (
 )
 
 __all__ = [
+    "HTTP_KINDS",
     "NETWORK_KINDS",
     "ChaosPlan",
     "ChromaCorruptions",
@@ -46,6 +48,7 @@ __all__ = [
     "CudaSpikes",
     "Failpoints",
     "Family",
+    "HttpFaults",
     "MemoryPressures",
     "NetworkToxics",
     "PerRun",
@@ -55,6 +58,7 @@ __all__ = [
     "cuda_spikes",
     "failpoints",
     "fault_plans",
+    "http_faults",
     "network_toxics",
     "register_family",
 ]

@@ -271,9 +271,10 @@ def test_reset_peer_resets_an_open_connection(proxy: FaultProxy) -> None:
     with socket.create_connection(proxy.address, timeout=5) as sock:
         sock.sendall(b"a")
         assert sock.recv(1) == b"a"
-        with proxy.add_toxic(network.reset_peer(0)), pytest.raises(ConnectionResetError):
+        with proxy.add_toxic(network.reset_peer(0)):
             sock.sendall(b"b")  # the echo is the first data the toxic sees: reset
-            sock.recv(1)
+            with pytest.raises(ConnectionResetError):
+                sock.recv(1)
 
 
 def test_asyncio_stream_client_sees_a_reset_and_a_refusal(proxy: FaultProxy) -> None:
@@ -281,9 +282,10 @@ def test_asyncio_stream_client_sees_a_reset_and_a_refusal(proxy: FaultProxy) -> 
         reader, writer = await asyncio.open_connection(*proxy.address)
         writer.write(b"a")
         assert await asyncio.wait_for(reader.readexactly(1), timeout=5) == b"a"
-        with proxy.add_toxic(network.reset_peer(0)), pytest.raises(ConnectionResetError):
+        with proxy.add_toxic(network.reset_peer(0)):
             writer.write(b"b")
-            await asyncio.wait_for(reader.read(1), timeout=5)
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(1), timeout=5)
         writer.close()
         with proxy.down(), pytest.raises(ConnectionRefusedError):
             await asyncio.wait_for(asyncio.open_connection(*proxy.address), timeout=5)

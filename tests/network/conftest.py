@@ -1,0 +1,139 @@
+"""Loopback upstreams for the network tests: a TCP echo server and an HTTP/1.1 model
+server, both on threads of this process (so virtual time can see them sleep)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        with contextlib.suppress(OSError):
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+
+
+class EchoServer(socketserver.ThreadingTCPServer):
+    """Echoes every byte back; closes its side when the client closes its side."""
+
+    daemon_threads = True
+    block_on_close = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Echo)
+        self.thread = threading.Thread(target=self.serve_forever,
+                                       kwargs={"poll_interval": 0.5})
+        self.thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(5)
+
+
+class ModelHandler(http.server.BaseHTTPRequestHandler):
+    """A tiny model server: JSON predictions, a chunked stream, a large body."""
+
+    protocol_version = "HTTP/1.1"
+    server: ModelServer
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in {"Content-Type": "application/json", "X-Model": "m1",
+                           **(headers or {})}.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _route(self) -> None:
+        with self.server.lock:
+            self.server.requests.append((self.command, self.path))
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length) if length else b""
+        if self.path.startswith("/chunked"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"alpha-", b"beta-", b"gamma"):
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.startswith("/big"):
+            self._send(200, bytes(range(256)) * 400, {"Content-Type": "application/octet"})
+            return
+        body = json.dumps({"path": self.path, "method": self.command,
+                           "echo": payload.decode()}).encode()
+        self._send(200, body)
+
+    do_GET = do_POST = do_HEAD = do_PUT = _route
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class ModelServer(http.server.ThreadingHTTPServer):
+    """An HTTP/1.1 keep-alive server counting requests and connections."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ModelHandler)
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []
+        self.connections = 0
+        self.thread = threading.Thread(target=self.serve_forever,
+                                       kwargs={"poll_interval": 0.5})
+        self.thread.start()
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        conn, addr = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return conn, addr
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def model() -> Iterator[ModelServer]:
+    server = ModelServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
