@@ -424,21 +424,21 @@ class _HttpConn(BaseConn):
         """After a request and its response are both complete: the next request."""
         h11 = self.h11
         server, up, req = self.server, self.up, self.req
-        if req is None or server.our_state is not h11.DONE or server.their_state is not \
-                h11.DONE:
+        finished = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+        if req is None or server.our_state not in finished or server.their_state not in \
+                finished:
             return
         self.proxy._request_done(self, req)
         self.req = None
+        if server.our_state is not h11.DONE or server.their_state is not h11.DONE:
+            self._close_when_flushed("closed")  # Connection: close, or HTTP/1.0
+            return
         if up.our_state is h11.DONE and up.their_state is h11.DONE:
             up.start_next_cycle()
         elif up.our_state is not h11.IDLE:  # the upstream will close: so do we
             self._close_when_flushed("closed")
             return
-        try:
-            server.start_next_cycle()
-        except h11.LocalProtocolError:  # Connection: close, or HTTP/1.0
-            self._close_when_flushed("closed")
-            return
+        server.start_next_cycle()
         self._client_events()
 
     def release(self) -> None:

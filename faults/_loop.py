@@ -45,7 +45,7 @@ WRITE = select.POLLOUT
 _EPS = 1e-9  # seconds: a timer this close to now is due (float rounding of clock steps)
 _JOIN_TIMEOUT = 10.0
 _POLL_MIN = 0.0005  # seconds between looks for quiet, when a virtual deadline waits
-_POLL_MAX = 0.004
+_POLL_MAX = 0.001
 _SETTLE_LIMIT = 1.0  # real seconds a settle waits for the process to fall asleep
 _SETTLE_DEGRADED = 0.01  # ... after a settle ran out of patience, until one finds quiet
 _GAP = 0.0002  # real seconds a settle lets an awake thread run before it looks again
@@ -175,6 +175,9 @@ class Loop:
         self._thread = None
         if self.net is not None:
             self.net.remove(self)
+        if thread.is_alive():  # keep its descriptors: closing them under it is worse
+            self.failures.append(RuntimeError(f"the loop of {self.name!r} did not stop"))
+            return
         self._poller.close()
         self._wakeup.close()
 
@@ -238,10 +241,9 @@ class Loop:
         if events is None:
             events = self._poller.poll(0)
         did = False
+        wakeup = self._wakeup.read_fd  # for the loop's thread only (see _main)
         for fd, mask in events:
-            if fd == self._wakeup.read_fd:
-                if threading.current_thread() is self._thread:  # it is for the thread only:
-                    self._wakeup.clear()  # drained elsewhere, a wait could miss its wake-up
+            if fd == wakeup:
                 continue
             handler = self._handlers.get(fd)
             if handler is not None:
@@ -279,9 +281,12 @@ class Loop:
         poll, mutex, net = self._poller.poll, self.mutex, self.net
         with mutex:
             gen, timeout = self._gen, self._timeout()
+        wakeup = self._wakeup.read_fd
         while True:
             events = poll(timeout)
             with mutex:
+                if any(fd == wakeup for fd, _ in events):
+                    self._wakeup.clear()  # before the checks: a later wake-up is not lost
                 if self._stopping:  # set by stop(), from another thread
                     break
                 if self._gen != gen:  # another thread worked meanwhile: events may be stale

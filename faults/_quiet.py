@@ -29,6 +29,7 @@ _ASLEEP = frozenset(b"STt")  # interruptible sleep, stopped, traced
 _GAP = 0.0002  # seconds between the two looks (the GIL is released meanwhile)
 _FALLBACK_IDLE = 0.005  # seconds of nothing happening, where /proc is missing
 _SOFTNET = "/proc/net/softnet_stat"
+_KERNEL_PATIENCE = 0.02  # real seconds the kernel may look busy before it is ignored
 _BACKLOG_FIELD = 11  # softnet_stat column: packets queued in the CPU's backlog (Linux 5.10+)
 
 Snapshot = dict[int, int]
@@ -115,6 +116,7 @@ class Quiet:
         self._last: Snapshot | None = None
         self._since = time.monotonic()
         self._softirq = _softirq_threads() if self.proc else []
+        self._busy_since: float | None = None
 
     def look(self, exclude: Collection[int]) -> Snapshot | None:
         """A snapshot of the other threads, or ``None`` if one is awake (or the kernel is
@@ -122,10 +124,21 @@ class Quiet:
         if not self.proc:
             return {} if time.monotonic() - self._since >= _FALLBACK_IDLE else None
         first = _snapshot(exclude)
-        if first is None or _kernel_busy(self._softirq):
+        if first is None or self._kernel():
             self._last = None
             return None
         return first
+
+    def _kernel(self) -> bool:
+        """Whether the kernel still delivers bytes; other processes' traffic can keep it
+        busy, so after ``_KERNEL_PATIENCE`` of that it is no longer waited for."""
+        if not _kernel_busy(self._softirq):
+            self._busy_since = None
+            return False
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        return now - self._busy_since < _KERNEL_PATIENCE
 
     def confirm(self, exclude: Collection[int], first: Snapshot) -> bool:
         """Whether every thread slept, unmoved, since ``first`` was taken."""
@@ -134,7 +147,7 @@ class Quiet:
         if first != self._last:
             time.sleep(_GAP)
         second = _snapshot(exclude)
-        quiet = second == first and not _kernel_busy(self._softirq)
+        quiet = second == first and not self._kernel()
         self._last = second if quiet else None
         return quiet
 

@@ -229,7 +229,9 @@ def test_network_plans_shrink_to_the_slowest_toxic_that_breaks_the_budget(proxy:
 
     family = network_toxics(proxy)
     with pytest.raises(ChaosFailure) as info:
-        run_chaos(body, families=[family], horizon=4.0, seed=1, max_examples=60)
+        # Hypothesis mixes constants of the loaded modules into what it draws, so the
+        # plans of a seed depend on which tests ran before: leave room to find one
+        run_chaos(body, families=[family], horizon=4.0, seed=1, max_examples=300)
     plan = info.value.plan
     # the toxic must still be there when the reply is due: removing it releases the reply
     assert plan.scheduled == (

@@ -80,6 +80,19 @@ def test_events_are_recorded(chroma_store) -> None:
                      ("chroma.corrupt", "segment-delete", "undone")]
 
 
+def test_event_sources_name_the_store_never_its_temporary_path(chroma_store) -> None:
+    """A replay in another run has another temporary directory: the history must not."""
+    chroma_store.close()
+    history = History()
+    with recording(history):
+        with corrupt(chroma_store.path, "segment-delete"):
+            pass
+        with corrupt(chroma_store.path, "sqlite-bitflip", label="memory-store"):
+            pass
+    assert [e.source for e in history] == [chroma_store.path.name] * 2 + ["memory-store"] * 2
+    assert not any(str(chroma_store.path) in e.source for e in history)
+
+
 def test_bad_arguments_name_the_fix(chroma_store, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"^mode='melt' is not a corruption mode\. Pass one of: "):
         corrupt(chroma_store.path, "melt")

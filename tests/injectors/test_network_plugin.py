@@ -117,3 +117,71 @@ def test_toxicity_decisions_replay_with_the_session_seed(pytester: pytest.Pytest
     lines = [next(line.split("DECISIONS ")[1] for line in r.outlines if "DECISIONS " in line)
              for r in runs]
     assert lines[0] == lines[1] != lines[2]
+
+
+def test_fault_proxy_runs_on_the_tests_clock_and_history(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(UPSTREAM)
+    pytester.makepyfile(
+        """
+        import socket
+        from faults import network
+
+        def test_latency_in_virtual_time(fault_proxy, upstream, clock, history):
+            proxy = fault_proxy(upstream, name="db")
+            assert proxy.clock is clock and proxy.history is history
+            proxy.add_toxic(network.latency(250))
+            with socket.create_connection(proxy.address, timeout=10) as sock:
+                sock.sendall(b"ping")
+                assert sock.recv(4) == b"ping"
+            assert clock.monotonic() == 0.25
+            kinds = [(e.kind, e.attrs.get("family")) for e in history.select("fault.")]
+            assert kinds == [("fault.armed", "network"), ("fault.fired", "network")]
+        """
+    )
+    pytester.runpytest("-p", "resilience").assert_outcomes(passed=1)
+
+
+def test_http_fault_proxy_fixture(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("h11", reason="faults.http needs h11 (the http extra)")
+    pytester.makepyfile(
+        """
+        import http.server, threading, urllib.error, urllib.request
+        import pytest
+        from faults import http as fh
+
+        class Ok(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        @pytest.fixture
+        def service():
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+            thread = threading.Thread(target=server.serve_forever)
+            thread.start()
+            yield server.server_address[:2]
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        def test_503(http_fault_proxy, service, history):
+            proxy = http_fault_proxy(service)
+            assert proxy.name == "http"
+            with proxy.add_fault(fh.abort(503), path="/predict"):
+                with pytest.raises(urllib.error.HTTPError) as info:
+                    urllib.request.urlopen(proxy.url + "/predict", timeout=10)
+                info.value.close()
+                assert info.value.code == 503
+            with urllib.request.urlopen(proxy.url + "/predict", timeout=10) as response:
+                assert response.read() == b"ok"
+            assert [e.attrs["status"] for e in history.select("http.request")] == [503, 200]
+        """
+    )
+    result = pytester.runpytest("-p", "resilience")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*http: proxy connections: 2*"])

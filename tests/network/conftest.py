@@ -9,7 +9,7 @@ import json
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,9 +26,11 @@ class EchoServer(socketserver.ThreadingTCPServer):
 
     daemon_threads = True
     block_on_close = True
+    request_queue_size = 512
+    allow_reuse_address = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Echo)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Echo)
         self.thread = threading.Thread(target=self.serve_forever,
                                        kwargs={"poll_interval": 0.5})
         self.thread.start()
@@ -90,6 +92,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
     """An HTTP/1.1 keep-alive server counting requests and connections."""
 
     daemon_threads = True
+    request_queue_size = 512
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ModelHandler)
@@ -125,6 +128,20 @@ def echo() -> Iterator[EchoServer]:
 
 
 @pytest.fixture
+def start_echo() -> Iterator[Callable[[int], EchoServer]]:
+    """Start an echo server on a given port (stopped at teardown)."""
+    started: list[EchoServer] = []
+
+    def start(port: int) -> EchoServer:
+        started.append(EchoServer(port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
 def model() -> Iterator[ModelServer]:
     server = ModelServer()
     yield server
@@ -137,3 +154,13 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_thread_left() -> Iterator[None]:
+    """Every proxy a test starts is stopped, its thread joined, by the end of the test."""
+    before = {t for t in threading.enumerate() if t.name.startswith("FaultProxy-")}
+    yield
+    left = [t.name for t in threading.enumerate()
+            if t.name.startswith("FaultProxy-") and t not in before]
+    assert left == [], f"proxy threads still running after the test: {left}"
