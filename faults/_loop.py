@@ -147,6 +147,7 @@ class Loop:
         self.native_id: int | None = None
         self._stopping = False
         self._poll_wait = _POLL_MIN
+        #: Bugs hit by handlers and timers, kept so that ``stop`` fails the test.
         self.failures: list[Exception] = []
         #: Whether the proxy has connections or timers (set by the proxy).
         self.busy: Callable[[], bool] = lambda: bool(self._handlers) or bool(self._timers)
@@ -241,15 +242,17 @@ class Loop:
         if events is None:
             events = self._poller.poll(0)
         did = False
-        wakeup = self._wakeup.read_fd  # for the loop's thread only (see _main)
+        handlers, wakeup = self._handlers, self._wakeup.read_fd  # (wakeup: see _main)
         for fd, mask in events:
-            if fd == wakeup:
-                continue
-            handler = self._handlers.get(fd)
-            if handler is not None:
-                self._call(handler, mask)
+            if fd != wakeup and (handler := handlers.get(fd)) is not None:
+                try:
+                    handler(mask)
+                except Exception as exc:  # a bug: kept for stop() to raise
+                    self.failures.append(exc)
                 did = True
-        return (self._timers and self.run_due()) or did
+        if self._timers:
+            did = self.run_due() or did
+        return did
 
     def run_due(self) -> bool:
         """Run every timer due now, in deadline order; whether any ran."""
@@ -263,17 +266,12 @@ class Loop:
             if timer.when > self.now() + _EPS:
                 break
             heapq.heappop(timers)
-            self._call(timer.fn)
+            try:
+                timer.fn()
+            except Exception as exc:  # a bug: kept for stop() to raise
+                self.failures.append(exc)
             ran = True
         return ran
-
-    def _call(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run a handler or a timer; a bug in one is kept for ``stop`` to raise, so it
-        fails the test instead of stopping the loop."""
-        try:
-            fn(*args)
-        except Exception as exc:
-            self.failures.append(exc)
 
     def _main(self, ready: threading.Event) -> None:
         self.native_id = threading.get_native_id()
@@ -285,8 +283,10 @@ class Loop:
         while True:
             events = poll(timeout)
             with mutex:
-                if any(fd == wakeup for fd, _ in events):
-                    self._wakeup.clear()  # before the checks: a later wake-up is not lost
+                for fd, _ in events:
+                    if fd == wakeup:  # drained here, before the checks, and only here:
+                        self._wakeup.clear()  # a wake-up sent later is never lost
+                        break
                 if self._stopping:  # set by stop(), from another thread
                     break
                 if self._gen != gen:  # another thread worked meanwhile: events may be stale

@@ -23,6 +23,7 @@ import random
 import select
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
 _QUEUE_LIMIT = 4 << 20  # bytes a toxic direction holds before it stops reading
 _SPINS = 4  # full pipes moved per wake-up before the loop looks at other sockets
 _ERRORS = select.POLLERR | select.POLLHUP
+_READY = READ | _ERRORS
 _EPS = 1e-9
 
 
@@ -95,7 +97,8 @@ class _Flow:
     """One direction of a connection: what ``src`` reads goes to ``dst``."""
 
     __slots__ = ("blocked", "closed", "conn", "direction", "dst", "dst_fd", "eof", "outbox",
-                 "pending", "pipe", "queued", "reading", "src", "src_fd", "stages", "timer")
+                 "pending", "pipe", "queued", "reading", "sent", "src", "src_fd", "stages",
+                 "timer")
 
     def __init__(self, conn: _Conn, direction: Direction, src: socket.socket,
                  dst: socket.socket) -> None:
@@ -113,6 +116,7 @@ class _Flow:
         self.eof = False  # src has ended
         self.closed = False  # the end has been passed to dst
         self.timer: Timer | None = None
+        self.sent = 0  # bytes delivered to dst
 
     # -- reading ---------------------------------------------------------------------
     def readable(self) -> None:
@@ -120,29 +124,40 @@ class _Flow:
             self._read_chunk()
             return
         proxy = self.conn.proxy
+        pipes = proxy._pipes
         for _ in range(_SPINS):
-            pipe = proxy._take_pipe()
+            pipe = pipes.pop() if pipes else proxy._new_pipe()
             if pipe is None:
                 self._copy()
                 return
             try:
                 moved = os.splice(self.src_fd, pipe.write, _PIPE_SIZE, flags=_SPLICE_FLAGS)
             except BlockingIOError:
-                proxy._pipes.append(pipe)
+                pipes.append(pipe)
                 return
             except OSError as exc:
-                proxy._pipes.append(pipe)
+                pipes.append(pipe)
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS):
                     raise
                 proxy._splice_ok = False  # this kernel cannot splice these sockets
                 self._copy()
                 return
             if not moved:
-                proxy._pipes.append(pipe)
+                pipes.append(pipe)
                 self._end()
                 return
-            pipe.fill = moved
-            if not self._flush_pipe(pipe) or moved < _PIPE_SIZE or self.conn.done:
+            try:  # the destination's own EAGAIN says it is full: no extra call to ask
+                sent = os.splice(pipe.read, self.dst_fd, moved, flags=_SPLICE_FLAGS)
+            except BlockingIOError:
+                sent = 0
+            self.sent += sent
+            if sent < moved:
+                pipe.fill = moved - sent
+                self.pipe = pipe
+                self._block()
+                return
+            pipes.append(pipe)
+            if moved < _PIPE_SIZE or self.conn.done:
                 return
 
     def _copy(self) -> None:
@@ -159,7 +174,7 @@ class _Flow:
             sent = self.dst.send(view)
         except BlockingIOError:
             sent = 0
-        self.conn.count(self.direction, sent)
+        self.sent += sent
         if sent < n:
             self.pending = bytes(view[sent:])
             self._block()
@@ -199,7 +214,7 @@ class _Flow:
         except BlockingIOError:
             sent = 0
         pipe.fill -= sent
-        self.conn.count(self.direction, sent)
+        self.sent += sent
         if pipe.fill:
             self.pipe = pipe
             self._block()
@@ -221,7 +236,7 @@ class _Flow:
                 sent = self.dst.send(self.pending)
             except BlockingIOError:
                 sent = 0
-            self.conn.count(self.direction, sent)
+            self.sent += sent
             self.pending = self.pending[sent:]
             if self.pending:
                 return
@@ -258,7 +273,7 @@ class _Flow:
                     sent = self.dst.send(item.data)
                 except BlockingIOError:
                     sent = 0
-                self.conn.count(self.direction, sent)
+                self.sent += sent
                 self.queued -= sent
                 if sent < len(item.data):
                     item.data = item.data[sent:]
@@ -327,7 +342,6 @@ class _Conn(BaseConn):
 
     def __init__(self, proxy: FaultProxy, conn_id: int, client: socket.socket) -> None:
         super().__init__(proxy, conn_id, client)
-        self.bytes = {"upstream": 0, "downstream": 0}
         self.applied: dict[str, bool] = {}
         self.felt: list[str] = []  # every toxic applied, even if removed since
         self.flows: dict[str, _Flow] = {}
@@ -344,32 +358,30 @@ class _Conn(BaseConn):
         down = _Flow(self, "downstream", self.upstream, self.client)
         self.flows = {"upstream": up, "downstream": down}
         loop = self.proxy._loop()
-        for sock, handler in ((self.client, self._on_client), (self.upstream, self._on_up)):
+        for sock, reader, writer in ((self.client, up, down), (self.upstream, down, up)):
             self._masks[sock.fileno()] = READ
-            loop.watch(sock.fileno(), handler, READ)
+            loop.watch(sock.fileno(), self._handler(sock, reader, writer), READ)
         for entry in list(self.proxy._toxics.values()):
             self.proxy._decide(self, entry)
 
-    def _on_client(self, events: int) -> None:
-        self._on(events, self.flows["downstream"], self.flows["upstream"], self.client)
+    def _handler(self, sock: socket.socket, reader: _Flow,
+                 writer: _Flow) -> Callable[[int], None]:
+        """What the loop calls when ``sock`` is ready: it is ``reader``'s source and
+        ``writer``'s destination."""
+        def handle(events: int) -> None:
+            try:
+                if events & WRITE and writer.blocked:
+                    writer.writable()
+                if events & _READY and not self.done:
+                    if reader.reading:
+                        reader.readable()
+                    elif events & _ERRORS:
+                        self._hangup(sock)
+            except OSError:  # the peer reset the connection, or a send failed
+                if not self.done:
+                    self.finish("reset", reset=True)
 
-    def _on_up(self, events: int) -> None:
-        self._on(events, self.flows["upstream"], self.flows["downstream"], self.upstream)
-
-    def _on(self, events: int, writer: _Flow, reader: _Flow, sock: Any) -> None:
-        try:
-            if events & WRITE and writer.blocked:
-                writer.writable()
-            if self.done:
-                return
-            if events & (READ | _ERRORS):
-                if reader.reading:
-                    reader.readable()
-                elif events & _ERRORS:
-                    self._hangup(sock)
-        except OSError:  # the peer reset the connection, or a send failed
-            if not self.done:
-                self.finish("reset", reset=True)
+        return handle
 
     def _hangup(self, sock: socket.socket) -> None:
         """``sock`` hung up while not read: a reset, or both ends closed (we passed our
@@ -396,14 +408,6 @@ class _Conn(BaseConn):
                 self._masks[fd] = mask
                 loop.modify(fd, mask)
 
-    def count(self, direction: str, n: int) -> None:
-        self.bytes[direction] += n
-        stats = self.proxy._stats
-        if direction == "upstream":
-            stats.bytes_up += n
-        else:
-            stats.bytes_down += n
-
     def check_done(self) -> None:
         if all(f.closed for f in self.flows.values()):
             self.finish("closed")
@@ -427,8 +431,14 @@ class _Conn(BaseConn):
                 self.proxy._pipe_count -= 1
 
     def close_attrs(self) -> dict[str, Any]:
-        return {"bytes_up": self.bytes["upstream"], "bytes_down": self.bytes["downstream"],
-                "toxic": ",".join(self.felt) or None}
+        up, down = self.sent()
+        return {"bytes_up": up, "bytes_down": down, "toxic": ",".join(self.felt) or None}
+
+    def sent(self) -> tuple[int, int]:
+        """Bytes delivered upstream and downstream so far."""
+        if not self.flows:
+            return 0, 0
+        return self.flows["upstream"].sent, self.flows["downstream"].sent
 
 
 class FaultProxy(ProxyBase):
@@ -587,11 +597,9 @@ class FaultProxy(ProxyBase):
         stage = make_stage(entry.name, entry.toxic, conn, self.loop_now())
         conn.flows[entry.direction].add_stage(stage)
 
-    def _take_pipe(self) -> _Pipe | None:
+    def _new_pipe(self) -> _Pipe | None:
         if not self._splice_ok:
             return None
-        if self._pipes:
-            return self._pipes.pop()
         if self._pipe_count >= _MAX_PIPES:
             return None
         try:

@@ -113,6 +113,11 @@ class BaseConn:
         """Attributes of this connection's ``close`` event (the subclass adds its own)."""
         return {}
 
+    def sent(self) -> tuple[int, int]:
+        """Bytes delivered upstream and downstream so far, if the subclass counts them
+        per connection (else it adds them to the proxy's stats itself)."""
+        return 0, 0
+
 
 class ProxyBase:
     """A loopback proxy to ``upstream`` (the shared part; see ``FaultProxy``)."""
@@ -197,7 +202,15 @@ class ProxyBase:
 
     def stats(self) -> ProxyStats:
         """A snapshot of the proxy's counters."""
-        return self._locked(lambda: ProxyStats(**vars(self._stats)))
+        return self._locked(self._snapshot)
+
+    def _snapshot(self) -> ProxyStats:
+        stats = ProxyStats(**vars(self._stats))
+        for conn in self._conns.values():
+            up, down = conn.sent()
+            stats.bytes_up += up
+            stats.bytes_down += down
+        return stats
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Any:
@@ -432,6 +445,9 @@ class ProxyBase:
     def _closed(self, conn: BaseConn, attrs: dict[str, Any]) -> None:
         self._conns.pop(conn.id, None)
         self._stats.open -= 1
+        up, down = conn.sent()
+        self._stats.bytes_up += up
+        self._stats.bytes_down += down
         self._event("proxy.connection", event="close", conn=conn.id, outcome=conn.outcome,
                     **conn.close_attrs(), **attrs)
 
