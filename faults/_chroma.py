@@ -34,6 +34,7 @@ from pytest_resilience._events import History, emit
 from pytest_resilience.chroma._files import SQLITE_NAME, vector_segments
 from pytest_resilience.chroma._integrity import latest_seal
 from pytest_resilience.chroma._probe import ProbeResult, run_probe
+from pytest_resilience.kinds import CHROMA_CORRUPT, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
     "CRASH_PRONE",
@@ -178,8 +179,11 @@ class Corruption:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         self.undone = True
-        emit("chroma.corrupt", str(self.store), self.clock, history=self.history,
+        source = store_label(self.store)
+        emit(CHROMA_CORRUPT, source, self.clock, history=self.history,
              path=list(self.files), mode=self.mode, outcome="undone")
+        emit(FAULT_DISARMED, source, self.clock, history=self.history, family="chroma",
+             fault=self.mode)
 
     def __enter__(self) -> Corruption:
         return self
@@ -217,9 +221,18 @@ def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = 
         files, detail = _corrupt_segment(root, segment, mode, rng, saved)
     corruption = Corruption(root, mode, seed, files, detail, saved, clock=clock,
                             history=history)
-    emit("chroma.corrupt", str(root), clock, history=history, path=list(files), mode=mode,
+    source = store_label(root)
+    emit(FAULT_ARMED, source, clock, history=history, family="chroma", fault=mode)
+    emit(CHROMA_CORRUPT, source, clock, history=history, path=list(files), mode=mode,
          outcome="injected")
+    emit(FAULT_FIRED, source, clock, history=history, family="chroma", action=mode,
+         trigger="always", call=1, seed=seed, detail=detail)
     return corruption
+
+
+def store_label(store: Path | str) -> str:
+    """The event source naming a store: ``chroma:<directory name>``, never a temp path."""
+    return f"chroma:{Path(store).name}"
 
 
 def _segment_dir(root: Path) -> str:
@@ -341,12 +354,14 @@ def _flip_neighbours(header: Path, data: bytearray, rng: random.Random) -> int:
 
 @contextmanager
 def fail_during(collection: Any, op: str, *, after: int = 0,
-                exc: BaseException | None = None) -> Iterator[dict[str, int]]:
+                exc: BaseException | None = None, clock: Clock | None = None,
+                history: History | None = None) -> Iterator[dict[str, int]]:
     """Make ``collection.<op>`` fail part-way: ``after`` records land, then it raises.
 
     ``op`` is add, upsert, update or delete; the count runs across calls, so a later call
     fails at once. Raises ``exc`` (default ``FaultInjected``). Yields a dict with the
-    records written (``"written"``) and failures raised (``"failed"``).
+    records written (``"written"``) and failures raised (``"failed"``). Events go to
+    ``history`` (or the active one: the test's), stamped by its clock.
     """
     if op not in ("add", "upsert", "update", "delete"):
         raise ValueError(f"op={op!r} is not a write. Pass add, upsert, update or delete.")
@@ -368,13 +383,15 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
             original(ids=id_list[:room], **part)
             stats["written"] += room
         stats["failed"] += 1
-        name = f"chroma.{op}"
-        emit("fault.fired", name, None, action="raise", trigger=f"after {after}",
-             call=stats["failed"])
+        emit(FAULT_FIRED, name, clock, history=history, family="chroma", action="raise",
+             trigger=f"after {after}", call=stats["failed"])
         raise exc if exc is not None else FaultInjected(
             f"Injected failure in {op} after {stats['written']} records", failpoint=name)
 
+    name = f"chroma.{op}"
     object.__setattr__(collection, op, failing)
+    emit(FAULT_ARMED, name, clock, history=history, family="chroma", fault="fail_during",
+         after=after)
     try:
         yield stats
     finally:
@@ -382,6 +399,8 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
             object.__setattr__(collection, op, original)
         else:
             object.__delattr__(collection, op)
+        emit(FAULT_DISARMED, name, clock, history=history, family="chroma",
+             fault="fail_during", failed=stats["failed"])
 
 
 @dataclass(frozen=True)
@@ -414,7 +433,8 @@ for b in range(spec["batches"]):
 
 def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int = 8,
                 batches: int = 20, batch_size: int = 50, kill_after: int = 2,
-                prefix: str = "kill-", seed: int = 0, timeout: float = 60.0) -> KillReport:
+                prefix: str = "kill-", seed: int = 0, timeout: float = 60.0,
+                clock: Clock | None = None, history: History | None = None) -> KillReport:
     """Run a writer process on ``store`` and SIGKILL it once ``kill_after`` batches are acked.
 
     The writer sends batches of ``batch_size`` records (``prefix<batch>-<i>``) through
@@ -452,6 +472,9 @@ def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int
             proc.stdout.close()
     ids = [f"{prefix}{b}-{i}" for b in range(batches) for i in range(batch_size)]
     done = acked * batch_size
-    emit("chroma.corrupt", str(store), None, path=[collection], mode=f"kill_during:{op}",
-         outcome=f"killed after {acked} batches")
+    source = store_label(store)
+    emit(FAULT_ARMED, source, clock, history=history, family="chroma", fault="kill_during")
+    emit(FAULT_FIRED, source, clock, history=history, family="chroma", action="kill",
+         trigger=f"after {acked} batches", call=1, op=op, collection=collection)
+    emit(FAULT_DISARMED, source, clock, history=history, family="chroma", fault="kill_during")
     return KillReport(tuple(ids[:done]), tuple(ids[done:done + batch_size]), proc.returncode)

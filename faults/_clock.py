@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
 from pytest_resilience._clock import Clock, SystemClock, VirtualClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import CLOCK_SKEW, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 if TYPE_CHECKING:
     import time_machine
@@ -195,11 +196,13 @@ class ClockFault:
         else:
             self._start_process()
         self._active = True
-        emit("clock.skew", "clock", self._events_clock, history=self.history,
+        emit(FAULT_ARMED, "clock", self._events_clock, history=self.history, family="clock",
+             fault=self.fault, target=self.target)
+        emit(CLOCK_SKEW, "clock", self._events_clock, history=self.history,
              fault=self.fault, seconds=self.seconds, to=self.to, rate=self.rate,
              target=self.target, on="virtual" if self.clock is not None else "process",
              rebound=len(self.rebound))
-        emit("fault.fired", "clock", self._events_clock, history=self.history,
+        emit(FAULT_FIRED, "clock", self._events_clock, history=self.history, family="clock",
              action=repr(self), trigger="always", call=1)
         return self
 
@@ -210,7 +213,7 @@ class ClockFault:
         self._active = False
         while self._undo:
             self._undo.pop()()
-        emit("fault.disarmed", "clock", self._events_clock, history=self.history,
+        emit(FAULT_DISARMED, "clock", self._events_clock, history=self.history, family="clock",
              fault=self.fault, target=self.target)
 
     def _start_virtual(self, clock: VirtualClock) -> None:

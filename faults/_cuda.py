@@ -25,6 +25,7 @@ from faults._fake_gpu import (
 )
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import CUDA_SIMULATED, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = ["FakeDevice", "FakeGPU", "OOMBudget", "cuda_oom", "cuda_spike", "fake_gpu"]
 
@@ -137,14 +138,15 @@ def fake_gpu(
         try:
             gpu.patched_nvml = _patch_nvml(stack, FakeNvmlLib(fakes))
             gpu.patched_torch = _patch_torch(stack, fakes)
-            emit("fault.armed", "fake_gpu", clock, history=history, devices=devices,
-                 total=size, nvml=gpu.patched_nvml, torch=gpu.patched_torch)
+            emit(CUDA_SIMULATED, "fake_gpu", clock, history=history, event="installed",
+                 devices=devices, total=size)
             yield gpu
         finally:
             stack.close()
             with _ACTIVE_LOCK:
                 _ACTIVE = None
-            emit("fault.disarmed", "fake_gpu", clock, history=history, devices=devices)
+            emit(CUDA_SIMULATED, "fake_gpu", clock, history=history, event="removed",
+                 devices=devices)
 
 
 @contextmanager
@@ -170,12 +172,15 @@ def cuda_spike(
                          "or None (until the block ends).")
     if real:
         with _real_spike(device, nbytes):
-            emit("fault.armed", "cuda_spike", clock, history=history, device=device,
+            emit(FAULT_ARMED, "cuda_spike", clock, history=history, family="cuda", device=device,
                  bytes=nbytes, real=True)
+            emit(FAULT_FIRED, "cuda_spike", clock, history=history, family="cuda",
+                 action="spike", trigger="always", call=1, device=device, bytes=nbytes)
             try:
                 yield
             finally:
-                emit("fault.disarmed", "cuda_spike", clock, history=history, device=device)
+                emit(FAULT_DISARMED, "cuda_spike", clock, history=history, family="cuda",
+                 device=device)
         return
     gpu = _ACTIVE
     if gpu is None:
@@ -186,14 +191,17 @@ def cuda_spike(
     with fake.lock:
         fake.spikes.append(spike)
         _ = fake.used  # record the peak
-    emit("fault.armed", "cuda_spike", clock, history=history, device=device, bytes=nbytes,
-         real=False)
+    emit(FAULT_ARMED, "cuda_spike", clock, history=history, family="cuda", device=device,
+         bytes=nbytes, real=False)
+    emit(FAULT_FIRED, "cuda_spike", clock, history=history, family="cuda", action="spike",
+         trigger="always", call=1, device=device, bytes=nbytes)
     try:
         yield
     finally:
         with fake.lock:
             fake.spikes.remove(spike)
-        emit("fault.disarmed", "cuda_spike", clock, history=history, device=device)
+        emit(FAULT_DISARMED, "cuda_spike", clock, history=history, family="cuda",
+                 device=device)
 
 
 @contextmanager
@@ -272,8 +280,8 @@ def cuda_oom(
             for nbytes in fresh.values():
                 if budget.count(nbytes):
                     budget.raised = True
-                    emit("fault.fired", "cuda_oom", clock, history=history, action="raise",
-                         trigger="nth" if nth is not None else "after_bytes",
+                    emit(FAULT_FIRED, "cuda_oom", clock, history=history, family="cuda",
+                         action="raise", trigger="nth" if nth is not None else "after_bytes",
                          call=budget.allocations)
                     left = None if limit is None else max(0, limit - budget.allocated)
                     gpu = _ACTIVE
@@ -284,9 +292,11 @@ def cuda_oom(
                     raise oom_error(nbytes, device, fake.total, free)
             return out
 
-    emit("fault.armed", "cuda_oom", clock, history=history, after_bytes=limit, nth=nth)
+    emit(FAULT_ARMED, "cuda_oom", clock, history=history, family="cuda", after_bytes=limit,
+         nth=nth)
     try:
         with _Mode():  # type: ignore[no-untyped-call]
             yield budget
     finally:
-        emit("fault.disarmed", "cuda_oom", clock, history=history, fired=budget.raised)
+        emit(FAULT_DISARMED, "cuda_oom", clock, history=history, family="cuda",
+             fired=budget.raised)

@@ -30,6 +30,7 @@ from faults._plan import Action, Trigger
 from faults._registry import inject, instrument
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = ["MemoryPressure", "OOMOutcome", "memory_pressure", "oom_at", "real_oom"]
 
@@ -57,7 +58,7 @@ class MemoryPressure:
         text = (Path(self._source) / "meminfo").read_text()
         (self.directory / "meminfo.tmp").write_text(_edit_meminfo(text, percent))
         os.replace(self.directory / "meminfo.tmp", self.directory / "meminfo")
-        emit("fault.fired", self.name, self._clock, history=self._history,
+        emit(FAULT_FIRED, self.name, self._clock, history=self._history, family="memory",
              action="pressure", trigger="set", call=0, percent=percent)
 
 
@@ -122,14 +123,17 @@ def memory_pressure(
             shutil.rmtree(directory, ignore_errors=True)
             raise
         psutil.PROCFS_PATH = str(directory)
-    emit("fault.armed", name, clock, history=history, percent=percent)
+    emit(FAULT_ARMED, name, clock, history=history, family="memory", percent=percent)
+    emit(FAULT_FIRED, name, clock, history=history, family="memory", action="pressure",
+         trigger="set", call=0, percent=percent)
     try:
         yield fault
     finally:
         with _PROCFS_LOCK:
             psutil.PROCFS_PATH = previous
             shutil.rmtree(directory, ignore_errors=True)
-        emit("fault.disarmed", name, clock, history=history, percent=fault.percent)
+        emit(FAULT_DISARMED, name, clock, history=history, family="memory",
+             percent=fault.percent)
 
 
 @contextmanager

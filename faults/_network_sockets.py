@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = ["SocketFault", "connection_refused", "dns_failure", "slow_connect"]
 
@@ -153,7 +154,8 @@ class SocketFault:
     def fired(self, host: str, port: int | None) -> None:
         """Count one matching call and record it as a ``fault.fired`` event."""
         self.count += 1
-        emit("fault.fired", _SOURCE, self.clock, history=self.history, action=self.label,
+        emit(FAULT_FIRED, _SOURCE, self.clock, history=self.history, family="network",
+             action=self.label,
              trigger="address", call=self.count, host=host, port=port)
 
     def start(self) -> SocketFault:
@@ -161,7 +163,8 @@ class SocketFault:
         if not self._active:
             _PATCH.add(self)
             self._active = True
-            emit("fault.armed", _SOURCE, self.clock, history=self.history, fault=self.label)
+            emit(FAULT_ARMED, _SOURCE, self.clock, history=self.history, family="network",
+                 fault=self.label)
         return self
 
     def stop(self) -> None:
@@ -169,7 +172,7 @@ class SocketFault:
         if self._active:
             _PATCH.remove(self)
             self._active = False
-            emit("fault.disarmed", _SOURCE, self.clock, history=self.history,
+            emit(FAULT_DISARMED, _SOURCE, self.clock, history=self.history, family="network",
                  fault=self.label, fired=self.count)
 
     def __enter__(self) -> SocketFault:

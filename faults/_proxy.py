@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import FAULT_FIRED, PROXY_CONNECTION, PROXY_TOXIC
 
 __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]
 
@@ -269,7 +270,7 @@ class FaultProxy:
         except BaseException:
             self._shutdown_thread()
             raise
-        emit("proxy.connection", self.name, self.clock, history=self.history,
+        emit(PROXY_CONNECTION, self.name, self.clock, history=self.history,
              event="listen", port=self._port, upstream=f"{self.upstream[0]}:{self.upstream[1]}",
              seed=self.seed, bytes_up=0, bytes_down=0, toxic=None)
         return self
@@ -283,7 +284,7 @@ class FaultProxy:
         finally:
             self._shutdown_thread()
         stats = self.stats()
-        emit("proxy.connection", self.name, self.clock, history=self.history,
+        emit(PROXY_CONNECTION, self.name, self.clock, history=self.history,
              event="stop", connections=stats.connections, bytes_up=stats.bytes_up,
              bytes_down=stats.bytes_down, toxic=None)
 
@@ -337,7 +338,7 @@ class FaultProxy:
                     "another name= or remove the existing toxic first."
                 )
             self._toxics[toxic_name] = entry
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="added",
+        emit(PROXY_TOXIC, self.name, self.clock, history=self.history, event="added",
              toxic=toxic_name, toxic_kind=toxic.kind, params=str(toxic), direction=direction,
              toxicity=p)
         if self._loop is not None:
@@ -353,7 +354,7 @@ class FaultProxy:
                 return
             raise KeyError(f"no toxic named {name!r} on proxy {self.name!r}; installed: "
                            f"{sorted(self.toxics)}.")
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="removed",
+        emit(PROXY_TOXIC, self.name, self.clock, history=self.history, event="removed",
              toxic=name, toxic_kind=entry.toxic.kind, direction=entry.direction,
              toxicity=entry.toxicity)
         if self._loop is not None:
@@ -373,9 +374,10 @@ class FaultProxy:
         if not self._down:
             self._down = True
             self._call(self._close_all(outcome="down", listener=True))
-            emit("fault.fired", self.name, self.clock, history=self.history, action="down",
+            emit(FAULT_FIRED, self.name, self.clock, history=self.history, family="network",
+                 action="down",
                  trigger="always", call=0)
-            emit("proxy.toxic", self.name, self.clock, history=self.history, event="down",
+            emit(PROXY_TOXIC, self.name, self.clock, history=self.history, event="down",
                  toxic="down", direction="both", toxicity=1.0)
         return _Down(self)
 
@@ -385,7 +387,7 @@ class FaultProxy:
             return
         self._call(self._listen(self._port))
         self._down = False
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="up",
+        emit(PROXY_TOXIC, self.name, self.clock, history=self.history, event="up",
              toxic="down", direction="both", toxicity=1.0)
 
     # -- loop thread plumbing --------------------------------------------------------
@@ -468,7 +470,7 @@ class FaultProxy:
                 self._stats.connections += 1
                 self._stats.open += 1
             self._conns.add(conn)
-            emit("proxy.connection", self.name, self.clock, history=self.history,
+            emit(PROXY_CONNECTION, self.name, self.clock, history=self.history,
                  event="open", conn=conn.id, bytes_up=0, bytes_down=0, toxic=None)
             self._spawn(self._serve(conn))
 
@@ -551,7 +553,7 @@ class FaultProxy:
             return
         applied = entry.toxicity >= 1.0 or self._rng.random() < entry.toxicity
         conn.applied[entry.name] = applied
-        emit("proxy.toxic", self.name, self.clock, history=self.history, event="decided",
+        emit(PROXY_TOXIC, self.name, self.clock, history=self.history, event="decided",
              toxic=entry.name, conn=conn.id, direction=entry.direction,
              toxicity=entry.toxicity, applied=applied)
         if not applied:
@@ -559,7 +561,7 @@ class FaultProxy:
         conn.felt.append(entry.name)
         with self._lock:
             self._stats.toxics_applied += 1
-        emit("fault.fired", self.name, self.clock, history=self.history,
+        emit(FAULT_FIRED, self.name, self.clock, history=self.history, family="network",
              action=str(entry.toxic), trigger=f"toxicity({entry.toxicity:g})", call=conn.id,
              toxic=entry.name, direction=entry.direction)
         kind = entry.toxic.kind
@@ -784,7 +786,7 @@ class FaultProxy:
         self._conns.discard(conn)
         with self._lock:
             self._stats.open -= 1
-        emit("proxy.connection", self.name, self.clock, history=self.history, event="close",
+        emit(PROXY_CONNECTION, self.name, self.clock, history=self.history, event="close",
              conn=conn.id, outcome=outcome, bytes_up=conn.bytes["upstream"],
              bytes_down=conn.bytes["downstream"],
              toxic=",".join(conn.felt) or None)

@@ -18,6 +18,7 @@ from faults._plan import Action, Fault, FaultPlan, Trigger
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
     "ActivePlan",
@@ -75,9 +76,10 @@ class _Armed:
 
     def record(self, name: str, call: int) -> None:
         emit(
-            "fault.fired",
+            FAULT_FIRED,
             f"failpoint:{name}",
             self.owner.clock,
+            family="failpoint",
             history=self.owner.history,
             action=str(self.fault.action),
             trigger=str(self.fault.trigger),
@@ -233,7 +235,7 @@ class ActivePlan:
                 table[name] = (*table.get(name, ()), entry)
             _armed = table
             self._active = True
-        emit("fault.armed", "faults", self.clock, history=self.history,
+        emit(FAULT_ARMED, "faults", self.clock, history=self.history, family="failpoint",
              faults=len(self._entries), seed=self.plan.seed)
         return self
 
@@ -250,7 +252,7 @@ class ActivePlan:
                     table[name] = kept
             _armed = table
             self._active = False
-        emit("fault.disarmed", "faults", self.clock, history=self.history,
+        emit(FAULT_DISARMED, "faults", self.clock, history=self.history, family="failpoint",
              fired=sum(e.fired for e in self._entries))
 
     def calls(self, name: str) -> int:

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from faults._plan import PLAN_SCHEMA_VERSION, Action, Fault, FaultPlan, Trigger
 from pytest_resilience._clock import VirtualClock
-from pytest_resilience._events import History, emit
+from pytest_resilience._events import History
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
@@ -443,9 +443,7 @@ def _corrupted(store: Path, mode: str, seed: int, *, at: float, clock: VirtualCl
     """``corrupt`` on the run's clock, undone at exit."""
     from faults.chroma import corrupt
 
-    with corrupt(store, mode, seed, clock=clock, history=history) as damage:
-        emit("fault.fired", "chroma.corrupt", clock, history=history, action=mode,
-             trigger=f"at({at:g})", call=1, seed=seed, detail=damage.detail)
+    with corrupt(store, mode, seed, clock=clock, history=history):
         yield
 
 

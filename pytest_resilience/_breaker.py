@@ -22,6 +22,7 @@ from pytest_resilience._breaker_window import CountWindow, TimeWindow
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import CircuitOpenError
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import BREAKER_CALL, BREAKER_REJECTED, BREAKER_TRANSITION
 
 __all__ = ["BreakerState", "CircuitBreaker", "Listener"]
 
@@ -210,7 +211,7 @@ class CircuitBreaker:
     def _announce(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
         for old, new in changes:
             attrs: dict[str, Any] = {"from": old.value, "to": new.value}
-            emit("breaker.transition", self.name, self.clock, **attrs)
+            emit(BREAKER_TRANSITION, self.name, self.clock, **attrs)
             for fn in self._listeners:
                 fn(self, old, new)
 
@@ -236,7 +237,7 @@ class CircuitBreaker:
                     retry_after = 0.0
         self._announce(changes)
         if retry_after >= 0:
-            emit("breaker.rejected", self.name, self.clock, retry_after=retry_after)
+            emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
             detail = (
                 f"retry in {retry_after:.3f}s" if retry_after > 0
                 else f"all {self.half_open_max_calls} half-open trial calls are in flight"
@@ -270,7 +271,7 @@ class CircuitBreaker:
                         self._to(CLOSED, changes)
         if _events.listening():
             outcome = "error" if failed else "slow" if slow else "ok"
-            emit("breaker.call", self.name, self.clock, state=phase[0].value, outcome=outcome,
+            emit(BREAKER_CALL, self.name, self.clock, state=phase[0].value, outcome=outcome,
                  duration=duration)
         if changes:
             self._announce(changes)

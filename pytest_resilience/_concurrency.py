@@ -24,6 +24,7 @@ from types import TracebackType
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import LockTimeout
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import LOCK_TIMEOUT
 
 __all__ = ["VIRTUAL_GRACE", "AsyncRWLock", "FairSemaphore", "TimeoutLock"]
 
@@ -46,7 +47,7 @@ def check_timeout(name: str, value: object) -> float:
 
 def timed_out(resource: str, timeout: float, what: str, clock: Clock) -> LockTimeout:
     """Emit ``lock.timeout`` and build the error."""
-    emit("lock.timeout", resource, clock, timeout=timeout, what=what)
+    emit(LOCK_TIMEOUT, resource, clock, timeout=timeout, what=what)
     return LockTimeout(
         f"{resource}: {what} not acquired within {timeout}s",
         resource=resource,

@@ -19,6 +19,7 @@ from typing import Any
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import DEADLETTER_ADDED, DEADLETTER_PURGED, DEADLETTER_REPLAYED
 
 __all__ = ["DeadJob", "DeadLetterQueue", "ReplayResult"]
 
@@ -99,7 +100,7 @@ class DeadLetterQueue:
                 "INSERT OR REPLACE INTO dead_jobs VALUES (?, ?, ?, ?, ?, ?)",
                 (job, body, message, attempts, now, now),
             )
-        emit("deadletter.added", self.name, self.clock, job_id=job, attempts=attempts,
+        emit(DEADLETTER_ADDED, self.name, self.clock, job_id=job, attempts=attempts,
              error=message)
         return job
 
@@ -134,7 +135,7 @@ class DeadLetterQueue:
                     (repr(exc), self.clock.time(), job.job_id),
                 )
         if exc is None:
-            emit("deadletter.replayed", self.name, self.clock, job_id=job.job_id,
+            emit(DEADLETTER_REPLAYED, self.name, self.clock, job_id=job.job_id,
                  attempts=job.attempts + 1, error=None)
         return exc is None
 
@@ -197,7 +198,7 @@ class DeadLetterQueue:
                 raise
             self._db.execute("COMMIT")
         for job in gone:
-            emit("deadletter.purged", self.name, self.clock, job_id=job, attempts=None, error=None)
+            emit(DEADLETTER_PURGED, self.name, self.clock, job_id=job, attempts=None, error=None)
         return len(gone)
 
     def close(self) -> None:

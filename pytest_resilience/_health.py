@@ -21,6 +21,7 @@ from typing import Any
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._concurrency import check_timeout
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import HEALTH_CHECK
 
 __all__ = ["CheckResult", "HealthRegistry", "HealthReport"]
 
@@ -135,7 +136,7 @@ class HealthRegistry:
         duration = self.clock.monotonic() - started
         if status == HEALTHY and duration > check.timeout:
             status, error = "timeout", f"took {duration:.3f}s, timeout {check.timeout}s"
-        emit("health.check", check.name, self.clock, status=status, duration=duration, error=error)
+        emit(HEALTH_CHECK, check.name, self.clock, status=status, duration=duration, error=error)
         return CheckResult(check.name, status, check.critical, duration, error)
 
     async def _bounded(self, check: _Check) -> Any:

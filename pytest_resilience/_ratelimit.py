@@ -11,6 +11,7 @@ from pytest_resilience import _events
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import RateLimitExceeded
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import RATELIMIT_ACQUIRED, RATELIMIT_REJECTED
 
 __all__ = ["RateLimiter", "TokenBucket"]
 
@@ -78,7 +79,7 @@ class TokenBucket:
         granted = self._take(n)
         if _events.listening():
             self._check(n)
-            emit("ratelimit.acquired" if granted else "ratelimit.rejected", self.name,
+            emit(RATELIMIT_ACQUIRED if granted else RATELIMIT_REJECTED, self.name,
                  self.clock, tokens=n, waited=0.0)
         elif not granted:
             self._check(n)
@@ -107,7 +108,7 @@ class TokenBucket:
                 return 0.0
             wait = (n - tokens) / self.rate
         if timeout is not None and waited + wait > timeout:
-            emit("ratelimit.rejected", self.name, self.clock, tokens=n, waited=waited)
+            emit(RATELIMIT_REJECTED, self.name, self.clock, tokens=n, waited=waited)
             raise RateLimitExceeded(
                 f"rate limit {self.name!r}: {n} token(s) not available within {timeout}s "
                 f"(next in {wait:.3f}s)",
@@ -124,28 +125,28 @@ class TokenBucket:
         """
         if self._take(n):
             if _events.listening():
-                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+                emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
         started = self._mono()
         for wait in self._waits(n, started, timeout):
             self.clock.sleep(wait)
         waited = self._mono() - started
-        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=waited)
         return waited
 
     async def aacquire(self, n: float = 1, *, timeout: float | None = None) -> float:
         """``acquire`` for asyncio: waits with ``clock.asleep``."""
         if self._take(n):
             if _events.listening():
-                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+                emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
         started = self._mono()
         for wait in self._waits(n, started, timeout):
             await self.clock.asleep(wait)
         waited = self._mono() - started
-        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=waited)
         return waited
 
     def _waits(self, n: float, started: float, timeout: float | None) -> Iterator[float]:

@@ -21,6 +21,7 @@ from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import Attempt, RetryError
 from pytest_resilience._events import emit
 from pytest_resilience._retry_budget import RetryBudget
+from pytest_resilience.kinds import RETRY_ATTEMPT, RETRY_GIVEUP, RETRY_SLEEP
 
 __all__ = ["Backoff", "Retry", "RetryBudget", "RetryState", "retry"]
 
@@ -156,7 +157,7 @@ class Retry:
         if self.retry_if_result is None or not self.retry_if_result(result):
             if self.budget is not None:
                 self.budget.record_call()
-            emit("retry.attempt", self.name, self.clock, attempt=1, outcome="ok", error=None,
+            emit(RETRY_ATTEMPT, self.name, self.clock, attempt=1, outcome="ok", error=None,
                  elapsed=self._mono() - started)
             return result
         return self._retry_sync(fn, args, kwargs, started, None, result)
@@ -272,13 +273,13 @@ class _Run:
             check = policy.retry_if_result
             if check is None or not check(result):
                 if _events.listening():
-                    emit("retry.attempt", policy.name, policy.clock, attempt=number,
+                    emit(RETRY_ATTEMPT, policy.name, policy.clock, attempt=number,
                          outcome="ok", error=None, elapsed=now - self.started)
                 return -1.0
         listening = _events.listening()
         if listening:
             error = f"result {result!r}" if exc is None else repr(exc)
-            emit("retry.attempt", policy.name, policy.clock, attempt=number, outcome="error",
+            emit(RETRY_ATTEMPT, policy.name, policy.clock, attempt=number, outcome="error",
                  error=error, elapsed=now - self.started)
         if exc is not None and not policy._should_retry(exc):
             self.give_up("not_retryable", exc, reraise=True)
@@ -294,13 +295,13 @@ class _Run:
                 RetryState(policy.name, number, delay, now - self.started, exc, result)
             )
         if listening:
-            emit("retry.sleep", policy.name, policy.clock, attempt=number, delay=delay)
+            emit(RETRY_SLEEP, policy.name, policy.clock, attempt=number, delay=delay)
         return delay
 
     def give_up(self, reason: str, exc: BaseException | None, *, reraise: bool = False) -> None:
         policy = self.policy
         count = len(self.attempts)
-        emit("retry.giveup", policy.name, policy.clock, attempts=count, reason=reason)
+        emit(RETRY_GIVEUP, policy.name, policy.clock, attempts=count, reason=reason)
         if exc is not None and (reraise or policy.reraise):
             raise exc
         last = repr(exc) if exc is not None else "result rejected by retry_if_result"

@@ -7,6 +7,11 @@ import importlib
 
 import pytest
 
+from pytest_resilience._events import set_strict
+
+# Every event this project emits must be of a declared kind with declared attributes.
+set_strict(True)
+
 # Each pytester test restores sys.modules to what it was when the fixture was created,
 # dropping every module first imported in between. Extensions such as numpy, torch and
 # chromadb cannot load twice in one process, so they are imported here, before any

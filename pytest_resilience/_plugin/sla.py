@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resilience._plugin.state import get_state, request_marked_fixture
+from pytest_resilience.kinds import FAULT_FIRED, SLA_SAMPLE
 
 if TYPE_CHECKING:
     from pytest_resilience.sla._recorder import OperationStats, SLARecorder
@@ -206,7 +207,7 @@ def _variant(item: pytest.Item) -> str:
     if callable(fired) and fired():
         return "faults"
     history = getattr(item, "funcargs", {}).get("history")
-    if history is not None and history.select(kind="fault.fired"):
+    if history is not None and history.select(kind=FAULT_FIRED):
         return "faults"
     return "baseline"
 
@@ -218,7 +219,7 @@ def _timeline(item: pytest.Item) -> list[list[Any]]:
         return []
     rows: list[list[Any]] = []
     for event in history:
-        if event.kind == "sla.sample":
+        if event.kind == SLA_SAMPLE:
             continue
         rows.append([float(event.time), str(event.kind), str(event.source)])
         if len(rows) >= _TIMELINE_LIMIT:

@@ -20,6 +20,7 @@ from pytest_resilience._events import History, recording
 from pytest_resilience.chaos._clock import ChaosClock
 from pytest_resilience.chaos._decisions import DrawnRandom, ReplayRandom
 from pytest_resilience.checks._verdict import CheckFailed, Verdict
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_FIRED
 
 if TYPE_CHECKING:
     import random
@@ -172,8 +173,8 @@ def _fired(history: History) -> Counter[str]:
     ``fault.armed`` events (a failpoint plan's own ``fault.armed`` is not a fault)."""
     counts: Counter[str] = Counter()
     for event in history.snapshot():
-        fired = event.kind == "fault.fired"
-        if fired or (event.kind == "fault.armed" and event.source != "faults"):
+        fired = event.kind == FAULT_FIRED
+        if fired or (event.kind == FAULT_ARMED and event.source != "faults"):
             counts[event.source.removeprefix("failpoint:")] += 1
     return counts
 

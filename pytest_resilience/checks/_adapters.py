@@ -12,6 +12,17 @@ from typing import Any, TypeVar
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import (
+    BREAKER_CALL,
+    BREAKER_REJECTED,
+    BREAKER_TRANSITION,
+    CACHE_EVICT,
+    CACHE_HIT,
+    CACHE_LOAD,
+    CACHE_MISS,
+    RETRY_ATTEMPT,
+    RETRY_SLEEP,
+)
 
 __all__ = ["PybreakerRecorder", "TenacityRecorder", "recording_cache"]
 
@@ -38,14 +49,14 @@ class TenacityRecorder:
         exc = outcome.exception() if outcome is not None and outcome.failed else None
         error = repr(exc) if exc is not None else (
             f"result {outcome.result()!r}" if outcome is not None else None)
-        emit("retry.attempt", self.name, self.clock, history=self.history,
+        emit(RETRY_ATTEMPT, self.name, self.clock, history=self.history,
              attempt=retry_state.attempt_number, outcome="error", error=error,
              elapsed=float(retry_state.seconds_since_start or 0.0))
 
     def before_sleep(self, retry_state: Any) -> None:
         """tenacity ``before_sleep`` hook: the wait before the next attempt."""
         delay = float(retry_state.next_action.sleep) if retry_state.next_action else 0.0
-        emit("retry.sleep", self.name, self.clock, history=self.history,
+        emit(RETRY_SLEEP, self.name, self.clock, history=self.history,
              attempt=retry_state.attempt_number, delay=delay)
 
     def hooks(self) -> dict[str, Callable[..., Any]]:
@@ -80,7 +91,7 @@ class PybreakerRecorder:
     def _call(self, cb: Any, outcome: str) -> None:
         state, started = self._started.pop(id(cb), (_pybreaker_state(cb.current_state),
                                                     self.clock.monotonic()))
-        emit("breaker.call", cb.name or "pybreaker", self.clock, history=self.history,
+        emit(BREAKER_CALL, cb.name or "pybreaker", self.clock, history=self.history,
              state=state, outcome=outcome, duration=self.clock.monotonic() - started)
 
     def success(self, cb: Any) -> None:
@@ -95,7 +106,7 @@ class PybreakerRecorder:
         """Listener hook: a transition (pybreaker's ``half-open`` becomes ``half_open``)."""
         if old_state is None:
             return
-        emit("breaker.transition", cb.name or "pybreaker", self.clock, history=self.history,
+        emit(BREAKER_TRANSITION, cb.name or "pybreaker", self.clock, history=self.history,
              **{"from": _pybreaker_state(old_state), "to": _pybreaker_state(new_state)})
 
     def call(self, cb: Any, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -107,7 +118,7 @@ class PybreakerRecorder:
             return cb.call(fn, *args, **kwargs)  # type: ignore[no-any-return]
         except pybreaker.CircuitBreakerError:
             if id(cb) not in self._ran:  # rejected before the call ran
-                emit("breaker.rejected", cb.name or "pybreaker", self.clock,
+                emit(BREAKER_REJECTED, cb.name or "pybreaker", self.clock,
                      history=self.history, retry_after=float(cb.reset_timeout))
             raise
         finally:
@@ -150,24 +161,24 @@ def recording_cache(cache_cls: type[T], *args: Any, name: str = "cachetools",
             try:
                 value = super().__getitem__(key)
             except KeyError:
-                record("cache.miss", key=key, bytes=0)
+                record(CACHE_MISS, key=key, bytes=0)
                 raise
-            record("cache.hit", key=key, bytes=self.getsizeof(value))
+            record(CACHE_HIT, key=key, bytes=self.getsizeof(value))
             return value
 
         def __setitem__(self, key: Any, value: Any) -> None:
             super().__setitem__(key, value)
-            record("cache.load", key=key, bytes=self.getsizeof(value))
+            record(CACHE_LOAD, key=key, bytes=self.getsizeof(value))
 
         def popitem(self) -> Any:
             key, value = super().popitem()
-            record("cache.evict", key=key, bytes=self.getsizeof(value), cause=cause)
+            record(CACHE_EVICT, key=key, bytes=self.getsizeof(value), cause=cause)
             return key, value
 
         def expire(self, *a: Any, **kw: Any) -> Any:
             expired = super().expire(*a, **kw)
             for key, value in expired or ():
-                record("cache.evict", key=key, bytes=self.getsizeof(value), cause="ttl")
+                record(CACHE_EVICT, key=key, bytes=self.getsizeof(value), cause="ttl")
             return expired
 
     Recording.__name__ = Recording.__qualname__ = f"Recording{base.__name__}"

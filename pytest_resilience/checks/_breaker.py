@@ -10,6 +10,7 @@ from __future__ import annotations
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.kinds import BREAKER_CALL, BREAKER_REJECTED, BREAKER_TRANSITION
 
 __all__ = ["ALLOWED_TRANSITIONS", "check_breaker"]
 
@@ -50,14 +51,14 @@ def check_breaker(
         name = event.source
         state = states.get(name, "closed")
         timeout = _Timeout(opened.get(name), recovery_timeout, tolerance)
-        if event.kind == "breaker.transition":
+        if event.kind == BREAKER_TRANSITION:
             problem = _transition(event, state, timeout)
             states[name] = _state(event.attrs.get("to"))
             if states[name] == "open":
                 opened[name] = event
-        elif event.kind == "breaker.call":
+        elif event.kind == BREAKER_CALL:
             problem = _call(event, state, opened.get(name))
-        elif event.kind == "breaker.rejected":
+        elif event.kind == BREAKER_REJECTED:
             problem = _rejected(event, state, timeout)
         else:
             problem = None

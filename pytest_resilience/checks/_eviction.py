@@ -11,6 +11,7 @@ from collections import OrderedDict
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.kinds import CACHE_EVICT, CACHE_HIT, CACHE_LOAD, MEMORY_PRESSURE
 
 __all__ = ["LEVELS", "check_eviction"]
 
@@ -59,7 +60,7 @@ def check_eviction(
     events = [
         e for e in select(history, "")
         if (e.kind.startswith("cache.") and (source is None or e.source == source))
-        or e.kind == "memory.pressure"
+        or e.kind == MEMORY_PRESSURE
     ]
     walk = _Walk(lru=lru, threshold=_rank(pressure_level), within=within,
                  target_bytes=target_bytes)
@@ -68,7 +69,7 @@ def check_eviction(
         if problem is None and capacity_bytes is not None and event.kind.startswith("cache."):
             following = events[i + 1] if i + 1 < len(events) else None
             total = walk.total()
-            if (following is None or following.kind != "cache.evict") and total > capacity_bytes:
+            if (following is None or following.kind != CACHE_EVICT) and total > capacity_bytes:
                 problem = (f"Resident bytes reached {total}, above the capacity of "
                            f"{capacity_bytes}, and no eviction followed", [event])
         if problem is not None:
@@ -76,7 +77,7 @@ def check_eviction(
     problem = walk.close_pressure(None)
     if problem is not None:
         return _fail(problem)
-    evictions = sum(1 for e in events if e.kind == "cache.evict")
+    evictions = sum(1 for e in events if e.kind == CACHE_EVICT)
     return passed(NAME, f"{evictions} eviction(s) kept LRU order"
                   + ("" if capacity_bytes is None else " and the capacity")
                   + f"; every pressure event at {pressure_level!r} or above was answered.")
@@ -113,19 +114,19 @@ class _Walk:
             return (f"Memory pressure was not answered by an eviction within "
                     f"{self.within:.6g}s", [pending.event, event])
         key = (event.source, str(event.attrs.get("key")))
-        if event.kind == "memory.pressure":
+        if event.kind == MEMORY_PRESSURE:
             problem = self.close_pressure(event)
             self.pending = None
             total = self.total()
             if problem is None and _rank(event.attrs.get("level")) >= self.threshold and total:
                 self.pending = _Pressure(event, total)
             return problem
-        if event.kind == "cache.load":
+        if event.kind == CACHE_LOAD:
             self.resident.pop(key, None)
             self.resident[key] = (int(event.attrs.get("bytes", 0) or 0), event)
-        elif event.kind == "cache.hit" and key in self.resident:
+        elif event.kind == CACHE_HIT and key in self.resident:
             self.resident.move_to_end(key)
-        elif event.kind == "cache.evict":
+        elif event.kind == CACHE_EVICT:
             return self.evict(event, key)
         return None
 

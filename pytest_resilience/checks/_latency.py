@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.kinds import SLA_SAMPLE
 
 __all__ = ["LatencyBudget", "check_latency"]
 
@@ -64,7 +65,7 @@ def check_latency(
     history: HistoryLike,
     budgets: Sequence[str | LatencyBudget],
     *,
-    kind: str = "sla.sample",
+    kind: str = SLA_SAMPLE,
     attr: str = "seconds",
     source: str | None = None,
 ) -> Verdict:

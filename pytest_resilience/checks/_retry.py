@@ -22,6 +22,7 @@ from pytest_resilience._backoff import JITTERS, Backoff
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.kinds import RETRY_ATTEMPT, RETRY_SLEEP
 
 __all__ = ["check_retry"]
 
@@ -42,7 +43,7 @@ def _calls(events: list[Event]) -> dict[str, list[_Call]]:
     calls: dict[str, list[_Call]] = {}
     for event in events:
         per_source = calls.setdefault(event.source, [])
-        starts = event.kind == "retry.attempt" and event.attrs.get("attempt") == 1
+        starts = event.kind == RETRY_ATTEMPT and event.attrs.get("attempt") == 1
         if starts or not per_source:
             per_source.append(_Call())
         per_source[-1].events.append(event)
@@ -131,14 +132,14 @@ def _judge(
     blocked: set[str],
     tol: float,
 ) -> tuple[str, list[Event]] | None:
-    tries = [e for e in call.events if e.kind == "retry.attempt"]
+    tries = [e for e in call.events if e.kind == RETRY_ATTEMPT]
     if attempts is not None and len(tries) > attempts:
         return (f"made {len(tries)} attempts, more than the limit of {attempts}",
                 [tries[attempts]])
     pending_sleep: Event | None = None
     last_error: Event | None = None
     for event in call.events:
-        if event.kind == "retry.attempt":
+        if event.kind == RETRY_ATTEMPT:
             if last_error is not None and _error_name(last_error.attrs.get("error")) in blocked:
                 return ("was retried after a non-retryable error "
                         f"{last_error.attrs.get('error')}", [last_error, event])
@@ -152,7 +153,7 @@ def _judge(
                             f"{delay:.6g}s sleep, so it did not wait", [pending_sleep, event])
             pending_sleep = None
             last_error = event if event.attrs.get("outcome") == "error" else None
-        elif event.kind == "retry.sleep":
+        elif event.kind == RETRY_SLEEP:
             pending_sleep = event
             delay = float(event.attrs.get("delay", 0.0))
             retry_no = int(event.attrs.get("attempt", 1))
@@ -178,7 +179,7 @@ def _too_short(name: str, calls: list[_Call], backoff: Backoff, deadline: float 
     ratios: list[tuple[float, Event]] = []
     for call in calls:
         for event in call.events:
-            if event.kind != "retry.sleep":
+            if event.kind != RETRY_SLEEP:
                 continue
             cap = backoff.delay(int(event.attrs.get("attempt", 1)))
             if deadline is not None:

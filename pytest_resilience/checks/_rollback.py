@@ -7,6 +7,7 @@ from typing import Any
 
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.kinds import CHROMA_ROLLBACK
 
 __all__ = ["check_rollback", "snapshot"]
 
@@ -52,7 +53,7 @@ def check_rollback(
     the verdict names the ``chroma.rollback`` event(s) and fails if there was none.
     """
     rollbacks = [] if history is None else [
-        e for e in select(history, "chroma.", source) if e.kind == "chroma.rollback"
+        e for e in select(history, "chroma.", source) if e.kind == CHROMA_ROLLBACK
     ]
     named = ("; rollback events: " + "; ".join(describe(e) for e in rollbacks)) if rollbacks \
         else ""

@@ -37,6 +37,7 @@ from pytest_resilience.chroma._files import (
 from pytest_resilience.chroma._integrity import latest_seal, write_seal
 from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
 from pytest_resilience.chroma._probe import run_probe
+from pytest_resilience.kinds import CHROMA_BACKUP, CHROMA_RESTORE
 
 __all__ = ["FORMATS", "BackupInfo", "BackupManager", "BackupVerification", "RestoreReport"]
 
@@ -190,7 +191,7 @@ class BackupManager:
             final.with_name(final.name + ".json").write_text(
                 json.dumps(manifest, sort_keys=True), "utf-8")
         except (OSError, tarfile.TarError, ValueError, sqlite3.DatabaseError) as exc:
-            emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
+            emit(CHROMA_BACKUP, str(self.store), self.clock, path=str(final), mode=fmt,
                  outcome="error", error=repr(exc))
             shutil.rmtree(final, ignore_errors=True) if fmt == "dir" else \
                 final.unlink(missing_ok=True)
@@ -199,7 +200,7 @@ class BackupManager:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         write_seal(self.store, seal)
-        emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
+        emit(CHROMA_BACKUP, str(self.store), self.clock, path=str(final), mode=fmt,
              outcome="ok", records=sum(manifest["counts"].values()))
         return BackupInfo(name, final, fmt, created, manifest)
 
@@ -384,12 +385,12 @@ class BackupManager:
             if not dry_run:
                 self._swap(staging, dest, token, info)
         except BackupError as exc:
-            emit("chroma.restore", str(dest), self.clock, path=str(info.path),
+            emit(CHROMA_RESTORE, str(dest), self.clock, path=str(info.path),
                  mode="dry_run" if dry_run else "restore", outcome="error", error=str(exc))
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        emit("chroma.restore", str(dest), self.clock, path=str(info.path),
+        emit(CHROMA_RESTORE, str(dest), self.clock, path=str(info.path),
              mode="dry_run" if dry_run else "restore", outcome="ok")
         return RestoreReport(info.name, str(dest), dry_run, info.counts)
 

@@ -26,6 +26,7 @@ from pytest_resilience._errors import TransactionError
 from pytest_resilience._events import emit
 from pytest_resilience.chroma._files import SIDE_DIR
 from pytest_resilience.chroma._lock import StoreLock
+from pytest_resilience.kinds import CHROMA_COMMIT, CHROMA_ROLLBACK
 
 __all__ = ["ChromaTransaction", "RecoveryReport", "recover", "transaction"]
 
@@ -224,7 +225,7 @@ class ChromaTransaction:
         self._close("committed")
         if self.journal is not None:
             self.journal.unlink(missing_ok=True)
-        emit("chroma.commit", self.name, self.clock, ops=self._ops, ids=len(self._saved))
+        emit(CHROMA_COMMIT, self.name, self.clock, ops=self._ops, ids=len(self._saved))
 
     def rollback(self) -> None:
         """Restore every touched id; ``TransactionError`` names those that could not be."""
@@ -232,7 +233,7 @@ class ChromaTransaction:
             raise TransactionError(f"Cannot roll back: this transaction is {self.state}.")
         failed = _restore(self.collection, self._saved, self.chunk_size)
         self._close("rolled back" if not failed else "failed")
-        emit("chroma.rollback", self.name, self.clock, ops=self._ops, ids=len(self._saved),
+        emit(CHROMA_ROLLBACK, self.name, self.clock, ops=self._ops, ids=len(self._saved),
              outcome="ok" if not failed else "partial", unrestored=len(failed))
         if failed:
             where = f" The journal {self.journal} holds their saved state: run recover()." \
@@ -344,7 +345,7 @@ def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
         with StoreLock(header["store"], timeout=lock_timeout, purpose="recover",
                        clock=clock):
             failed = _restore(collection, saved, chunk_size)
-        emit("chroma.rollback", header["collection"], clock, ops=0, ids=len(saved),
+        emit(CHROMA_ROLLBACK, header["collection"], clock, ops=0, ids=len(saved),
              outcome="recovered" if not failed else "partial", unrestored=len(failed))
         if failed:
             raise TransactionError(f"Recovery from {journal} could not restore "

@@ -13,6 +13,7 @@ from typing import Any
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import ResilienceError
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import CACHE_EVICT, CACHE_HIT, CACHE_LOAD, CACHE_MISS
 from pytest_resilience.memory._sizing import measure_bytes, release_memory
 
 __all__ = ["CacheStats", "ModelCache", "ModelLoadError"]
@@ -269,11 +270,11 @@ class ModelCache:
             entry = None
         if entry is None:
             self._misses += 1
-            emit("cache.miss", self.name, self.clock, key=key, bytes=0)
+            emit(CACHE_MISS, self.name, self.clock, key=key, bytes=0)
             return False, None
         self._entries.move_to_end(key)
         self._hits += 1
-        emit("cache.hit", self.name, self.clock, key=key, bytes=entry.nbytes)
+        emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
         return True, entry.value
 
     def _store(self, key: Hashable, value: Any, *, ttl: float | None, size: int | None) -> Any:
@@ -288,7 +289,7 @@ class ModelCache:
         self._entries[key] = _Entry(value, nbytes, self.clock.monotonic() + lifetime)
         self._bytes += nbytes
         self._loads += 1
-        emit("cache.load", self.name, self.clock, key=key, bytes=nbytes)
+        emit(CACHE_LOAD, self.name, self.clock, key=key, bytes=nbytes)
         if self.capacity_bytes is not None:
             while self._bytes > self.capacity_bytes and len(self._entries) > 1:
                 freed += self._remove(next(iter(self._entries)), cause="lru")
@@ -299,7 +300,7 @@ class ModelCache:
         entry = self._entries.pop(key)
         self._bytes -= entry.nbytes
         self._evictions[cause] += 1
-        emit("cache.evict", self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)
+        emit(CACHE_EVICT, self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)
         if self.on_evict is not None:
             self.on_evict(key, entry.value)
         return entry.nbytes

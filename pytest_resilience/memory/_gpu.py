@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import GPU_USAGE
 from pytest_resilience.memory._levels import PressureLevel, check_fraction, next_level
 
 __all__ = ["DeviceUsage", "GPUMonitor", "GPUPressure", "read_gpu_devices"]
@@ -211,7 +212,7 @@ class GPUMonitor:
                     changes.append(GPUPressure(usage.index, level, previous, usage))
             callbacks = tuple(self._callbacks)
         for change in changes:
-            emit("gpu.usage", self.name, self.clock, device=change.device,
+            emit(GPU_USAGE, self.name, self.clock, device=change.device,
                  used=change.usage.used, total=change.usage.total, level=change.level.label)
             for callback in callbacks:
                 callback(change)

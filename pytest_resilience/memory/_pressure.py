@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import MEMORY_PRESSURE
 from pytest_resilience.memory._levels import PressureLevel, check_fraction, next_level
 from pytest_resilience.memory._reading import (
     DEFAULT_CGROUP_ROOT,
@@ -155,7 +156,7 @@ class MemoryPressureMonitor:
             self._level = level
             callbacks = tuple(self._callbacks) if level != previous else ()
         if level != previous:
-            emit("memory.pressure", self.name, self.clock, level=level.label,
+            emit(MEMORY_PRESSURE, self.name, self.clock, level=level.label,
                  previous=previous.label, percent=round(reading.fraction * 100, 2))
             change = PressureChange(level, previous, reading)
             for callback in callbacks:

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import TRACE_OPERATION
 from pytest_resilience.observability._context import Correlation, correlation
 
 __all__ = ["TraceOperation", "peak_rss", "trace_operation"]
@@ -87,7 +88,7 @@ class TraceOperation:
         duration = self.clock.monotonic() - started
         rss_after = peak_rss()
         try:
-            emit("trace.operation", self.name, self.clock, duration=duration,
+            emit(TRACE_OPERATION, self.name, self.clock, duration=duration,
                  outcome=_outcome(exc), error=None if exc is None else repr(exc),
                  peak_rss_delta=(None if rss_before is None or rss_after is None
                                  else rss_after - rss_before),

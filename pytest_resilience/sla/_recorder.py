@@ -18,6 +18,7 @@ from typing import Any
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import BudgetExceeded
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import SLA_SAMPLE
 from pytest_resilience.sla._budgets import Budget, Verdict
 from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
 
@@ -251,7 +252,7 @@ class SLARecorder:
             stats = self.operations[operation] = OperationStats()
         stats.add(seconds, ok, end)
         if self.emit_samples:
-            emit("sla.sample", operation, self.clock, seconds=seconds, ok=ok)
+            emit(SLA_SAMPLE, operation, self.clock, seconds=seconds, ok=ok)
 
     # -- checking --------------------------------------------------------------------------
     def stats(self, operation: str | None = None) -> OperationStats:

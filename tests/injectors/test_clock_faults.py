@@ -230,7 +230,8 @@ def test_faults_are_events() -> None:
     skew = history.select("clock.skew")[0].attrs
     assert (skew["fault"], skew["seconds"], skew["target"], skew["on"]) == (
         "skew", -HOUR, "wall", "process")
-    assert history.kinds() == ["clock.skew", "fault.fired", "fault.disarmed"]
+    assert history.kinds() == ["fault.armed", "clock.skew", "fault.fired", "fault.disarmed"]
+    assert {e.attrs["family"] for e in history.select("fault.")} == {"clock"}
 
 
 def test_everything_is_restored_after_nested_faults() -> None:

@@ -174,7 +174,8 @@ def test_firings_are_events_on_the_given_history() -> None:
     fired = history.select(kind="fault.fired")[0]
     assert fired.source == "failpoint:db.read"
     assert fired.time == 3.0
-    assert fired.attrs == {"action": "raise()", "trigger": "nth(2)", "call": 2, "fault": 0}
+    assert fired.attrs == {"family": "failpoint", "action": "raise()", "trigger": "nth(2)",
+                           "call": 2, "fault": 0}
 
 
 def test_nested_activations_stack_and_unwind() -> None:

@@ -31,7 +31,7 @@ def test_history_fixture_collects_the_tests_events(pytester: pytest.Pytester) ->
 
         def test_events(history, clock):
             assert active_history() is history
-            emit("retry.attempt", "svc", clock, attempt=1)
+            emit("retry.attempt", "svc", clock, attempt=1, outcome="ok", error=None, elapsed=0.0)
             assert history.kinds() == ["retry.attempt"]
 
         def test_after():

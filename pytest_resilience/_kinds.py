@@ -1,0 +1,434 @@
+"""Every event kind, declared once: its name, who writes it, and the attributes it carries.
+
+Emitters pass these constants to ``emit``; checkers, metrics, log formatters and reports
+compare against them and read attributes through each kind's typed record
+(``RETRY_ATTEMPT.attrs(event)["attempt"]``). In strict mode (``set_strict(True)``, on in
+this project's own test suite) emitting an undeclared kind, or attributes a kind does not
+declare, raises ``UndeclaredEvent``. ``declare`` adds a kind of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar, cast
+
+if TYPE_CHECKING:
+    from pytest_resilience._events import Event
+
+__all__ = [
+    "FAULT_FAMILIES",
+    "Kind",
+    "UndeclaredEvent",
+    "declare",
+    "declared",
+    "markdown_table",
+]
+
+R = TypeVar("R", bound=Mapping[str, Any])
+
+#: The fault families a ``fault.*`` event's ``family`` attribute names.
+FAULT_FAMILIES = (
+    "failpoint", "network", "http", "clock", "memory", "cuda", "chroma", "subprocess", "disk",
+)
+
+_KINDS: dict[str, Kind[Any]] = {}
+
+
+class UndeclaredEvent(ValueError):
+    """An event whose kind, or one of whose attributes, is not declared (strict mode)."""
+
+
+class Kind(str, Generic[R]):
+    """An event kind: the dotted name (it *is* that string), the source convention, the
+    attribute record (a ``TypedDict``), and a one-line meaning.
+
+    ``open`` kinds (the ``fault.*`` and proxy kinds) accept attributes beyond the declared
+    ones: each fault family adds its own details.
+    """
+
+    record: type[R]
+    source: str
+    doc: str
+    required: frozenset[str]
+    known: frozenset[str]
+    open: bool
+
+    def __new__(cls, name: str, record: type[R], *, source: str, doc: str,
+                open: bool = False) -> Kind[R]:
+        self = super().__new__(cls, name)
+        self.record = record
+        self.source = source
+        self.doc = doc
+        annotations = getattr(record, "__annotations__", {})
+        self.known = frozenset(annotations)
+        self.required = frozenset(k for k, v in annotations.items() if not _optional(v))
+        self.open = open
+        return self
+
+    @property
+    def family(self) -> str:
+        """The part before the first dot: ``retry`` for ``retry.attempt``."""
+        return self.split(".", 1)[0]
+
+    def attrs(self, event: Event) -> R:
+        """``event``'s attributes as this kind's typed record."""
+        if event.kind != self:
+            raise ValueError(f"event kind {event.kind!r} is not {str(self)!r}.")
+        return cast(R, event.attrs)
+
+    def check(self, attrs: Mapping[str, Any]) -> None:
+        """Raise ``UndeclaredEvent`` unless ``attrs`` fit the declaration."""
+        missing = sorted(self.required - attrs.keys())
+        extra = [] if self.open else sorted(attrs.keys() - self.known)
+        if missing or extra:
+            raise UndeclaredEvent(
+                f"event {str(self)!r}: missing attribute(s) {missing}, undeclared attribute(s) "
+                f"{extra}. Declared: {sorted(self.known)} (pytest_resilience/_kinds.py)."
+            )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (str, (str(self),))  # pickles (xdist, multiprocessing) as the plain name
+
+
+def declare(name: str, record: type[R], *, source: str, doc: str,
+            open: bool = False) -> Kind[R]:
+    """Declare the event kind ``name`` (``<family>.<what>``) with its attribute record.
+
+    Declaring a name twice with another record is refused.
+    """
+    if not isinstance(name, str) or "." not in name.strip(".") or name != name.strip():
+        raise ValueError(f"name={name!r} is not a dotted event kind. Pass '<family>.<what>'.")
+    existing = _KINDS.get(name)
+    if existing is not None:
+        if existing.record is not record:
+            raise ValueError(f"event kind {name!r} is already declared with another record.")
+        return cast(Kind[R], existing)
+    kind = Kind(name, record, source=source, doc=doc, open=open)
+    _KINDS[name] = kind
+    return kind
+
+
+def declared(name: str) -> Kind[Any] | None:
+    """The declaration of ``name``, or ``None``."""
+    return _KINDS.get(name)
+
+
+def validate(kind: str, attrs: Mapping[str, Any]) -> None:
+    """Raise ``UndeclaredEvent`` unless ``kind`` is declared and ``attrs`` fit it."""
+    declaration = _KINDS.get(kind)
+    if declaration is None:
+        raise UndeclaredEvent(
+            f"event kind {kind!r} is not declared. Declare it in pytest_resilience/_kinds.py "
+            "(or with pytest_resilience.kinds.declare) and emit the constant."
+        )
+    declaration.check(attrs)
+
+
+def markdown_table() -> str:
+    """The declared kinds as the Markdown table DESIGN.md and the docs show."""
+    rows = ["| kind | source | attributes | meaning |", "|---|---|---|---|"]
+    for name in sorted(_KINDS):
+        kind = _KINDS[name]
+        attrs = ", ".join(
+            f"`{a}`" if a in kind.required else f"`{a}`?" for a in _ordered(kind.record)
+        ) + (", …" if kind.open else "")
+        rows.append(f"| `{name}` | {kind.source} | {attrs or '—'} | {kind.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def _optional(annotation: Any) -> bool:
+    """Whether an annotation is ``NotRequired[...]`` (read from its text: under
+    ``from __future__ import annotations`` it is a string or a ``ForwardRef``)."""
+    text = getattr(annotation, "__forward_arg__", annotation)
+    return str(text).replace("typing.", "").startswith("NotRequired[")
+
+
+def _ordered(record: type[Any]) -> list[str]:
+    return list(getattr(record, "__annotations__", {}))
+
+
+# -- records ---------------------------------------------------------------------------
+# Attributes are plain builtins (they travel as JSON). ``NotRequired`` ones may be absent.
+class RetryAttemptAttrs(TypedDict):
+    """``retry.attempt``."""
+
+    attempt: int
+    outcome: str
+    error: str | None
+    elapsed: float
+
+
+class RetrySleepAttrs(TypedDict):
+    """``retry.sleep``."""
+
+    attempt: int
+    delay: float
+
+
+class RetryGiveupAttrs(TypedDict):
+    """``retry.giveup``."""
+
+    attempts: int
+    reason: str
+
+
+BreakerTransitionAttrs = TypedDict("BreakerTransitionAttrs", {"from": str, "to": str})
+
+
+class BreakerCallAttrs(TypedDict):
+    """``breaker.call``."""
+
+    state: str
+    outcome: str
+    duration: float
+
+
+class BreakerRejectedAttrs(TypedDict):
+    """``breaker.rejected``."""
+
+    retry_after: float
+
+
+class RateLimitDecisionAttrs(TypedDict):
+    """``ratelimit.acquired`` / ``ratelimit.rejected``."""
+
+    tokens: float
+    waited: float
+
+
+class LockTimeoutAttrs(TypedDict):
+    """``lock.timeout``."""
+
+    timeout: float | None
+    what: str
+
+
+class HealthCheckAttrs(TypedDict):
+    """``health.check``."""
+
+    status: str
+    duration: float
+    error: str | None
+
+
+class DeadLetterAttrs(TypedDict):
+    """``deadletter.*``."""
+
+    job_id: str
+    attempts: int | None
+    error: str | None
+
+
+class MemoryPressureAttrs(TypedDict):
+    """``memory.pressure``."""
+
+    level: str
+    previous: str
+    percent: float
+
+
+class GpuUsageAttrs(TypedDict):
+    """``gpu.usage``."""
+
+    device: int
+    used: int
+    total: int
+    level: str
+
+
+class CacheEntryAttrs(TypedDict):
+    """``cache.load`` / ``cache.hit`` / ``cache.miss``."""
+
+    key: Any
+    bytes: int
+
+
+class CacheEvictAttrs(TypedDict):
+    """``cache.evict``."""
+
+    key: Any
+    bytes: int
+    cause: str
+
+
+class ChromaCommitAttrs(TypedDict):
+    """``chroma.commit``."""
+
+    ops: int
+    ids: int
+
+
+class ChromaRollbackAttrs(TypedDict):
+    """``chroma.rollback``."""
+
+    ops: int
+    ids: int
+    outcome: str
+    unrestored: int
+
+
+class ChromaFilesAttrs(TypedDict):
+    """``chroma.backup`` / ``chroma.restore`` / ``chroma.corrupt``."""
+
+    path: Any
+    mode: str
+    outcome: str
+    error: NotRequired[str | None]
+    records: NotRequired[int | None]
+
+
+class FaultAttrs(TypedDict):
+    """``fault.armed`` / ``fault.fired`` / ``fault.disarmed`` (open: families add details)."""
+
+    family: str
+    fault: NotRequired[str]
+    action: NotRequired[str]
+    trigger: NotRequired[str]
+    call: NotRequired[int]
+
+
+class ProxyConnectionAttrs(TypedDict):
+    """``proxy.connection`` (open)."""
+
+    event: str
+
+
+class ProxyToxicAttrs(TypedDict):
+    """``proxy.toxic`` (open)."""
+
+    event: str
+
+
+class ClockSkewAttrs(TypedDict):
+    """``clock.skew``."""
+
+    fault: str
+    seconds: NotRequired[float | None]
+    to: NotRequired[float | None]
+    rate: NotRequired[float | None]
+    target: str
+    on: str
+    rebound: NotRequired[int]
+
+
+class TraceOperationAttrs(TypedDict):
+    """``trace.operation``."""
+
+    duration: float
+    outcome: str
+    error: str | None
+    peak_rss_delta: int | None
+    correlation_id: str | None
+
+
+class SlaSampleAttrs(TypedDict):
+    """``sla.sample``."""
+
+    seconds: float
+    ok: bool
+    faults: NotRequired[bool]
+
+
+class SlaBudgetAttrs(TypedDict):
+    """``sla.budget``: one budget's verdict when the test's SLA is checked."""
+
+    budget: str
+    metric: str
+    operation: str | None
+    threshold: float
+    observed: float | None
+    passed: bool | None
+    reason: str
+
+
+class CheckVerdictAttrs(TypedDict):
+    """``check.verdict``: a checker's verdict on a history."""
+
+    checker: str
+    passed: bool
+    explanation: str
+
+
+class ChaosRunAttrs(TypedDict):
+    """``chaos.run``: what a chaos run did."""
+
+    plans: int
+    failures: int
+    fired: dict[str, int]
+    plan: NotRequired[dict[str, Any] | None]
+    replay: NotRequired[str | None]
+    error: NotRequired[str | None]
+
+
+class GpuSimulatedAttrs(TypedDict):
+    """``cuda.simulated``: a simulated GPU installed or removed."""
+
+    event: str
+    devices: int
+    total: NotRequired[int]
+
+
+def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
+    return declare(name, record, source=source, doc=doc, open=open)
+
+
+RETRY_ATTEMPT = _k("retry.attempt", RetryAttemptAttrs, "retry name",
+                   "one call of the wrapped function; `outcome` ok/error")
+RETRY_SLEEP = _k("retry.sleep", RetrySleepAttrs, "retry name", "the wait before the next attempt")
+RETRY_GIVEUP = _k("retry.giveup", RetryGiveupAttrs, "retry name",
+                  "the retry stopped: `reason` attempts/deadline/not_retryable/budget")
+BREAKER_TRANSITION = _k("breaker.transition", BreakerTransitionAttrs, "breaker name",
+                        "state change: closed/open/half_open")
+BREAKER_CALL = _k("breaker.call", BreakerCallAttrs, "breaker name",
+                  "an admitted call; `outcome` ok/error/slow")
+BREAKER_REJECTED = _k("breaker.rejected", BreakerRejectedAttrs, "breaker name",
+                      "a call refused while open")
+RATELIMIT_ACQUIRED = _k("ratelimit.acquired", RateLimitDecisionAttrs, "limiter name",
+                        "tokens granted")
+RATELIMIT_REJECTED = _k("ratelimit.rejected", RateLimitDecisionAttrs, "limiter name",
+                        "tokens refused")
+LOCK_TIMEOUT = _k("lock.timeout", LockTimeoutAttrs, "resource name",
+                  "a lock, semaphore or pool wait timed out")
+HEALTH_CHECK = _k("health.check", HealthCheckAttrs, "check name", "one health check ran")
+DEADLETTER_ADDED = _k("deadletter.added", DeadLetterAttrs, "queue name", "a failed job was stored")
+DEADLETTER_REPLAYED = _k("deadletter.replayed", DeadLetterAttrs, "queue name",
+                         "a stored job was replayed")
+DEADLETTER_PURGED = _k("deadletter.purged", DeadLetterAttrs, "queue name",
+                       "a stored job was removed")
+MEMORY_PRESSURE = _k("memory.pressure", MemoryPressureAttrs, "monitor name",
+                     "host memory pressure level changed")
+GPU_USAGE = _k("gpu.usage", GpuUsageAttrs, "monitor name", "a device's pressure level changed")
+CACHE_LOAD = _k("cache.load", CacheEntryAttrs, "cache name", "a value was loaded")
+CACHE_HIT = _k("cache.hit", CacheEntryAttrs, "cache name", "a lookup found the key")
+CACHE_MISS = _k("cache.miss", CacheEntryAttrs, "cache name", "a lookup missed")
+CACHE_EVICT = _k("cache.evict", CacheEvictAttrs, "cache name",
+                 "an entry left: `cause` lru/ttl/pressure/gpu/manual")
+CHROMA_COMMIT = _k("chroma.commit", ChromaCommitAttrs, "collection name",
+                   "a transaction committed")
+CHROMA_ROLLBACK = _k("chroma.rollback", ChromaRollbackAttrs, "collection name",
+                     "a transaction was rolled back")
+CHROMA_BACKUP = _k("chroma.backup", ChromaFilesAttrs, "store label", "a backup was written")
+CHROMA_RESTORE = _k("chroma.restore", ChromaFilesAttrs, "store label", "a backup was restored")
+CHROMA_CORRUPT = _k("chroma.corrupt", ChromaFilesAttrs, "store label",
+                    "store files were damaged on purpose")
+FAULT_ARMED = _k("fault.armed", FaultAttrs, "injector name",
+                 "a fault became active (`family` says which)", open=True)
+FAULT_FIRED = _k("fault.fired", FaultAttrs, "injector name or failpoint:<name>",
+                 "an active fault acted", open=True)
+FAULT_DISARMED = _k("fault.disarmed", FaultAttrs, "injector name",
+                    "a fault was undone", open=True)
+PROXY_CONNECTION = _k("proxy.connection", ProxyConnectionAttrs, "proxy name",
+                      "`event` listen/open/close/stop of a proxied connection", open=True)
+PROXY_TOXIC = _k("proxy.toxic", ProxyToxicAttrs, "proxy name",
+                 "`event` added/decided/removed/down/up of a toxic", open=True)
+CLOCK_SKEW = _k("clock.skew", ClockSkewAttrs, "clock", "a clock was moved")
+TRACE_OPERATION = _k("trace.operation", TraceOperationAttrs, "operation name",
+                     "one traced operation ended")
+SLA_SAMPLE = _k("sla.sample", SlaSampleAttrs, "operation name",
+                "one timed sample; `faults` whether a fault was active")
+SLA_BUDGET = _k("sla.budget", SlaBudgetAttrs, "test", "one SLA budget's verdict")
+CHECK_VERDICT = _k("check.verdict", CheckVerdictAttrs, "checker name",
+                   "a checker judged the history")
+CHAOS_RUN = _k("chaos.run", ChaosRunAttrs, "test", "a chaos run ended")
+CUDA_SIMULATED = _k("cuda.simulated", GpuSimulatedAttrs, "fake_gpu",
+                    "a simulated GPU was installed or removed")
