@@ -102,7 +102,6 @@ def migration(
     request: pytest.FixtureRequest,
     migration_backend: Backend | None,
     _migration_explorers: Explorers,
-    tmp_path_factory: pytest.TempPathFactory,
     clock: VirtualClock,
     history: History,
 ) -> Iterator[MigrationCase]:
@@ -119,9 +118,7 @@ def migration(
     if explorer is None:
         source = open_source(path, **{k: settings.pop(k) for k in ("table", "section", "options")
                                       if k in settings})
-        workdir = None if migration_backend is not None else tmp_path_factory.mktemp("migrations")
-        explorer = CrashExplorer(source, backend=migration_backend, workdir=workdir,
-                                 **settings)
+        explorer = CrashExplorer(source, backend=migration_backend, **settings)
         _migration_explorers[key] = explorer
     explorer.clock = clock
     yield MigrationCase(explorer, str(request.param))

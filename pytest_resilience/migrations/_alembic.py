@@ -93,16 +93,17 @@ class AlembicSource:
         from sqlalchemy.engine import Engine
 
         label = self._label(version)
+        where = f"revision {label}"
         count = [0]
 
         def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             count[0] += 1
             kind: Literal["record", "statement"] = (
                 "record" if self.version_table in statement else "statement")
-            hook(Point(label, version, "up", kind, statement, count[0]))
+            hook(Point(label, version, "up", kind, statement, count[0], where=where))
 
         def commit(conn: Any) -> None:
-            hook(Point(label, version, "up", "commit", "COMMIT"))
+            hook(Point(label, version, "up", "commit", "COMMIT", where=where))
 
         event.listen(Engine, "before_cursor_execute", before)
         event.listen(Engine, "commit", commit)

@@ -15,7 +15,8 @@ from pytest_resilience.migrations._sql import strip_comments
 
 __all__ = ["Dialect", "Snapshot", "dialect_for", "execute", "quote"]
 
-Rows = dict[str, tuple[tuple[Any, ...], ...]]
+#: Per table: its column names and its rows (sorted by ``repr``).
+Rows = dict[str, tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]]
 
 
 def quote(name: str) -> str:
@@ -49,14 +50,20 @@ class Snapshot:
                 + [f"+ {line}" for line in sorted(other.schema - self.schema)])
 
     def lost_rows(self, other: Snapshot) -> dict[str, int]:
-        """Per table of this snapshot: how many of its rows ``other`` does not hold."""
+        """Per table of this snapshot: how many of its rows ``other`` does not hold, on the
+        columns both have (a column added or dropped alone loses no row)."""
         lost: dict[str, int] = {}
-        for table, rows in self.rows.items():
-            theirs = list(other.rows.get(table, ()))
+        for table, (columns, rows) in self.rows.items():
+            their_columns, their_rows = other.rows.get(table, ((), ()))
+            shared = [c for c in columns if c in their_columns]
+            mine = [c for c in range(len(columns)) if columns[c] in shared]
+            theirs_at = [their_columns.index(columns[c]) for c in mine]
+            theirs = [tuple(r[i] for i in theirs_at) for r in their_rows]
             missing = 0
             for row in rows:
-                if row in theirs:
-                    theirs.remove(row)
+                key = tuple(row[i] for i in mine)
+                if shared and key in theirs:
+                    theirs.remove(key)
                 else:
                     missing += 1
             if missing:
@@ -86,8 +93,13 @@ class Dialect(Protocol):
 def _rows(conn: Any, tables: Iterable[str]) -> Rows:
     out: Rows = {}
     for table in tables:
-        rows = execute(conn, f"SELECT * FROM {quote(table)}")
-        out[table] = tuple(sorted(rows, key=repr))
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {quote(table)}")
+            columns = tuple(str(d[0]) for d in cur.description)
+            out[table] = (columns, tuple(sorted((tuple(r) for r in cur.fetchall()), key=repr)))
+        finally:
+            cur.close()
     return out
 
 

@@ -35,8 +35,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Point:
     """A statement the runner is about to execute, as passed to ``before_statement``.
 
-    ``kind`` is ``"statement"`` (the migration's own, ``number`` of ``total``, from 1),
-    ``"record"`` (the history row) or ``"commit"``.
+    ``kind`` is ``"statement"`` (the migration's own, ``number`` of ``total``, from 1;
+    ``total`` 0 when unknown), ``"record"`` (the history row) or ``"commit"``; ``where``
+    names what runs it (default: the ``.up.sql``/``.down.sql`` file).
     """
 
     migration: str
@@ -46,14 +47,16 @@ class Point:
     sql: str
     number: int = 0
     total: int = 0
+    where: str = ""
 
     def describe(self) -> str:
-        """``statement 2/3 of 0003_x.up.sql: ALTER TABLE ...`` (one line, 120 chars max)."""
-        where = f"{self.migration}.{self.direction}.sql"
+        """``statement 2/3 of 0003_x.up.sql: ALTER TABLE ...`` (one line)."""
+        where = self.where or f"{self.migration}.{self.direction}.sql"
         text = strip_comments(self.sql)
         text = text if len(text) <= 80 else text[:77] + "..."
         if self.kind == "statement":
-            return f"statement {self.number}/{self.total} of {where}: {text}"
+            of = f"/{self.total}" if self.total else ""
+            return f"statement {self.number}{of} of {where}: {text}"
         if self.kind == "record":
             return f"the history row of {where}: {text}"
         return f"COMMIT of {where}"
