@@ -224,6 +224,27 @@ class _Crasher:
 
 
 # -- the explorer --------------------------------------------------------------------------
+def _schema_changes(want: Snapshot, got: Snapshot) -> list[str]:
+    """``table users_new is extra``, ``index i on t is missing``, or the changed lines."""
+    def by_object(schema: frozenset[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for line in schema:
+            out.setdefault(line.split(":", 1)[0], set()).add(line)
+        return out
+
+    mine, theirs = by_object(want.schema), by_object(got.schema)
+    changes = []
+    for obj in sorted(set(mine) | set(theirs)):
+        if obj not in theirs:
+            changes.append(f"{obj} is missing")
+        elif obj not in mine:
+            changes.append(f"{obj} is extra")
+        else:
+            changes += [f"- {line}" for line in sorted(mine[obj] - theirs[obj])]
+            changes += [f"+ {line}" for line in sorted(theirs[obj] - mine[obj])]
+    return changes
+
+
 def _memory_tmp() -> str | None:
     """``/dev/shm`` when writable: a killed process loses nothing the OS has buffered, so
     the explorer skips the cost of fsync (it simulates process crashes, not power loss)."""
@@ -390,7 +411,7 @@ class CrashExplorer:
     @staticmethod
     def _compare(got: Snapshot, want: Snapshot, what: str) -> list[str]:
         problems = []
-        diff = want.schema_diff(got)
+        diff = _schema_changes(want, got)
         if diff:
             problems.append(f"schema differs from {what}'s: " + ", ".join(diff[:6])
                             + (f" (+{len(diff) - 6} more)" if len(diff) > 6 else ""))
@@ -465,9 +486,11 @@ class CrashExplorer:
         db = self._db(f"trip_{i + 1}")
         self.backend.copy(ex.before.db, db)
         problems: list[str] = []
+        stage = "up"
         try:
             self.source.upgrade(self.backend, db, ex.step.version)
             _, up = self._snapshot(db)
+            stage = "down"
             self.source.downgrade(self.backend, db, ex.step.previous)
             version, down = self._snapshot(db)
             previous = ex.step.previous or "base"
@@ -475,12 +498,13 @@ class CrashExplorer:
                 problems.append(f"down ends at {version or 'base'}, not {previous}")
             problems += [f"after down, {p}" for p in
                          self._compare(down, ex.before.snapshot, f"version {previous}")]
+            stage = "up again"
             self.source.upgrade(self.backend, db, ex.step.version)
             _, again = self._snapshot(db)
             problems += [f"after up again, {p}" for p in
                          self._compare(again, up, "the first up")]
         except Exception as exc:
-            problems.append(f"failed: {exc}")
+            problems.append(f"{stage} failed: {exc}")
         self.backend.drop(db)
         emit("migration.round_trip", self.name, self.clock, version=ex.step.version,
              migration=ex.step.label, outcome="broken" if problems else "ok",
@@ -502,12 +526,11 @@ class CrashExplorer:
         findings = []
         killed = 0
         for k in range(len(ex.points)):
-            finding = self._crash_once(ex, k, kill=False)
-            if finding is None and k in kills:
-                killed += 1
-                finding = self._crash_once(ex, k, kill=True)
-            if finding is not None:
-                findings.append(finding)
+            for kill in (False, True) if k in kills else (False,):
+                killed += kill
+                finding = self._crash_once(ex, k, kill=kill)
+                if finding is not None:
+                    findings.append(finding)
         if self.round_trip:
             trip = self._round_trip(ex)
             if trip is not None:
