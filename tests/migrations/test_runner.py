@@ -110,7 +110,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     path = tmp_path / "app.sqlite3"
     before = path.read_bytes()
     plan = migrator.upgrade(dry_run=True)
-    assert plan.dry_run and plan.versions == ["0002", "0003"]
+    assert plan.dry_run
+    assert plan.versions == ["0002", "0003"]
     text = str(plan)
     assert text.startswith("-- upgrade plan: 2 migration(s)\n-- 0002_create_orders.up.sql "
                            "(transactional)\nBEGIN;\nCREATE TABLE orders (")
@@ -263,17 +264,17 @@ def test_events_are_written_on_the_clock(write_set: WriteSet, good_files: Files,
             failed["rolled_back"]) == ("0004", "up", 1, True)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"table": "my table"}, ValueError,
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"table": "my table"},
      "table='my table' is not a plain SQL name; pass letters, digits and underscores, such "
      "as 'resilience_migrations'."),
-    ({"dialect": "oracle"}, ValueError,
+    ({"dialect": "oracle"},
      "dialect='oracle' is not supported; accepted: ['postgresql', 'sqlite']."),
 ])
 def test_bad_settings_raise_at_construction(write_set: WriteSet, good_files: Files,
                                             db: sqlite3.Connection, kwargs: dict[str, str],
-                                            error: type[Exception], message: str) -> None:
-    with pytest.raises(error) as info:
+                                            message: str) -> None:
+    with pytest.raises(ValueError) as info:
         Migrator(db, write_set(good_files), **kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
 

@@ -31,7 +31,8 @@ def test_a_trigger_body_stays_one_statement() -> None:
 END;
 SELECT 1;"""
     first, second = split_statements(sql)
-    assert first.startswith("CREATE TRIGGER") and first.endswith("END")
+    assert first.startswith("CREATE TRIGGER")
+    assert first.endswith("END")
     assert second == "SELECT 1"
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE a (x TEXT)")
