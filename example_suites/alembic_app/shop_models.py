@@ -14,10 +14,11 @@ class User(Base):
     """A customer."""
 
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_email", "email", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str | None] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(200))
 
 
 class Order(Base):

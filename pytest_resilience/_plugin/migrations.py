@@ -35,13 +35,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 Explorers = dict[tuple[str, str], "CrashExplorer"]
 
 
+def _Misuse(message: str) -> BaseException:  # noqa: N802 (reads as the exception it makes)
+    """A collection error showing only ``message`` (no traceback)."""
+    return pytest.fail.Exception(message, pytrace=False)
+
+
 def _target(config: pytest.Config, marker: pytest.Mark,
             module: Path) -> tuple[Path, dict[str, Any]]:
     """The marker's path (resolved) and settings; refuses what it does not accept."""
     unknown = sorted(set(marker.kwargs) - set(_SETTINGS))
     if unknown or len(marker.args) > 1:
         got = f"keyword(s) {unknown}" if unknown else f"{len(marker.args)} paths"
-        raise pytest.UsageError(
+        raise _Misuse(
             f"@pytest.mark.migrations got {got}. Pass one path and keywords from "
             f"{list(_SETTINGS)}.")
     if marker.args:
@@ -50,7 +55,7 @@ def _target(config: pytest.Config, marker: pytest.Mark,
     else:
         ini = str(config.getini(INI_KEY))
         if not ini:
-            raise pytest.UsageError(
+            raise _Misuse(
                 "@pytest.mark.migrations needs a path (a migrations directory or an "
                 f"alembic.ini), or the ini key {INI_KEY}.")
         path = config.rootpath / ini
@@ -63,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None:
         return
     if "migration" not in metafunc.fixturenames:
-        raise pytest.UsageError(
+        raise _Misuse(
             f"{metafunc.definition.nodeid}: a @pytest.mark.migrations test takes the "
             "`migration` argument (one MigrationCase per migration).")
     from pytest_resilience.migrations import open_source
@@ -122,5 +127,6 @@ def migration(
         _migration_explorers[key] = explorer
     explorer.clock = clock
     yield MigrationCase(explorer, str(request.param))
-    get_state(request.config).count("migration crash points",
-                                    len(history.select("migration.crash_point")))
+    points = [e for e in history.select("migration.crash_point")
+              if e.attrs.get("mode") == "exception"]
+    get_state(request.config).count("migration crash points", len(points))
