@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("alembic", reason="the alembic example needs the 'migrations' extra")
 
-from pytest_resilience.migrations import (  # noqa: E402 (after the skip)
+from pytest_resilience.migrations import (
     AlembicSource,
     CrashExplorer,
     MigrationCase,

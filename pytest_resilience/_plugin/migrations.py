@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 Explorers = dict[tuple[str, str], "CrashExplorer"]
 
 
-def _Misuse(message: str) -> BaseException:  # noqa: N802 (reads as the exception it makes)
+def _misuse(message: str) -> BaseException:
     """A collection error showing only ``message`` (no traceback)."""
     return pytest.fail.Exception(message, pytrace=False)
 
@@ -46,7 +46,7 @@ def _target(config: pytest.Config, marker: pytest.Mark,
     unknown = sorted(set(marker.kwargs) - set(_SETTINGS))
     if unknown or len(marker.args) > 1:
         got = f"keyword(s) {unknown}" if unknown else f"{len(marker.args)} paths"
-        raise _Misuse(
+        raise _misuse(
             f"@pytest.mark.migrations got {got}. Pass one path and keywords from "
             f"{list(_SETTINGS)}.")
     if marker.args:
@@ -55,7 +55,7 @@ def _target(config: pytest.Config, marker: pytest.Mark,
     else:
         ini = str(config.getini(INI_KEY))
         if not ini:
-            raise _Misuse(
+            raise _misuse(
                 "@pytest.mark.migrations needs a path (a migrations directory or an "
                 f"alembic.ini), or the ini key {INI_KEY}.")
         path = config.rootpath / ini
@@ -68,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None:
         return
     if "migration" not in metafunc.fixturenames:
-        raise _Misuse(
+        raise _misuse(
             f"{metafunc.definition.nodeid}: a @pytest.mark.migrations test takes the "
             "`migration` argument (one MigrationCase per migration).")
     from pytest_resilience.migrations import open_source

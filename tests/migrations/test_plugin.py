@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _write(directory: Path, files: dict[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
