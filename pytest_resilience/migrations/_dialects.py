@@ -203,8 +203,8 @@ class PostgresDialect:
         lines: set[str] = set()
         for table, col, typ, nullable, default, pos in execute(
                 conn, "SELECT table_name, column_name, data_type, is_nullable, column_default, "
-                      "ordinal_position FROM information_schema.columns "
-                      "WHERE table_schema = current_schema()"):
+                      "row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position) "
+                      "FROM information_schema.columns WHERE table_schema = current_schema()"):
             if table not in skip:
                 lines.add(f"table {table}: column {col} {typ} nullable={nullable} "
                           f"default={default} position={pos}")

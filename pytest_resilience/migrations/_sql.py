@@ -94,12 +94,20 @@ def split_statements(sql: str) -> list[str]:
     statements: list[str] = []
     start = 0
     for pos in semis:
-        if not sqlite3.complete_statement(masked[start : pos + 1]):
-            continue  # a ';' inside a trigger body
+        piece = masked[start : pos + 1]
+        if _in_trigger_body(piece) and not sqlite3.complete_statement(piece):
+            continue  # a ';' inside a trigger's BEGIN ... END body
         _keep(statements, sql[start:pos])
         start = pos + 1
     _keep(statements, sql[start:])
     return statements
+
+
+def _in_trigger_body(piece: str) -> bool:
+    """Whether ``piece`` opens a SQLite-style ``CREATE TRIGGER ... BEGIN`` body (a
+    PostgreSQL trigger, ``... EXECUTE FUNCTION f();``, has none)."""
+    text = strip_comments(piece)
+    return bool(_TRIGGER.match(text) and _BEGIN.search(text))
 
 
 def _keep(statements: list[str], text: str) -> None:
@@ -140,6 +148,7 @@ NON_TRANSACTIONAL: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
 _CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|START\s+TRANSACTION)\b",
                       re.I)
 _TRIGGER = re.compile(r"^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b", re.I)
+_BEGIN = re.compile(r"\bBEGIN\b", re.I)
 
 
 def non_transactional_reason(statement: str, dialect: str) -> str | None:

@@ -15,6 +15,7 @@ from pytest_resilience.migrations import (
     CrashExplorer,
     Migration,
     MigrationSet,
+    NonTransactionalError,
     SQLiteBackend,
     explore_crashes,
 )
@@ -81,7 +82,7 @@ def test_two_migrations_in_one_file_split_by_a_commit_are_refused(
         write_set: WriteSet, good_files: Files) -> None:
     files = {**good_files, "0004_two.up.sql": "CREATE TABLE a (x INTEGER);\nCOMMIT;\n"
                                               "BEGIN;\nCREATE TABLE b (y INTEGER);"}
-    with pytest.raises(Exception) as info:
+    with pytest.raises(NonTransactionalError) as info:
         explore_crashes(write_set(files))
     assert str(info.value) == (
         "0004_two.up.sql statement 2 (COMMIT): a migration must not control the transaction "

@@ -53,6 +53,14 @@ def test_postgres_dollar_quoted_bodies_stay_whole() -> None:
     ]
 
 
+def test_a_postgres_trigger_without_body_ends_at_its_semicolon() -> None:
+    sql = ("CREATE TRIGGER t BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION f();\n"
+           "UPDATE users SET x = 1;")
+    assert split_statements(sql) == [
+        "CREATE TRIGGER t BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION f()",
+        "UPDATE users SET x = 1"]
+
+
 def test_comment_only_parts_are_dropped() -> None:
     assert split_statements("-- a\n/* b */ ;; -- c\n") == []
     assert split_statements("/* unterminated") == []
