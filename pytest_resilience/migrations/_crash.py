@@ -410,6 +410,8 @@ class CrashExplorer:
 
     @staticmethod
     def _compare(got: Snapshot, want: Snapshot, what: str) -> list[str]:
+        if got == want:
+            return []
         problems = []
         diff = _schema_changes(want, got)
         if diff:

@@ -7,6 +7,7 @@ so that two schemas diff line by line; rows are sorted by ``repr``, per table.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,15 +56,16 @@ class Snapshot:
         lost: dict[str, int] = {}
         for table, (columns, rows) in self.rows.items():
             their_columns, their_rows = other.rows.get(table, ((), ()))
-            shared = [c for c in columns if c in their_columns]
-            mine = [c for c in range(len(columns)) if columns[c] in shared]
-            theirs_at = [their_columns.index(columns[c]) for c in mine]
-            theirs = [tuple(r[i] for i in theirs_at) for r in their_rows]
+            if columns == their_columns and rows == their_rows:
+                continue
+            mine = [i for i, c in enumerate(columns) if c in their_columns]
+            at = [their_columns.index(columns[i]) for i in mine]
+            theirs = Counter(tuple(r[i] for i in at) for r in their_rows)
             missing = 0
             for row in rows:
                 key = tuple(row[i] for i in mine)
-                if shared and key in theirs:
-                    theirs.remove(key)
+                if mine and theirs[key] > 0:
+                    theirs[key] -= 1
                 else:
                     missing += 1
             if missing:

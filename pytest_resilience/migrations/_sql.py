@@ -7,6 +7,7 @@ inside a ``CREATE TRIGGER ... BEGIN ... END;`` body in one statement.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 
@@ -90,6 +91,11 @@ def split_statements(sql: str) -> list[str]:
     Handles ``;`` in string literals, quoted names, comments, dollar-quoted bodies and
     trigger bodies; a part holding only comments is dropped.
     """
+    return list(_split(sql))
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(sql: str) -> tuple[str, ...]:
     semis, masked = _scan(sql)
     statements: list[str] = []
     start = 0
@@ -100,7 +106,7 @@ def split_statements(sql: str) -> list[str]:
         _keep(statements, sql[start:pos])
         start = pos + 1
     _keep(statements, sql[start:])
-    return statements
+    return tuple(statements)
 
 
 def _in_trigger_body(piece: str) -> bool:
@@ -151,6 +157,7 @@ _TRIGGER = re.compile(r"^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b", re.I)
 _BEGIN = re.compile(r"\bBEGIN\b", re.I)
 
 
+@functools.lru_cache(maxsize=4096)
 def non_transactional_reason(statement: str, dialect: str) -> str | None:
     """Why ``statement`` cannot run inside the migration's transaction, or ``None``."""
     text = strip_comments(statement)
