@@ -45,11 +45,6 @@ class Snapshot:
     schema: frozenset[str]
     rows: Rows
 
-    def schema_diff(self, other: Snapshot) -> list[str]:
-        """``-`` lines only here, ``+`` lines only in ``other``."""
-        return ([f"- {line}" for line in sorted(self.schema - other.schema)]
-                + [f"+ {line}" for line in sorted(other.schema - self.schema)])
-
     def lost_rows(self, other: Snapshot) -> dict[str, int]:
         """Per table of this snapshot: how many of its rows ``other`` does not hold, on the
         columns both have (a column added or dropped alone loses no row)."""
