@@ -1,4 +1,4 @@
-"""``python -m pytest_resilience <command>``; the one command is ``status``."""
+"""``python -m pytest_resilience <command>``: ``status`` or ``migrate``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import sys
 from collections.abc import Sequence
 
 from pytest_resilience import _status as status
+from pytest_resilience.migrations._cli import main as migrate_main
 
-COMMANDS = {"status": status.main}
+COMMANDS = {"status": status.main, "migrate": migrate_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -368,6 +368,59 @@ class GpuSimulatedAttrs(TypedDict):
     total: NotRequired[int]
 
 
+class MigrationStepAttrs(TypedDict):
+    """``migration.applied`` / ``migration.rolled_back``."""
+
+    version: str
+    name: str
+    checksum: str
+    statements: int
+    transactional: bool
+    duration: float
+
+
+class MigrationFailedAttrs(TypedDict):
+    """``migration.failed``."""
+
+    version: str
+    name: str
+    direction: str
+    statement: int
+    error: str
+    rolled_back: bool
+
+
+class MigrationDriftAttrs(TypedDict):
+    """``migration.drift``."""
+
+    version: str
+    file: str
+    applied_checksum: str
+    current_checksum: str | None
+
+
+class MigrationCrashPointAttrs(TypedDict):
+    """``migration.crash_point``."""
+
+    version: str
+    migration: str
+    point: int
+    point_kind: str
+    statement: str
+    mode: str
+    outcome: str
+    problems: list[str]
+
+
+class MigrationRoundTripAttrs(TypedDict):
+    """``migration.round_trip``."""
+
+    version: str
+    migration: str
+    outcome: str
+    problems: list[str]
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -432,3 +485,15 @@ CHECK_VERDICT = _k("check.verdict", CheckVerdictAttrs, "checker name",
 CHAOS_RUN = _k("chaos.run", ChaosRunAttrs, "test", "a chaos run ended")
 CUDA_SIMULATED = _k("cuda.simulated", GpuSimulatedAttrs, "fake_gpu",
                     "a simulated GPU was installed or removed")
+MIGRATION_APPLIED = _k("migration.applied", MigrationStepAttrs, "migrator name",
+                       "a migration's up ran and committed")
+MIGRATION_ROLLED_BACK = _k("migration.rolled_back", MigrationStepAttrs, "migrator name",
+                           "a migration's down ran and committed")
+MIGRATION_FAILED = _k("migration.failed", MigrationFailedAttrs, "migrator name",
+                      "a migration failed at `statement` (0: its history row)")
+MIGRATION_DRIFT = _k("migration.drift", MigrationDriftAttrs, "migrator name",
+                     "an applied migration's file changed")
+MIGRATION_CRASH_POINT = _k("migration.crash_point", MigrationCrashPointAttrs,
+                           "explorer name", "one crash point explored; `outcome` old/new/broken")
+MIGRATION_ROUND_TRIP = _k("migration.round_trip", MigrationRoundTripAttrs, "explorer name",
+                          "up, down, up of one migration compared")

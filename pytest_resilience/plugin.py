@@ -39,6 +39,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.memory",
     "pytest_resilience._plugin.chroma",
     "pytest_resilience._plugin.chaos",
+    "pytest_resilience._plugin.migrations",
 )
 
 SEED_OPTION = "--resilience-seed"
@@ -54,6 +55,10 @@ MARKERS = {
     "plan JSON files armed for the test (requests the `faults` fixture).",
     "chaos": "chaos(**settings): run the test body once per generated fault plan "
     "(property-based fault run).",
+    "migrations": "migrations(path=None, *, seed=True, kill_sample=2, kill_seed=0, "
+    "round_trip=True, table=, section=, options=): run the test once per migration of the "
+    "directory or alembic.ini at path (relative to the test file; default: ini key "
+    "resilience_migrations), with its MigrationCase as the `migration` argument.",
 }
 
 
