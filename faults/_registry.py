@@ -216,6 +216,7 @@ class ActivePlan:
         self.started_at = 0.0
         self._entries = [_Armed(f, i, self) for i, f in enumerate(plan.faults)]
         self._active = False
+        self._scoped = False  # armed by a FaultScope: a `with` block does not re-arm it
 
     @property
     def active(self) -> bool:
@@ -264,7 +265,7 @@ class ActivePlan:
         return sum(e.fired for e in self._entries if name is None or e.fault.failpoint == name)
 
     def __enter__(self) -> ActivePlan:
-        return self.start()
+        return self if self._active and self._scoped else self.start()
 
     def __exit__(
         self,
@@ -275,7 +276,7 @@ class ActivePlan:
         self.stop()
 
     async def __aenter__(self) -> ActivePlan:
-        return self.start()
+        return self.__enter__()
 
     async def __aexit__(
         self,

@@ -2,11 +2,15 @@
 
 Everything entered through a scope is undone when the scope closes, in reverse order,
 even when the test failed. Injectors of every family are context managers, so a scope
-takes any of them with ``enter``.
+takes any of them with ``enter``. A scope reads like the ``faults`` module it stands in
+for: ``scope.failpoint``, ``scope.Fault``, ``scope.network`` ... are the module's, and
+``scope.inject(...)`` works as a call (armed until the scope closes) and as a ``with``
+block (disarmed when the block ends).
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -20,6 +24,10 @@ from pytest_resilience._events import History
 __all__ = ["FaultScope"]
 
 T = TypeVar("T")
+
+#: ``faults.<name>`` submodules a scope hands out like the package does.
+_FAMILY_MODULES = ("chroma", "clock", "cuda", "families", "memory", "network", "strategies",
+                   "disk", "http", "subprocess")
 
 
 class FaultScope:
@@ -48,11 +56,13 @@ class FaultScope:
         active = activate(target, seed=self.seed if seed is None else seed, clock=self.clock,
                           history=self.history, rng=rng)
         self.plans.append(self.enter(active))
+        active._scoped = True
         return active
 
     def inject(self, name: str, action: Action | None = None, *,
                trigger: Trigger | None = None) -> ActivePlan:
-        """Arm one failpoint until the scope closes (raises ``FaultInjected`` by default)."""
+        """Arm one failpoint until the scope closes, or until the end of the ``with`` block
+        it is used in (raises ``FaultInjected`` by default)."""
         return self.activate(Fault(name, action or Action.raise_(), trigger or Trigger.always()))
 
     def enter(self, cm: AbstractContextManager[T]) -> T:
@@ -73,6 +83,22 @@ class FaultScope:
         """Undo everything, last first. Safe to call twice."""
         self._closed = True
         self._stack.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """The ``faults`` module's public names and family modules (``faults.network``)."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        import faults
+
+        if name in faults.__all__:
+            return getattr(faults, name)
+        if name in _FAMILY_MODULES:
+            return importlib.import_module(f"faults.{name}")
+        raise AttributeError(
+            f"the faults fixture has no attribute {name!r}: it offers the faults module's "
+            f"names ({', '.join(faults.__all__)}) and its family modules "
+            f"({', '.join(_FAMILY_MODULES)})."
+        )
 
     def __enter__(self) -> FaultScope:
         return self

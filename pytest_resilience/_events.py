@@ -114,6 +114,7 @@ class History:
             now = stamp_clock.monotonic()
         else:
             now = _SYSTEM_CLOCK.monotonic() if time is None else time
+        kind = str(kind)  # a declared Kind is a str subclass: store the plain name
         with self._lock:
             event = Event(next(self._seq), now, kind, source, values)
             self._events.append(event)

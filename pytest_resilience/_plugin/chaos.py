@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_resilience._plugin.calls import test_history
 from pytest_resilience._plugin.state import derive_seed, get_state, request_marked_fixture
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``chaos`` marker requests the ``chaos`` fixture by itself."""
-    request_marked_fixture(items, "chaos")
+    """A ``chaos`` marker requests the ``chaos`` fixture (and the test's ``history``, where
+    the run's result goes) by itself."""
+    request_marked_fixture(items, "chaos", also=("history",))
 
 
 _RUNNER = "resilience-chaos-runner"
@@ -174,11 +176,12 @@ class _ChaosCall:
             "replay_command": lambda plan: _replay_command(pyfuncitem, plan),
         }
         state = get_state(pyfuncitem.config)
+        failure: ChaosFailure | ChaosVacuous | None = None
         try:
             plan = _replay_plan(pyfuncitem)
             if plan is not None:
                 replay(body, plan, **common)
-                state.count("chaos plans replayed")
+                _record(pyfuncitem, plans=1, failures=0, fired={})
                 return True
             result = run_chaos(
                 body,
@@ -187,7 +190,23 @@ class _ChaosCall:
                 **{k: settings[k] for k in _RUN_KEYS if k in settings},
             )
         except (ChaosFailure, ChaosVacuous) as exc:
-            state.count("chaos failures")
-            pytest.fail(str(exc), pytrace=False)
-        state.count("chaos plans", result.plans)
+            failure = exc
+        if failure is not None:
+            minimal = failure if isinstance(failure, ChaosFailure) else None
+            _record(pyfuncitem, plans=minimal.plans_run if minimal else 0, failures=1, fired={},
+                    plan=minimal.plan.to_dict() if minimal else None,
+                    replay=minimal.replay_command if minimal else None,
+                    error=str(failure).splitlines()[0])
+            pytest.fail(str(failure), pytrace=False)
+        _record(pyfuncitem, plans=result.plans, failures=0, fired=dict(result.fired))
         return True
+
+
+def _record(item: pytest.Function, **attrs: Any) -> None:
+    """The run's ``chaos.run`` event, in the test's own history."""
+    from pytest_resilience import emit
+    from pytest_resilience.kinds import CHAOS_RUN
+
+    history = test_history(item)
+    if history is not None:
+        emit(CHAOS_RUN, item.nodeid, history=history, **attrs)

@@ -11,21 +11,25 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, get_state
+from pytest_resilience._plugin.state import derive_seed, test_clock
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
+    from pytest_resilience import Clock, History
 
 
 class ProxyFactory:
     """The ``fault_proxy`` fixture: ``fault_proxy(upstream, name=...)`` starts a proxy.
 
     Each proxy draws its toxic decisions from a seed derived from the test's seed and
-    the proxy's name, and is stopped (every socket closed, thread joined) at teardown.
+    the proxy's name, runs on the test's clock, writes to the test's history, and is
+    stopped (every socket closed, thread joined) at teardown.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, clock: Clock, history: History) -> None:
         self.seed = seed
+        self.clock = clock
+        self.history = history
         self.proxies: list[FaultProxy] = []
 
     def __call__(self, upstream: tuple[str, int], *, name: str = "proxy",
@@ -38,39 +42,33 @@ class ProxyFactory:
                 f"name={name!r} is already used by a proxy in this test. Pass another name=."
             )
         proxy_seed = derive_seed(self.seed, name) if seed is None else seed
-        proxy = FaultProxy(upstream, name=name, seed=proxy_seed)
+        proxy = FaultProxy(upstream, name=name, seed=proxy_seed, clock=self.clock,
+                           history=self.history)
         self.proxies.append(proxy.start())
         return proxy
 
-    def close(self) -> tuple[int, int]:
-        """Stop every proxy (last first); returns (connections, toxic decisions applied)."""
-        connections = applied = 0
+    def close(self) -> None:
+        """Stop every proxy (last first), even when one fails to stop."""
         errors: list[BaseException] = []
         for proxy in reversed(self.proxies):
             try:
                 proxy.stop()
             except Exception as exc:  # keep stopping the others
                 errors.append(exc)
-            stats = proxy.stats()
-            connections += stats.connections
-            applied += stats.toxics_applied
         if errors:
             raise errors[0]
-        return connections, applied
 
 
 @pytest.fixture
-def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int) -> Iterator[ProxyFactory]:
+def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
+                history: History) -> Iterator[ProxyFactory]:
     """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
 
-    Toxic decisions are seeded from the test's seed; every proxy is stopped at teardown,
-    even when the test failed.
+    Toxic decisions are seeded from the test's seed; proxies run on the test's clock and
+    write to its history; every proxy is stopped at teardown, even when the test failed.
     """
-    factory = ProxyFactory(resilience_seed)
+    factory = ProxyFactory(resilience_seed, clock=test_clock(request), history=history)
     try:
         yield factory
     finally:
-        connections, applied = factory.close()
-        state = get_state(request.config)
-        state.count("network: proxy connections", connections)
-        state.count("network: toxics applied", applied)
+        factory.close()

@@ -18,9 +18,6 @@ import pytest
 
 from pytest_resilience._plugin.state import get_state
 
-REPORT_PATHS = pytest.StashKey[list[str]]()
-_BENCHMARKS = pytest.StashKey[list[dict[str, Any]]]()
-
 
 def _environment(config: pytest.Config) -> dict[str, Any]:
     workers = getattr(config.option, "numprocesses", None)
@@ -34,27 +31,22 @@ def _environment(config: pytest.Config) -> dict[str, Any]:
 
 
 def build_report(config: pytest.Config) -> dict[str, Any]:
-    """The report as plain builtins: seed, environment, tests, operations, counters."""
-    from pytest_resilience._plugin.sla import get_sla_session  # a plugin: import it late
+    """The report as plain builtins, from the session's per-test records."""
     from pytest_resilience.report._json import build_report as build
 
-    state = get_state(config)
-    sla = get_sla_session(config)
+    session = get_state(config)
     operations = [
         {"operation": op, "variant": variant, **stats.to_dict()}
-        for (op, variant), stats in sorted(sla.operations.items())
+        for (op, variant), stats in sorted(session.operations.items())
     ]
     return build(
-        seed=state.seed,
-        seed_source=state.seed_source,
+        seed=session.seed,
+        seed_source=session.seed_source,
         environment=_environment(config),
-        outcomes=state.outcomes,
-        records=state.records,
-        sla_tests=sla.tests,
+        records=session.records,
         operations=operations,
-        counters=state.counters,
-        lost_workers=sorted(set(state.lost_workers) | set(sla.lost_workers)),
-        benchmarks=config.stash.get(_BENCHMARKS, []),
+        lost_workers=sorted(set(session.lost_workers)),
+        benchmarks=session.benchmarks,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -88,8 +80,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = get_state(config)
     if state.report_dir is None or hasattr(config, "workerinput"):
         return
-    paths = write_reports(config, state.report_dir)
-    config.stash[REPORT_PATHS] = [*config.stash.get(REPORT_PATHS, []), *map(str, paths)]
+    state.report_paths += map(str, write_reports(config, state.report_dir))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -121,11 +112,11 @@ def pytest_benchmark_update_json(
                 "percentiles": percentiles,
             }
         )
-    config.stash[_BENCHMARKS] = folded
+    get_state(config).benchmarks = folded
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    for path in config.stash.get(REPORT_PATHS, []):
+    for path in get_state(config).report_paths:
         terminalreporter.write_line(f"resilience report: {path}")

@@ -138,7 +138,7 @@ def timeline_svg(title: str, rows: Sequence[Sequence[Any]]) -> str:
 def _budget_rows(report: Mapping[str, Any]) -> str:
     rows = []
     for test in report["tests"]:
-        for v in test.get("sla", {}).get("budgets", []):
+        for v in (test.get("sla") or {}).get("budgets", []):
             css = {True: "pass", False: "fail", None: "unverified"}[v["passed"]]
             rows.append(
                 f"<tr><td><code>{escape(test['nodeid'])}</code></td>"
@@ -151,9 +151,44 @@ def _budget_rows(report: Mapping[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _failures(report: Mapping[str, Any]) -> str:
+    items = []
+    for test in report["tests"]:
+        if test["outcome"] not in ("failed", "error"):
+            continue
+        failure = test.get("failure", {})
+        extra = ""
+        if failure.get("faults"):
+            extra += f"<br>faults active: {escape(', '.join(failure['faults']))}"
+        if failure.get("replay"):
+            extra += f"<br>replay: <code>{escape(failure['replay'])}</code>"
+        items.append(
+            f'<li><span class="fail">{escape(test["outcome"])}</span> '
+            f"<code>{escape(test['nodeid'])}</code>: "
+            f"{escape(failure.get('message', ''))}{extra}</li>"
+        )
+    return f"<h2>Failures</h2><ul>{''.join(items)}</ul>" if items else ""
+
+
+def _tests_table(report: Mapping[str, Any]) -> str:
+    rows = []
+    for test in report["tests"]:
+        css = "fail" if test["outcome"] in ("failed", "error") else "pass"
+        fired = ", ".join(f"{k} {v}" for k, v in test.get("faults", {}).items())
+        rows.append(
+            f"<tr><td><code>{escape(test['nodeid'])}</code></td>"
+            f'<td class="{css}">{escape(test["outcome"])}</td>'
+            f"<td>{test['duration']:.3f}s</td><td>{escape(fired)}</td></tr>"
+        )
+    head = "<tr><th>test</th><th>outcome</th><th>duration</th><th>faults fired</th></tr>"
+    return f"<h2>Tests</h2><table>{head}{''.join(rows)}</table>"
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report as one self-contained HTML document."""
-    verdict = report["verdict"]
+    from pytest_resilience.report._markdown import headline
+
+    summary = report["summary"]
     by_operation: dict[str, dict[str, LatencyHistogram]] = {}
     for op in report["operations"]:
         by_operation.setdefault(op["operation"], {})[op["variant"]] = LatencyHistogram.from_dict(
@@ -166,25 +201,27 @@ def render_html(report: Mapping[str, Any]) -> str:
     timelines = [
         timeline_svg(
             f"{test['nodeid'].rsplit('::', 1)[-1]}: faults and state changes",
-            test["sla"]["timeline"],
+            test["timeline"],
         )
         for test in report["tests"]
-        if test.get("sla", {}).get("timeline")
+        if test.get("timeline") and test.get("faults")
     ]
     lost = "".join(
-        f'<p class="fail">worker {escape(w)} was lost: its samples are missing.</p>'
+        f'<p class="fail">worker {escape(w)} was lost: its tests are missing.</p>'
         for w in report["lost_workers"]
     )
     env = ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in report["environment"].items())
+    fired = ", ".join(f"{k} {v}" for k, v in summary["faults_fired"].items()) or "none"
+    css = "pass" if summary["ok"] else "fail"
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>pytest-resilience report</title><style>{_CSS}</style></head><body>"
-        "<h1>pytest-resilience report</h1>"
-        f"<p><b>{verdict['passed']}/{verdict['budgets']}</b> SLA budgets met, "
-        f"{verdict['failed']} failed, {verdict['unverified']} unverified · seed "
-        f"<code>{report['seed']}</code> ({escape(report['seed_source'])}) · faults fired "
-        f"{report['faults']['fired']} · {escape(report['datetime'])}</p>{lost}"
-        f"<h2>Budgets</h2>{_budget_rows(report)}"
+        f'<h1 class="{css}">{escape(headline(report))}</h1>'
+        f"<p>seed <code>{report['seed']}</code> ({escape(report['seed_source'])}) · faults "
+        f"fired: {escape(fired)} · {escape(report['datetime'])}</p>{lost}"
+        + _failures(report)
+        + _tests_table(report)
+        + f"<h2>Budgets</h2>{_budget_rows(report)}"
         "<h2>Latency percentiles</h2>"
         + ("".join(charts) or "<p>No operations were measured.</p>")
         + "<p>Quantiles within ±0.5% (log-bucket histogram); x axis: 1/(1-p), log scale.</p>"

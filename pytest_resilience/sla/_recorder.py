@@ -5,6 +5,10 @@ measure latency injected in virtual time exactly). Successful operations feed a
 ``LatencyHistogram`` per operation; failed ones count toward the error rate. Budgets
 are checked against each named operation, or against all operations together when the
 budget names none.
+
+With a ``history``, each sample is filed as ``faults`` when a fault was active at any
+moment while it was taken (from the history's ``fault.armed`` / ``fault.disarmed``
+events), else ``baseline``; budgets judge both together.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import BudgetExceeded
-from pytest_resilience._events import emit
+from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import SLA_SAMPLE
 from pytest_resilience.sla._budgets import Budget, Verdict
 from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
@@ -28,6 +32,9 @@ __all__ = ["ALL_OPERATIONS", "Measurement", "OperationStats", "SLARecorder", "su
 ALL_OPERATIONS = "*"
 #: The percentile ladder every summary shows.
 LADDER = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999))
+#: Samples kept for a timeline: past this many, every other one is dropped (evenly thinned).
+SAMPLE_LIMIT = 2000
+BASELINE, FAULTS = "baseline", "faults"
 
 
 @dataclass
@@ -135,13 +142,14 @@ class Measurement:
     counts the call as failed without raising.
     """
 
-    __slots__ = ("_ok", "_recorder", "_start", "operation", "seconds")
+    __slots__ = ("_armed", "_ok", "_recorder", "_start", "operation", "seconds")
 
     def __init__(self, recorder: SLARecorder, operation: str, start: float | None) -> None:
         self._recorder = recorder
         self.operation = operation
         self._start = start
         self._ok = True
+        self._armed = recorder._fault_marker()
         self.seconds: float | None = None
 
     def mark_error(self) -> None:
@@ -163,7 +171,7 @@ class Measurement:
         assert self._start is not None
         self.seconds = max(0.0, end - self._start)
         ok = self._ok and exc_type is None
-        self._recorder._add(self.operation, self.seconds, ok, end)
+        self._recorder._add(self.operation, self.seconds, ok, end, self._armed)
 
     async def __aenter__(self) -> Measurement:
         return self.__enter__()
@@ -181,7 +189,9 @@ class SLARecorder:
     """Collects operation timings and checks budgets against them.
 
     ``budgets`` are strings (``"p95<200ms"``) or ``Budget`` objects. With
-    ``emit_samples=True`` every call is also written as an ``sla.sample`` event.
+    ``emit_samples=True`` every call is also written as an ``sla.sample`` event. With a
+    ``history`` (the test's), samples taken while a fault was active are filed under
+    ``faults`` in ``variants``, the others under ``baseline``.
     """
 
     def __init__(
@@ -190,12 +200,20 @@ class SLARecorder:
         clock: Clock | None = None,
         name: str | None = None,
         emit_samples: bool = False,
+        history: History | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.name = name
         self.budgets: list[Budget] = []
         self.emit_samples = emit_samples
+        self.history = history
         self.operations: dict[str, OperationStats] = {}
+        #: (operation, "baseline" | "faults") -> stats of the samples of that variant.
+        self.variants: dict[tuple[str, str], OperationStats] = {}
+        #: [end time, operation, seconds, ok, faults] of every ``stride``-th sample.
+        self.samples: list[list[Any]] = []
+        self._stride = 1
+        self._seen = 0
         self.add_budgets(*budgets)
 
     def add_budgets(self, *budgets: str | Budget) -> None:
@@ -210,7 +228,8 @@ class SLARecorder:
 
     def record(self, operation: str, seconds: float, *, ok: bool = True) -> None:
         """Count one call of ``operation`` that took ``seconds`` (ending now)."""
-        self._add(_check_name(operation), float(seconds), bool(ok), self.clock.monotonic())
+        self._add(_check_name(operation), float(seconds), bool(ok), self.clock.monotonic(),
+                  self._fault_marker())
 
     def open_loop(self, operation: str, *, rate: float, count: int) -> Iterator[Measurement]:
         """``count`` calls scheduled ``rate`` per second, timed from their intended start.
@@ -246,13 +265,39 @@ class SLARecorder:
                 await self.clock.asleep(wait)
             yield Measurement(self, operation, intended)
 
-    def _add(self, operation: str, seconds: float, ok: bool, end: float) -> None:
+    def _fault_marker(self) -> tuple[bool, int]:
+        """Whether a fault is active now, and how many were armed so far."""
+        history = self.history
+        if history is None:
+            return False, 0
+        return bool(history.faults_active()), history.armed_count()
+
+    def _add(self, operation: str, seconds: float, ok: bool, end: float,
+             at_start: tuple[bool, int]) -> None:
         stats = self.operations.get(operation)
         if stats is None:
             stats = self.operations[operation] = OperationStats()
         stats.add(seconds, ok, end)
+        now = self._fault_marker()
+        faults = at_start[0] or now[0] or now[1] != at_start[1]
+        key = (operation, FAULTS if faults else BASELINE)
+        variant = self.variants.get(key)
+        if variant is None:
+            variant = self.variants[key] = OperationStats()
+        variant.add(seconds, ok, end)
+        self._keep_sample([end, operation, seconds, ok, faults])
         if self.emit_samples:
-            emit(SLA_SAMPLE, operation, self.clock, seconds=seconds, ok=ok)
+            emit(SLA_SAMPLE, operation, self.clock, history=self.history, seconds=seconds,
+                 ok=ok, faults=faults)
+
+    def _keep_sample(self, row: list[Any]) -> None:
+        self._seen += 1
+        if (self._seen - 1) % self._stride:
+            return
+        self.samples.append(row)
+        if len(self.samples) >= SAMPLE_LIMIT:
+            del self.samples[1::2]
+            self._stride *= 2
 
     # -- checking --------------------------------------------------------------------------
     def stats(self, operation: str | None = None) -> OperationStats:
@@ -287,14 +332,16 @@ class SLARecorder:
         return verdicts
 
     def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
-        """Budgets, verdicts and per-operation summaries as plain builtins."""
+        """Budgets, verdicts, per-operation summaries by variant, and the kept samples,
+        as plain builtins."""
+        operations: dict[str, dict[str, Any]] = {}
+        for (name, variant), stats in sorted(self.variants.items()):
+            operations.setdefault(name, {})[variant] = stats.to_dict(histogram=histograms)
         return {
             "name": self.name,
             "budgets": [v.to_dict() for v in self.check()],
-            "operations": {
-                name: stats.to_dict(histogram=histograms)
-                for name, stats in sorted(self.operations.items())
-            },
+            "operations": operations,
+            "samples": list(self.samples),
         }
 
 

@@ -38,7 +38,7 @@ def test_reads(chaos, tmp_path):
 ''')
     result = pytester.runpytest("--resilience-seed=1")
     result.assert_outcomes(passed=1)
-    match = re.search(r"chaos plans: (\d+)", result.stdout.str())
+    match = re.search(r"chaos: (\d+) plans in 1 test", result.stdout.str())
     assert match is not None
     assert int(match.group(1)) >= 30
 

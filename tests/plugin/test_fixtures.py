@@ -221,7 +221,7 @@ def test_summary_reports_what_the_harness_did(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines([
         "*- resilience -*",
         "seed: 8 (option; replay: --resilience-seed=8)",
-        "tests using the harness: 1, faults fired: 1, events recorded: 3",
+        "tests using the harness: 1, faults fired: 1 (failpoint 1), events recorded: 3",
     ])
 
 

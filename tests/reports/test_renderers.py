@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from pytest_resilience.report._html import render_html
+from pytest_resilience.report._json import summarise
 from pytest_resilience.report._markdown import MAX_BYTES, render_markdown
 from pytest_resilience.sla._recorder import OperationStats
 
@@ -22,22 +23,26 @@ def _report(nodeids: list[str], reason: str = "max=2ms breaks max<1ms") -> dict[
         "passed": False,
         "reason": reason,
     }
+    tests = [
+        {
+            "nodeid": n,
+            "outcome": "failed",
+            "duration": 0.5,
+            "faults": {},
+            "verdicts": [],
+            "failure": {"phase": "call", "message": reason},
+            "sla": {"budgets": [verdict], "operations": {}},
+        }
+        for n in nodeids
+    ]
     return {
         "seed": 1,
         "seed_source": "option",
         "datetime": "2026-01-01T00:00:00+00:00",
         "environment": {"python": "3.11"},
         "lost_workers": ["gw1"],
-        "verdict": {"budgets": len(nodeids), "passed": 0, "failed": len(nodeids), "unverified": 0},
-        "faults": {"fired": 0, "tests_with_faults": 0},
-        "tests": [
-            {
-                "nodeid": n,
-                "outcome": "failed",
-                "sla": {"budgets": [verdict], "operations": {}, "variant": "baseline"},
-            }
-            for n in nodeids
-        ],
+        "summary": summarise(tests),
+        "tests": tests,
         "operations": [{"operation": "a<b>", "variant": "baseline", **stats.to_dict()}],
     }
 
@@ -45,7 +50,7 @@ def _report(nodeids: list[str], reason: str = "max=2ms breaks max<1ms") -> dict[
 def test_markdown_escapes_pipes_and_names_lost_workers() -> None:
     text = render_markdown(_report(["t.py::test[a|b]"]))
     assert "`t.py::test[a\\|b]`" in text
-    assert "**Lost workers** (their samples are missing): gw1" in text
+    assert "**Lost workers** (their tests' records are missing): gw1" in text
     assert "| `a<b>` | baseline | 2000 | 0 |" in text
 
 
@@ -53,7 +58,8 @@ def test_markdown_stays_under_the_step_summary_limit() -> None:
     text = render_markdown(_report([f"t.py::test_{i}" for i in range(20_000)]))
     assert len(text.encode("utf-8")) <= MAX_BYTES
     assert text.endswith("… truncated: see report.json / report.html for every row.\n")
-    assert text.startswith("## ❌ pytest-resilience: 0/20000 SLA budgets met")
+    assert text.startswith(
+        "## ❌ pytest-resilience: 20000 of 20000 tests failed · 20000 of 20000 SLA budgets not met")
 
 
 def test_html_escapes_names_and_labels_percentile_decades() -> None:
