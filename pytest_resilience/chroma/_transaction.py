@@ -54,6 +54,15 @@ def _as_list(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation or removal in ``path`` durable (POSIX: fsync the directory)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _restore(collection: Any, saved: Saved, chunk_size: int) -> list[str]:
     """Put every id back as saved (idempotent); returns the ids that could not be."""
     failed: list[str] = []
@@ -209,6 +218,8 @@ class ChromaTransaction:
             if self.durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+        if new and self.durable:
+            _fsync_dir(self.journal.parent)
 
     def _close(self, state: str) -> None:
         self.state = state
@@ -222,8 +233,7 @@ class ChromaTransaction:
         if self.state != "open":
             raise TransactionError(f"Cannot commit: this transaction is {self.state}.")
         self._close("committed")
-        if self.journal is not None:
-            self.journal.unlink(missing_ok=True)
+        self._drop_journal()
         emit("chroma.commit", self.name, self.clock, ops=self._ops, ids=len(self._saved))
 
     def rollback(self) -> None:
@@ -243,8 +253,19 @@ class ChromaTransaction:
                 unrestored=failed,
                 journal=str(self.journal) if self.journal is not None else None,
             )
-        if self.journal is not None:
-            self.journal.unlink(missing_ok=True)
+        self._drop_journal()
+
+    def _drop_journal(self) -> None:
+        """Remove the journal durably: a removal lost in a crash would bring it back, and
+        recover() would then undo what the transaction did."""
+        if self.journal is None:
+            return
+        try:
+            self.journal.unlink()
+        except FileNotFoundError:
+            return
+        if self.durable:
+            _fsync_dir(self.journal.parent)
 
     def __enter__(self) -> ChromaTransaction:
         return self.begin()
@@ -351,6 +372,7 @@ def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
                                    f"{len(failed)} ids; the journal is kept.",
                                    unrestored=failed, journal=str(journal))
         journal.unlink()
+        _fsync_dir(journal.parent)  # a journal that came back would undo later writes
         done.append(str(journal))
         restored += len(saved)
     return RecoveryReport(tuple(done), restored)
