@@ -49,6 +49,7 @@ __all__ = [
     "Command",
     "HangWithoutTimeout",
     "SubprocessFault",
+    "check_command",
     "exits",
     "hang",
     "killed",
@@ -359,7 +360,7 @@ class SubprocessFault:
                  seed: int, rng: random.Random | None, clock: Clock | None,
                  history: History | None, label: str) -> None:
         self.kind = kind
-        self.command = _check_command(command)
+        self.command = check_command(command)
         self.number = number
         self.stdout = stdout
         self.stderr = stderr
@@ -483,7 +484,8 @@ class SubprocessFault:
         return f"<SubprocessFault {self.label}>"
 
 
-def _check_command(command: Command) -> Command:
+def check_command(command: Command) -> Command:
+    """``command`` if it is a program name or a ``re.Pattern``; ``ValueError`` if not."""
     if isinstance(command, re.Pattern) or (isinstance(command, str) and command.strip()):
         return command
     raise ValueError(f"command={command!r} is not a command name or pattern. Pass a "
