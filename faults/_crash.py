@@ -36,6 +36,7 @@ from typing import Any
 from faults._crash_model import ExplorerError, Opaque, Point, Recorder, Tree
 from faults._disk import check_root
 from faults._disk_io import REAL, attach, detach
+from faults._injector import Injector
 from pytest_resilience import Clock, History, SystemClock, emit
 
 __all__ = [
@@ -364,7 +365,7 @@ async def aexplore(root: Path | str, workload: Callable[[], Awaitable[Any] | Any
     return verdicts.report(tuple(sorted(recorder.unseen)))
 
 
-class CrashSimulator:
+class CrashSimulator(Injector):
     """Records what happens under ``root`` until ``crash()`` pulls the plug: the root then
     holds what a power cut at that moment leaves (a context manager, sync and async)."""
 
@@ -421,18 +422,6 @@ class CrashSimulator:
              action="crash", trigger="crash()", call=1, variant=state.variant,
              files=len(state.files), fault=self.label)
         return state
-
-    def __enter__(self) -> CrashSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> CrashSimulator:
-        return self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def crash_simulator(root: Path | str, *, opaque: Opaque = "error", clock: Clock | None = None,

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from faults._disk_io import DiskOp, attach, detach
+from faults._injector import CountedInjector, TriggerCounter
 from faults._plan import Trigger
-from faults._trigger import TriggerCounter
 from pytest_resilience import Clock, History, SystemClock, emit
 
 __all__ = [
@@ -64,7 +64,7 @@ def _ops(on: str | Iterable[str]) -> frozenset[str]:
     return chosen
 
 
-class DiskFault:
+class DiskFault(CountedInjector):
     """An armed disk fault: a context manager (sync and async) undone on exit.
 
     ``calls`` counts the operations it was asked about, ``fired`` those it acted on and
@@ -89,16 +89,6 @@ class DiskFault:
         self.counter = TriggerCounter(trigger, seed=seed, rng=rng, clock=self.clock)
         self.written = 0
         self._active = False
-
-    @property
-    def calls(self) -> int:
-        """Operations under the root the fault was asked about."""
-        return self.counter.calls
-
-    @property
-    def fired(self) -> int:
-        """Operations it failed, shortened or delayed."""
-        return self.counter.fired
 
     def before(self, op: DiskOp) -> int | None:
         """Fail, shorten or delay ``op`` when it is one of ``on`` and the trigger fires."""
@@ -157,21 +147,6 @@ class DiskFault:
             self._active = False
             emit("fault.disarmed", _SOURCE, self.clock, history=self.history, family="disk",
                  fault=self.label, calls=self.calls, fired=self.fired, written=self.written)
-
-    def __enter__(self) -> DiskFault:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> DiskFault:
-        return self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<DiskFault {self.label}>"
 
 
 def _error(code: int, op: DiskOp) -> OSError:

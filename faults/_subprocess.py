@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from faults._injector import CountedInjector, TriggerCounter
 from faults._plan import Trigger
-from faults._trigger import TriggerCounter
 from pytest_resilience import Clock, History, ResilienceError, SystemClock, emit
 
 __all__ = [
@@ -347,7 +347,7 @@ class _Patch:
 _PATCH = _Patch()
 
 
-class SubprocessFault:
+class SubprocessFault(CountedInjector):
     """An armed subprocess fault: a context manager (sync and async) undone on exit.
 
     ``calls`` counts the commands that matched, ``fired`` those it acted on and
@@ -372,16 +372,6 @@ class SubprocessFault:
         self.commands: list[str] = []
         self._children: list[tuple[subprocess.Popen[Any], bool]] = []
         self._active = False
-
-    @property
-    def calls(self) -> int:
-        """Commands that matched while armed."""
-        return self.counter.calls
-
-    @property
-    def fired(self) -> int:
-        """Commands the fault acted on."""
-        return self.counter.fired
 
     def matches(self, call: _Call) -> str | None:
         """The name (or command line) by which ``call`` matches, or ``None``."""
@@ -467,21 +457,6 @@ class SubprocessFault:
             self._active = False
             emit("fault.disarmed", _SOURCE, self.clock, history=self.history,
                  family="subprocess", fault=self.label, calls=self.calls, fired=self.fired)
-
-    def __enter__(self) -> SubprocessFault:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> SubprocessFault:
-        return self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<SubprocessFault {self.label}>"
 
 
 def check_command(command: Command) -> Command:

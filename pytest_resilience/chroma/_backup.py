@@ -34,6 +34,7 @@ from pytest_resilience.chroma._files import (
     close_store,
     collection_counts,
     copy_store,
+    fsync_path,
 )
 from pytest_resilience.chroma._integrity import latest_seal, write_seal
 from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
@@ -191,8 +192,8 @@ class BackupManager:
                 self._write_archive(staging, final, fmt)
             sidecar = final.with_name(final.name + ".json")
             sidecar.write_text(json.dumps(manifest, sort_keys=True), "utf-8")
-            _fsync(sidecar)
-            _fsync(self.directory)  # the backup's and the sidecar's names
+            fsync_path(sidecar)
+            fsync_path(self.directory)  # the backup's and the sidecar's names
         except (OSError, tarfile.TarError, ValueError, sqlite3.DatabaseError) as exc:
             emit("chroma.backup", str(self.store), self.clock, path=str(final), mode=fmt,
                  outcome="error", error=repr(exc))
@@ -224,7 +225,7 @@ class BackupManager:
             for rel in sorted(p.relative_to(staging) for p in staging.rglob("*")
                               if p.is_file()):
                 tar.add(staging / rel, arcname=rel.as_posix(), recursive=False)
-        _fsync(tmp)  # the archive's bytes are durable before its name is
+        fsync_path(tmp)  # the archive's bytes are durable before its name is
         tmp.replace(final)
 
     @contextmanager
@@ -467,22 +468,13 @@ class BackupManager:
         return await asyncio.to_thread(self.restore, backup, target=target, dry_run=dry_run)
 
 
-def _fsync(path: Path) -> None:
-    """fsync a file, or a directory (which makes the names in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     """fsync every file under ``root``, then every directory, deepest first."""
     for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames:
             if not os.path.islink(os.path.join(dirpath, name)):
-                _fsync(Path(dirpath, name))
-        _fsync(Path(dirpath))
+                fsync_path(Path(dirpath, name))
+        fsync_path(Path(dirpath))
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:

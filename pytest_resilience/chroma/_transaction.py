@@ -24,7 +24,7 @@ from typing import Any
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import TransactionError
 from pytest_resilience._events import emit
-from pytest_resilience.chroma._files import SIDE_DIR
+from pytest_resilience.chroma._files import SIDE_DIR, fsync_path
 from pytest_resilience.chroma._lock import StoreLock
 
 __all__ = ["ChromaTransaction", "RecoveryReport", "recover", "transaction"]
@@ -52,15 +52,6 @@ def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
 
 def _as_list(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a file's creation or removal in ``path`` durable (POSIX: fsync the directory)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _restore(collection: Any, saved: Saved, chunk_size: int) -> list[str]:
@@ -219,7 +210,7 @@ class ChromaTransaction:
                 fh.flush()
                 os.fsync(fh.fileno())
         if new and self.durable:
-            _fsync_dir(self.journal.parent)
+            fsync_path(self.journal.parent)
 
     def _close(self, state: str) -> None:
         self.state = state
@@ -265,7 +256,7 @@ class ChromaTransaction:
         except FileNotFoundError:
             return
         if self.durable:
-            _fsync_dir(self.journal.parent)
+            fsync_path(self.journal.parent)
 
     def __enter__(self) -> ChromaTransaction:
         return self.begin()
@@ -372,7 +363,7 @@ def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
                                    f"{len(failed)} ids; the journal is kept.",
                                    unrestored=failed, journal=str(journal))
         journal.unlink()
-        _fsync_dir(journal.parent)  # a journal that came back would undo later writes
+        fsync_path(journal.parent)  # a journal that came back would undo later writes
         done.append(str(journal))
         restored += len(saved)
     return RecoveryReport(tuple(done), restored)

@@ -35,34 +35,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def correct_writer(root: Path) -> None:
-    """Write a temporary file, fsync it, rename it over the old one, fsync the directory."""
+def save(root: Path, *, fsync_file: bool = True, fsync_directory: bool = True) -> None:
+    """Write a temporary file, fsync it, rename it over the old one, fsync the directory
+    (the correct writer), or skip one of the fsyncs."""
     tmp = root / "model.json.tmp"
     with open(tmp, "wb") as fh:
         fh.write(NEW)
         fh.flush()
-        os.fsync(fh.fileno())
+        if fsync_file:
+            os.fsync(fh.fileno())
     os.replace(tmp, root / "model.json")
-    fsync_dir(root)
+    if fsync_directory:
+        fsync_dir(root)
     disk.ack("saved")
+
+
+def correct_writer(root: Path) -> None:
+    save(root)
 
 
 def forgets_fsync_before_rename(root: Path) -> None:
-    tmp = root / "model.json.tmp"
-    tmp.write_bytes(NEW)
-    os.replace(tmp, root / "model.json")
-    fsync_dir(root)
-    disk.ack("saved")
+    save(root, fsync_file=False)
 
 
 def forgets_the_directory_fsync(root: Path) -> None:
-    tmp = root / "model.json.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(NEW)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / "model.json")
-    disk.ack("saved")
+    save(root, fsync_directory=False)
 
 
 def old_or_new(state: disk.CrashState) -> None:

@@ -1,19 +1,52 @@
-"""``TriggerCounter``: a ``faults.Trigger`` applied to the calls that reach one injector.
+"""What the subprocess and disk injectors share: ``Injector`` (``start``/``stop`` as a
+sync and async context manager) and ``TriggerCounter``, a ``faults.Trigger`` applied to
+the calls that reach one injector.
 
 Failpoints count calls per armed fault (``faults._registry``); the subprocess and disk
-injectors count the calls that match them with this, so ``always``, ``nth``, ``first``,
-``rate`` and ``after`` mean the same thing in every family.
+injectors count the calls that match them with ``TriggerCounter``, so ``always``,
+``nth``, ``first``, ``rate`` and ``after`` mean the same thing in every family.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from typing import Self
 
 from faults._plan import Trigger
 from pytest_resilience import Clock
 
-__all__ = ["TriggerCounter"]
+__all__ = ["CountedInjector", "Injector", "TriggerCounter"]
+
+
+class Injector:
+    """An injector armed by ``start()`` and undone by ``stop()``; ``with`` and
+    ``async with`` do both. ``label`` names it in events and its repr."""
+
+    label: str
+
+    def start(self) -> Self:
+        """Arm the injector."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Undo it; safe to call twice."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"
 
 
 class TriggerCounter:
@@ -59,3 +92,19 @@ class TriggerCounter:
             if fire:
                 self.fired += 1
         return fire, n
+
+
+class CountedInjector(Injector):
+    """An ``Injector`` whose matching calls a ``TriggerCounter`` counts and decides."""
+
+    counter: TriggerCounter
+
+    @property
+    def calls(self) -> int:
+        """Calls that matched while armed."""
+        return self.counter.calls
+
+    @property
+    def fired(self) -> int:
+        """Calls the injector acted on."""
+        return self.counter.fired
