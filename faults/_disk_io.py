@@ -91,7 +91,6 @@ class _Layer:
     lock: threading.RLock = field(default_factory=threading.RLock)
     listeners: tuple[DiskListener, ...] = ()
     fds: dict[int, _Fd] = field(default_factory=dict)
-    installed: bool = False
 
 
 _LAYER = _Layer()
@@ -475,7 +474,6 @@ def _install() -> None:  # noqa: PLR0915 - one wrapper per patched function
             setattr(os, name, fn)
     builtins.open = open_
     io.open = open_
-    _LAYER.installed = True
 
 
 def _uninstall() -> None:
@@ -486,4 +484,3 @@ def _uninstall() -> None:
             setattr(os, name, REAL[name])
     builtins.open = REAL["io.open"]
     io.open = REAL["io.open"]
-    _LAYER.installed = False

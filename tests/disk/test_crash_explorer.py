@@ -339,3 +339,18 @@ def test_crash_points_and_states_follow_the_fsyncs(tmp_path: Path,
     if not any(a == "dirsync" for a, _, _ in actions):     # no directory fsync: a crash
         assert all(not s.files for s in states if s.variant == "lost")  # keeps no new file
     assert {p.name: p.read_bytes() for p in root.iterdir()} == real
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"check": "assert"}, "check='assert' is not callable. Pass a function."),
+    ({"check": print, "recover": 3}, "recover=3 is not callable. Pass a function of the root "
+     "directory, or None."),
+    ({"check": print, "opaque": "trust"}, "opaque='trust' is not a policy. Pass 'error' "
+     "(refuse files changed outside the Python I/O layer) or 'durable' (take their content "
+     "at each crash point as durable)."),
+])
+def test_bad_explorer_arguments_are_refused_with_the_fix(root: Path, kwargs: dict[str, object],
+                                                         message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as caught:
+        disk.explore(root, lambda: None, **kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
