@@ -45,6 +45,7 @@ __all__ = [
     "NetworkToxics",
     "PerRun",
     "Scheduled",
+    "SubprocessFailures",
     "chroma_corruptions",
     "clock_skews",
     "cuda_spikes",
@@ -52,6 +53,7 @@ __all__ = [
     "fault_plans",
     "network_toxics",
     "register_family",
+    "subprocess_failures",
 ]
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -541,6 +543,74 @@ class NetworkToxics(_ScheduledFamily):
         return proxy.add_toxic(toxic, direction=direction,
                                name=f"chaos{self._installed}_{entry.kind}_{direction}")
 
+# -- the subprocess family (issue 21) -----------------------------------------------------
+
+class SubprocessFailures(_ScheduledFamily):
+    """The subprocess family: from a virtual time on, for ``duration`` seconds, the
+    commands matching ``command`` (the test's CLI: a program name or a ``re.Pattern``,
+    never built by name) fail one way of ``kinds`` (``faults.subprocess.KINDS``): missing,
+    hanging (timeouts pass on the plan's clock), exiting with a code and an error line on
+    stderr, killed by a signal, or starting late. Codes shrink toward 1, signals toward
+    SIGKILL, start delays toward 10 ms (at most ``max_start`` seconds), durations toward
+    10 ms."""
+
+    name = "subprocess"
+
+    def __init__(self, command: Any, *, kinds: Sequence[str] | None = None,
+                 max_start: float = 5.0, swarm: bool = True) -> None:
+        from faults._subprocess import KINDS, check_command
+
+        chosen = KINDS if kinds is None else tuple(kinds)
+        unknown = [k for k in chosen if k not in KINDS]
+        if not chosen or unknown:
+            raise ValueError(f"kinds={kinds!r} names no behaviour or unknown ones "
+                             f"({unknown}). Pass some of: {', '.join(KINDS)}.")
+        if not max_start >= 0.01:
+            raise ValueError(f"max_start={max_start!r} is too small. Pass seconds >= 0.01.")
+        self.command = check_command(command)
+        self.kinds = chosen
+        self.max_start = float(max_start)
+        super().__init__(swarm=swarm)
+
+    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
+        import signal
+
+        kills = tuple(int(s) for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV,
+                                       signal.SIGABRT))
+        extra: dict[str, st.SearchStrategy[Any]] = {
+            "exit": st.integers(1, 255), "killed": st.sampled_from(kills),
+            "slow_start": _durations(self.max_start)}
+        names = {"exit": "code", "killed": "signal", "slow_start": "seconds"}
+
+        def kind(name: str) -> st.SearchStrategy[Scheduled]:
+            def build(at: float, duration: float, value: Any) -> Scheduled:
+                params: dict[str, Any] = {"duration": duration}
+                if name in names:
+                    params[names[name]] = value
+                return Scheduled("subprocess", name, at, params)
+
+            return st.builds(build, _later_float(horizon), _durations(horizon),
+                             extra.get(name, st.just(None)))
+
+        return st.one_of(*(kind(k) for k in self.kinds))
+
+    def apply(self, entry: Scheduled, *, clock: VirtualClock,
+              history: History | None) -> AbstractContextManager[Any] | None:
+        """Arm the behaviour on the test's command until the entry is undone."""
+        from faults import subprocess as fsp
+
+        params = entry.params
+        on: dict[str, Any] = {"clock": clock, "history": history}
+        if entry.kind == "exit":
+            code = int(params["code"])
+            return fsp.exits(self.command, code, stderr=f"error: injected exit {code}\n", **on)
+        if entry.kind == "killed":
+            return fsp.killed(self.command, int(params["signal"]), **on)
+        if entry.kind == "slow_start":
+            return fsp.slow_start(self.command, float(params["seconds"]), **on)
+        return fsp.not_found(self.command, **on) if entry.kind == "not_found" \
+            else fsp.hang(self.command, **on)
+
 
 def _needs_target(what: str, builder: str) -> Callable[[], Family]:
     def refuse() -> Family:
@@ -556,6 +626,7 @@ _FAMILIES: dict[str, Callable[[], Family]] = {
     "cuda": CudaSpikes,
     "chroma": _needs_target("chroma", "chroma_corruptions(store_path)"),
     "network": _needs_target("network", "network_toxics(proxy)"),
+    "subprocess": _needs_target("subprocess", "subprocess_failures(command)"),
 }
 
 
@@ -604,6 +675,12 @@ def network_toxics(proxy: FaultProxy | Callable[[], FaultProxy], *,
                    swarm: bool = True) -> NetworkToxics:
     """The network family over the test's ``FaultProxy``."""
     return NetworkToxics(proxy, kinds=kinds, max_ms=max_ms, swarm=swarm)
+
+
+def subprocess_failures(command: Any, *, kinds: Sequence[str] | None = None,
+                        max_start: float = 5.0, swarm: bool = True) -> SubprocessFailures:
+    """The subprocess family over the test's command (a name or a ``re.Pattern``)."""
+    return SubprocessFailures(command, kinds=kinds, max_start=max_start, swarm=swarm)
 
 
 def resolve_families(families: Iterable[Family | str]) -> list[Family]:

@@ -2,7 +2,7 @@
 
 ``fault_plans(families=[failpoints({...}), clock_skews()], max_faults=4, horizon=10.0)``
 generates ``ChaosPlan``s: failpoint ``Fault``s plus ``Scheduled`` faults of other families
-(clock, memory, cuda, chroma, network) applied at a virtual time, and undone after their
+(clock, memory, cuda, chroma, network, subprocess) applied at a virtual time, and undone after their
 ``duration`` param or when the run ends. A family is a pluggable generator of plan
 entries (the ``Family`` protocol); each draws its switches once per plan, BUGGIFY-style
 (a failpoint site is on or off for the whole plan, then fires by its trigger), so plans
@@ -29,6 +29,7 @@ from faults._strategies import (
     NetworkToxics,
     PerRun,
     Scheduled,
+    SubprocessFailures,
     chroma_corruptions,
     clock_skews,
     cuda_spikes,
@@ -36,6 +37,7 @@ from faults._strategies import (
     fault_plans,
     network_toxics,
     register_family,
+    subprocess_failures,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "NetworkToxics",
     "PerRun",
     "Scheduled",
+    "SubprocessFailures",
     "chroma_corruptions",
     "clock_skews",
     "cuda_spikes",
@@ -57,4 +60,5 @@ __all__ = [
     "fault_plans",
     "network_toxics",
     "register_family",
+    "subprocess_failures",
 ]

@@ -421,6 +421,26 @@ class MigrationRoundTripAttrs(TypedDict):
     problems: list[str]
 
 
+class DiskCrashStateAttrs(TypedDict):
+    """``disk.crash_state``."""
+
+    point: int
+    before: str
+    variant: str
+    files: int
+    acked: int
+    outcome: str
+    error: str | None
+
+
+class DiskExploredAttrs(TypedDict):
+    """``disk.explored``."""
+
+    points: int
+    states: int
+    failures: int
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -497,3 +517,7 @@ MIGRATION_CRASH_POINT = _k("migration.crash_point", MigrationCrashPointAttrs,
                            "explorer name", "one crash point explored; `outcome` old/new/broken")
 MIGRATION_ROUND_TRIP = _k("migration.round_trip", MigrationRoundTripAttrs, "explorer name",
                           "up, down, up of one migration compared")
+DISK_CRASH_STATE = _k("disk.crash_state", DiskCrashStateAttrs, "disk:<root name>",
+                      "one crash state's recovery was checked; `outcome` ok/failed")
+DISK_EXPLORED = _k("disk.explored", DiskExploredAttrs, "disk:<root name>",
+                   "a crash-point exploration ended")

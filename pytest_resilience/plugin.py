@@ -44,6 +44,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.chroma",
     "pytest_resilience._plugin.chaos",
     "pytest_resilience._plugin.migrations",
+    "pytest_resilience._plugin.process",
 )
 
 SEED_OPTION = "--resilience-seed"

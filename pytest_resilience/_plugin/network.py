@@ -11,24 +11,24 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, test_clock
+from pytest_resilience._plugin.state import derive_seed
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
-    from pytest_resilience import Clock, History
+    from pytest_resilience import History
 
 
 class ProxyFactory:
     """The ``fault_proxy`` fixture: ``fault_proxy(upstream, name=...)`` starts a proxy.
 
     Each proxy draws its toxic decisions from a seed derived from the test's seed and
-    the proxy's name, runs on the test's clock, writes to the test's history, and is
-    stopped (every socket closed, thread joined) at teardown.
+    the proxy's name, writes to the test's history (so its events carry the test's
+    clock), and is stopped (every socket closed, thread joined) at teardown. Toxics wait
+    in real time, as the sockets on either side do.
     """
 
-    def __init__(self, seed: int, *, clock: Clock, history: History) -> None:
+    def __init__(self, seed: int, *, history: History) -> None:
         self.seed = seed
-        self.clock = clock
         self.history = history
         self.proxies: list[FaultProxy] = []
 
@@ -42,8 +42,7 @@ class ProxyFactory:
                 f"name={name!r} is already used by a proxy in this test. Pass another name=."
             )
         proxy_seed = derive_seed(self.seed, name) if seed is None else seed
-        proxy = FaultProxy(upstream, name=name, seed=proxy_seed, clock=self.clock,
-                           history=self.history)
+        proxy = FaultProxy(upstream, name=name, seed=proxy_seed, history=self.history)
         self.proxies.append(proxy.start())
         return proxy
 
@@ -60,14 +59,13 @@ class ProxyFactory:
 
 
 @pytest.fixture
-def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
-                history: History) -> Iterator[ProxyFactory]:
+def fault_proxy(resilience_seed: int, history: History) -> Iterator[ProxyFactory]:
     """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
 
-    Toxic decisions are seeded from the test's seed; proxies run on the test's clock and
-    write to its history; every proxy is stopped at teardown, even when the test failed.
+    Toxic decisions are seeded from the test's seed; proxies write to the test's history;
+    every proxy is stopped at teardown, even when the test failed.
     """
-    factory = ProxyFactory(resilience_seed, clock=test_clock(request), history=history)
+    factory = ProxyFactory(resilience_seed, history=history)
     try:
         yield factory
     finally:

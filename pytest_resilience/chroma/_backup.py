@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import os
 import shutil
 import sqlite3
 import tarfile
@@ -33,6 +34,7 @@ from pytest_resilience.chroma._files import (
     close_store,
     collection_counts,
     copy_store,
+    fsync_path,
 )
 from pytest_resilience.chroma._integrity import latest_seal, write_seal
 from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
@@ -185,11 +187,14 @@ class BackupManager:
             (staging / SIDE_DIR).mkdir(exist_ok=True)
             (staging / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), "utf-8")
             if fmt == "dir":
+                _fsync_tree(staging)
                 staging.rename(final)
             else:
                 self._write_archive(staging, final, fmt)
-            final.with_name(final.name + ".json").write_text(
-                json.dumps(manifest, sort_keys=True), "utf-8")
+            sidecar = final.with_name(final.name + ".json")
+            sidecar.write_text(json.dumps(manifest, sort_keys=True), "utf-8")
+            fsync_path(sidecar)
+            fsync_path(self.directory)  # the backup's and the sidecar's names
         except (OSError, tarfile.TarError, ValueError, sqlite3.DatabaseError) as exc:
             emit(CHROMA_BACKUP, str(self.store), self.clock, path=str(final), mode=fmt,
                  outcome="error", error=repr(exc))
@@ -221,6 +226,7 @@ class BackupManager:
             for rel in sorted(p.relative_to(staging) for p in staging.rglob("*")
                               if p.is_file()):
                 tar.add(staging / rel, arcname=rel.as_posix(), recursive=False)
+        fsync_path(tmp)  # the archive's bytes are durable before its name is
         tmp.replace(final)
 
     @contextmanager
@@ -461,6 +467,15 @@ class BackupManager:
                        dry_run: bool = False) -> RestoreReport:
         """``restore`` in a worker thread."""
         return await asyncio.to_thread(self.restore, backup, target=target, dry_run=dry_run)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root``, then every directory, deepest first."""
+    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            if not os.path.islink(os.path.join(dirpath, name)):
+                fsync_path(Path(dirpath, name))
+        fsync_path(Path(dirpath))
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import TransactionError
 from pytest_resilience._events import emit
-from pytest_resilience.chroma._files import SIDE_DIR
+from pytest_resilience.chroma._files import SIDE_DIR, fsync_path
 from pytest_resilience.chroma._lock import StoreLock
 from pytest_resilience.kinds import CHROMA_COMMIT, CHROMA_ROLLBACK
 
@@ -210,6 +210,8 @@ class ChromaTransaction:
             if self.durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+        if new and self.durable:
+            fsync_path(self.journal.parent)
 
     def _close(self, state: str) -> None:
         self.state = state
@@ -223,8 +225,7 @@ class ChromaTransaction:
         if self.state != "open":
             raise TransactionError(f"Cannot commit: this transaction is {self.state}.")
         self._close("committed")
-        if self.journal is not None:
-            self.journal.unlink(missing_ok=True)
+        self._drop_journal()
         emit(CHROMA_COMMIT, self.name, self.clock, ops=self._ops, ids=len(self._saved))
 
     def rollback(self) -> None:
@@ -244,8 +245,19 @@ class ChromaTransaction:
                 unrestored=failed,
                 journal=str(self.journal) if self.journal is not None else None,
             )
-        if self.journal is not None:
-            self.journal.unlink(missing_ok=True)
+        self._drop_journal()
+
+    def _drop_journal(self) -> None:
+        """Remove the journal durably: a removal lost in a crash would bring it back, and
+        recover() would then undo what the transaction did."""
+        if self.journal is None:
+            return
+        try:
+            self.journal.unlink()
+        except FileNotFoundError:
+            return
+        if self.durable:
+            fsync_path(self.journal.parent)
 
     def __enter__(self) -> ChromaTransaction:
         return self.begin()
@@ -352,6 +364,7 @@ def recover(path: Path | str, *, client: Any = None, chunk_size: int = 5000,
                                    f"{len(failed)} ids; the journal is kept.",
                                    unrestored=failed, journal=str(journal))
         journal.unlink()
+        fsync_path(journal.parent)  # a journal that came back would undo later writes
         done.append(str(journal))
         restored += len(saved)
     return RecoveryReport(tuple(done), restored)
