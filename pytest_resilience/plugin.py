@@ -39,6 +39,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.memory",
     "pytest_resilience._plugin.chroma",
     "pytest_resilience._plugin.chaos",
+    "pytest_resilience._plugin.redis",
 )
 
 SEED_OPTION = "--resilience-seed"
