@@ -211,15 +211,17 @@ class _RedisBucket:
     def __init__(self, storage: RedisStorage, bucket: TokenBucket) -> None:
         self._s = storage
         self._b = bucket
-        self._key = storage.key("bucket", bucket.name)
-        self._ttl = storage._ttl_ms(bucket.capacity / bucket.rate)
+        self._keys = [storage.key("bucket", bucket.name)]
+        self._script = storage._script(lua.BUCKET)
+        ttl = storage._ttl_ms(bucket.capacity / bucket.rate)
+        self._settings = (repr(bucket.rate), repr(bucket.capacity), repr(bucket._initial))
+        self._ttl = ttl
 
     def _call(self, n: float, operation: str, fallback: list[Any]) -> list[Any]:
         b = self._b
-        args = (self._s._now(b.clock), repr(b.rate), repr(b.capacity), repr(b._initial),
-                repr(float(n)), self._ttl)
-        return self._s.run(operation, b.name, b.clock,
-                           lambda: self._s._eval(lua.BUCKET, (self._key,), args), fallback)
+        args = [self._s._now(b.clock), *self._settings, repr(n), self._ttl]
+        script, keys = self._script, self._keys
+        return self._s.run(operation, b.name, b.clock, lambda: script(keys, args), fallback)
 
     def take(self, n: float) -> bool:
         return bool(self._call(n, "bucket.take", [1, "0", "0"])[0])
