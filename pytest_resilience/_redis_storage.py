@@ -338,16 +338,24 @@ class _RedisBudget:
         return self._call("peek", self._b.min_retries)
 
 
-class _RedisDeadLetters:
-    def __init__(self, storage: RedisStorage, queue: DeadLetterQueue) -> None:
+class _Jobs:
+    """A store of jobs: its keys start with ``_base``; it never fails open."""
+
+    def __init__(self, storage: RedisStorage, kind: str, owner: DeadLetterQueue | JobQueue
+                 ) -> None:
         self._s = storage
-        self._q = queue
-        self._base = storage.key("deadletter", queue.name) + ":"
+        self._q = owner
+        self._base = storage.key(kind, owner.name) + ":"
 
     def _run(self, operation: str, source: str, args: Sequence[object]) -> Any:
         q = self._q
         return self._s.run(operation, q.name, q.clock,
                            lambda: self._s._eval(source, (), args), _REFUSE)
+
+
+class _RedisDeadLetters(_Jobs):
+    def __init__(self, storage: RedisStorage, queue: DeadLetterQueue) -> None:
+        super().__init__(storage, "deadletter", queue)
 
     def add(self, job_id: str, payload: str, error: str, attempts: int) -> None:
         now = self._s._now(self._q.clock, wall=True)
@@ -387,16 +395,9 @@ def _record(raw: Sequence[Any]) -> JobRecord:
     return JobRecord(job_id, payload, priority, user, int(attempts), float(enqueued), error)
 
 
-class _RedisQueue:
+class _RedisQueue(_Jobs):
     def __init__(self, storage: RedisStorage, queue: JobQueue) -> None:
-        self._s = storage
-        self._q = queue
-        self._base = storage.key("queue", queue.name) + ":"
-
-    def _run(self, operation: str, source: str, args: Sequence[object]) -> Any:
-        q = self._q
-        return self._s.run(operation, q.name, q.clock,
-                           lambda: self._s._eval(source, (), args), _REFUSE)
+        super().__init__(storage, "queue", queue)
 
     def _now(self) -> str:
         return self._s._now(self._q.clock)

@@ -77,7 +77,11 @@ def spawn() -> Iterator[Any]:
 
 BUCKET_WORKER = """
     from pytest_resilience import RedisStorage, TokenBucket
-    bucket = TokenBucket(rate=5.0, capacity=10, name="shared", storage=RedisStorage(URL))
+    storage = RedisStorage(URL)
+    bucket = TokenBucket(rate=5.0, capacity=10, name="shared", storage=storage)
+    storage.client.ping()  # connected: start-up is over
+    print("ready", flush=True)
+    input()
     print(sum(bucket.try_acquire() for _ in range(300)), flush=True)
 """
 
@@ -86,8 +90,11 @@ def test_four_processes_never_admit_more_than_capacity_plus_rate_times_t(
     url: str, spawn: Any
 ) -> None:
     storage = RedisStorage(url)
-    started = _server_time(storage)
     workers = spawn(BUCKET_WORKER, url)
+    assert [w.line() for w in workers] == ["ready"] * WORKERS
+    started = _server_time(storage)
+    for worker in workers:
+        worker.send("go")
     admitted = [int(w.line()) for w in workers]
     assert [w.close() for w in workers] == [0] * WORKERS
     elapsed = _server_time(storage) - started
@@ -179,6 +186,8 @@ QUEUE_WORKER = """
     queue = JobQueue("work", storage=storage, clock=clock, visibility_timeout=30.0,
                      dead_letter=DeadLetterQueue(storage=storage, name="dead", clock=clock))
     handled = 0
+    if INDEX > 0:
+        input()  # the others start once the first worker is stuck in its third job
     while (job := queue.dequeue()) is not None:
         if INDEX == 0 and handled == 2:
             print("holding", job.job_id, flush=True)
@@ -209,6 +218,9 @@ def test_a_worker_killed_mid_job_loses_nothing_and_its_job_is_delivered_once_mor
     held = line.split()[1]
     os.kill(victim.proc.pid, signal.SIGKILL)
     assert victim.close() == -signal.SIGKILL
+    assert len(acked) == 2
+    for worker in survivors:
+        worker.send("go")
     for worker in survivors:
         while (line := worker.line()) != "idle":
             assert line.startswith("acked"), line
