@@ -134,15 +134,20 @@ class RedisStorage:
         clock: Clock,
         call: Callable[[], T],
         fallback: T,
+        *,
+        drop: bool = False,
     ) -> T:
         """``call()``; when Redis cannot be reached, apply the policy: emit
         ``storage.unavailable``, then return ``fallback`` (fail open) or raise
-        ``StorageUnavailable``."""
+        ``StorageUnavailable``. ``drop=True`` (recording what already happened) always
+        returns ``fallback``: the caller's own result must not be replaced."""
         try:
             return call()
         except self._errors as exc:
-            refuse = fallback is _REFUSE or self.policy is FailurePolicy.FAIL_CLOSED
-            policy = "refuse" if fallback is _REFUSE else self.policy.value
+            refuse = not drop and (fallback is _REFUSE
+                                   or self.policy is FailurePolicy.FAIL_CLOSED)
+            policy = ("dropped" if drop else "refuse" if fallback is _REFUSE
+                      else self.policy.value)
             emit("storage.unavailable", owner, clock, storage=self.name, operation=operation,
                  policy=policy, error=f"{type(exc).__name__}: {exc}")
             if not refuse:
@@ -256,10 +261,12 @@ class _RedisBreaker:
             str(b.minimum_calls), str(b.half_open_max_calls), self._ttl,
         )
 
-    def _run(self, operation: str, source: str, args: Sequence[object], fallback: T) -> T:
+    def _run(self, operation: str, source: str, args: Sequence[object], fallback: T,
+             *, drop: bool = False) -> T:
         b = self._b
         return self._s.run(operation, b.name, b.clock,
-                           lambda: self._s._eval(source, self._keys, args), fallback)
+                           lambda: self._s._eval(source, self._keys, args), fallback,
+                           drop=drop)
 
     def _changes(self, text: object) -> Transitions:
         pairs = [p.split(">") for p in _text(text).split(",") if p]
@@ -279,11 +286,12 @@ class _RedisBreaker:
         if phase[1] < 0:
             return []  # admitted while Redis was unreachable: nothing to record
         args = (self._s._now(self._b.clock), phase[1], int(failed), int(slow), *self._rules)
-        return self._changes(self._run("breaker.record", lua.BREAKER_RECORD, args, ""))
+        return self._changes(self._run("breaker.record", lua.BREAKER_RECORD, args, "",
+                                       drop=True))
 
     def release(self, phase: Phase) -> None:
         if phase[1] >= 0:
-            self._run("breaker.release", lua.BREAKER_RELEASE, (phase[1],), 0)
+            self._run("breaker.release", lua.BREAKER_RELEASE, (phase[1],), 0, drop=True)
 
     def _read(self, mode: str) -> list[Any]:
         b = self._b

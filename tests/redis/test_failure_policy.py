@@ -11,7 +11,7 @@ valid: an operation applied at most once, never twice, and nothing half written.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 import pytest
@@ -124,6 +124,26 @@ def test_circuit_breaker(rig: Rig, toxic: str) -> None:
 
 def _boom() -> None:
     raise ConnectionError("down")
+
+
+def test_an_outcome_that_cannot_be_recorded_is_dropped_never_raised(rig: Rig) -> None:
+    """Under either policy the call's own result (or exception) reaches the caller."""
+    breaker = CircuitBreaker(failure_threshold=3, name="db", clock=rig.clock,
+                             storage=rig.faulty)
+    with pytest.raises(ConnectionError):
+        breaker.call(_boom)  # a failure streak: the next outcome must be recorded
+    with recording() as history, ExitStack() as redis_down:
+
+        def succeed_as_redis_goes_down() -> str:
+            redis_down.enter_context(rig.proxy.down())
+            return "ok"
+
+        assert breaker.call(succeed_as_redis_goes_down) == "ok"
+    (event,) = history.select("storage.unavailable")
+    assert (event.attrs["operation"], event.attrs["policy"]) == ("breaker.record", "dropped")
+    shared = CircuitBreaker(failure_threshold=3, name="db", clock=rig.clock,
+                            storage=rig.healthy)
+    assert shared.metrics["consecutive_failures"] == 1  # the success was not recorded
 
 
 @pytest.mark.parametrize("toxic", list(TOXICS))
