@@ -67,16 +67,28 @@ if TYPE_CHECKING:
         HealthRegistry,
         HealthReport,
     )
+    from pytest_resilience._jobqueue import (
+        Job,
+        JobQueue,
+        QueueFull,
+    )
     from pytest_resilience._ratelimit import (
         RateLimiter,
         TokenBucket,
     )
+    from pytest_resilience._redis_storage import RedisStorage
     from pytest_resilience._retry import (
         Retry,
         RetryState,
         retry,
     )
     from pytest_resilience._retry_budget import RetryBudget
+    from pytest_resilience._storage import (
+        FailurePolicy,
+        MemoryStorage,
+        Storage,
+        StorageUnavailable,
+    )
 
 __version__ = "0.1.0"
 
@@ -97,9 +109,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "Event", "History", "active_history", "add_listener", "emit", "recording",
     ),
     "pytest_resilience._health": ("CheckResult", "HealthRegistry", "HealthReport"),
+    "pytest_resilience._jobqueue": ("Job", "JobQueue", "QueueFull"),
     "pytest_resilience._ratelimit": ("RateLimiter", "TokenBucket"),
     "pytest_resilience._retry": ("Retry", "RetryState", "retry"),
+    "pytest_resilience._redis_storage": ("RedisStorage",),
     "pytest_resilience._retry_budget": ("RetryBudget",),
+    "pytest_resilience._storage": (
+        "FailurePolicy", "MemoryStorage", "Storage", "StorageUnavailable",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -132,14 +149,20 @@ __all__ = [
     "DeadJob",
     "DeadLetterQueue",
     "Event",
+    "FailurePolicy",
     "FairSemaphore",
     "FaultInjected",
     "HealthRegistry",
     "HealthReport",
     "History",
+    "Job",
+    "JobQueue",
     "LockTimeout",
+    "MemoryStorage",
+    "QueueFull",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisStorage",
     "ReplayResult",
     "ResilienceError",
     "ResourcePool",
@@ -147,6 +170,8 @@ __all__ = [
     "RetryBudget",
     "RetryError",
     "RetryState",
+    "Storage",
+    "StorageUnavailable",
     "SystemClock",
     "TimeoutLock",
     "TokenBucket",

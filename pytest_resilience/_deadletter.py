@@ -2,7 +2,8 @@
 
 Each write is its own committed transaction in a WAL database with
 ``synchronous=FULL``, so a job reported as added survives the process being killed.
-Payloads are stored as JSON.
+Payloads are stored as JSON. With ``storage=RedisStorage(...)`` the jobs live in Redis
+instead (each change one atomic script), shared by every queue of the same name.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import DEADLETTER_ADDED, DEADLETTER_PURGED, DEADLETTER_REPLAYED
+
+if TYPE_CHECKING:
+    from pytest_resilience._storage import DeadLetterStore, Storage
 
 __all__ = ["DeadJob", "DeadLetterQueue", "ReplayResult"]
 
@@ -58,16 +62,33 @@ class ReplayResult:
 class DeadLetterQueue:
     """A persistent queue of failed jobs: ``add``, ``list``, ``replay``, ``purge``.
 
-    Safe to share between threads; one file may be opened by several processes.
+    Safe to share between threads; one file may be opened by several processes. Pass
+    ``path`` (a SQLite file) or ``storage`` (e.g. ``RedisStorage``), not both.
     """
 
     def __init__(
-        self, path: str | Path, *, name: str = "deadletter", clock: Clock | None = None
+        self,
+        path: str | Path | None = None,
+        *,
+        name: str = "deadletter",
+        clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        self.path = Path(path)
         self.name = name
         self.clock: Clock = clock or SystemClock()
+        self.storage = storage
         self._lock = threading.Lock()
+        self._store: DeadLetterStore | None = None
+        if storage is not None:
+            self._store = storage.dead_letter_store(self)
+        if (self._store is None) == (path is None):
+            raise ValueError(
+                f"path={path!r} with storage={storage!r}: pass a SQLite file path, or a "
+                "shared storage such as RedisStorage, not both and not neither."
+            )
+        self.path = None if path is None else Path(path)
+        if self.path is None:
+            return
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -94,12 +115,15 @@ class DeadLetterQueue:
             raise ValueError(f"attempts={attempts!r} is not valid. Pass an integer >= 0.")
         message = error if isinstance(error, str) else repr(error)
         job = job_id or uuid.uuid4().hex
-        now = self.clock.time()
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO dead_jobs VALUES (?, ?, ?, ?, ?, ?)",
-                (job, body, message, attempts, now, now),
-            )
+        if self._store is not None:
+            self._store.add(job, body, message, attempts)
+        else:
+            now = self.clock.time()
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO dead_jobs VALUES (?, ?, ?, ?, ?, ?)",
+                    (job, body, message, attempts, now, now),
+                )
         emit(DEADLETTER_ADDED, self.name, self.clock, job_id=job, attempts=attempts,
              error=message)
         return job
@@ -111,20 +135,37 @@ class DeadLetterQueue:
 
     def list(self, *, limit: int | None = None) -> list[DeadJob]:
         """Jobs, oldest first."""
+        if self._store is not None:
+            return [DeadJob(r[0], json.loads(r[1]), *r[2:]) for r in self._store.rows(limit=limit)]
         sql = "SELECT * FROM dead_jobs ORDER BY added_at, rowid"
         return self._rows(sql + (" LIMIT ?" if limit is not None else ""),
                           () if limit is None else (limit,))
 
     def get(self, job_id: str) -> DeadJob | None:
         """The job ``job_id``, or ``None``."""
+        if self._store is not None:
+            rows = self._store.rows(job_id=job_id)
+            return DeadJob(rows[0][0], json.loads(rows[0][1]), *rows[0][2:]) if rows else None
         found = self._rows("SELECT * FROM dead_jobs WHERE job_id = ?", (job_id,))
         return found[0] if found else None
 
     def __len__(self) -> int:
+        if self._store is not None:
+            return self._store.count()
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM dead_jobs").fetchone()[0])
 
     def _settle(self, job: DeadJob, exc: BaseException | None) -> bool:
+        if self._store is not None:
+            self._store.settle(job.job_id, None if exc is None else repr(exc))
+        else:
+            self._sqlite_settle(job, exc)
+        if exc is None:
+            emit(DEADLETTER_REPLAYED, self.name, self.clock, job_id=job.job_id,
+                 attempts=job.attempts + 1, error=None)
+        return exc is None
+
+    def _sqlite_settle(self, job: DeadJob, exc: BaseException | None) -> None:
         with self._lock:
             if exc is None:
                 self._db.execute("DELETE FROM dead_jobs WHERE job_id = ?", (job.job_id,))
@@ -134,10 +175,6 @@ class DeadLetterQueue:
                     "WHERE job_id = ?",
                     (repr(exc), self.clock.time(), job.job_id),
                 )
-        if exc is None:
-            emit(DEADLETTER_REPLAYED, self.name, self.clock, job_id=job.job_id,
-                 attempts=job.attempts + 1, error=None)
-        return exc is None
 
     def replay(self, handler: Callable[[Any], object], *, limit: int | None = None) -> ReplayResult:
         """Call ``handler(payload)`` for each job, oldest first; delivered jobs are removed,
@@ -177,6 +214,17 @@ class DeadLetterQueue:
     ) -> int:
         """Delete jobs (all, those added ``older_than`` seconds ago or more, or by id);
         returns how many were removed."""
+        if self._store is not None:
+            ids = None if job_ids is None else list(job_ids)
+            gone = tuple(self._store.purge(older_than=older_than, job_ids=ids))
+        else:
+            gone = self._sqlite_purge(older_than, job_ids)
+        for job in gone:
+            emit(DEADLETTER_PURGED, self.name, self.clock, job_id=job, attempts=None, error=None)
+        return len(gone)
+
+    def _sqlite_purge(self, older_than: float | None, job_ids: Iterable[str] | None
+                      ) -> tuple[str, ...]:
         clauses: list[str] = []
         params: list[Any] = []
         if older_than is not None:
@@ -197,12 +245,12 @@ class DeadLetterQueue:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        for job in gone:
-            emit(DEADLETTER_PURGED, self.name, self.clock, job_id=job, attempts=None, error=None)
-        return len(gone)
+        return tuple(gone)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (a shared storage stays open: close it)."""
+        if self.path is None:
+            return
         with self._lock:
             self._db.close()
 
@@ -215,4 +263,5 @@ class DeadLetterQueue:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DeadLetterQueue(path={str(self.path)!r}, name={self.name!r})"
+        where = f"storage={self.storage!r}" if self.path is None else f"path={str(self.path)!r}"
+        return f"DeadLetterQueue({where}, name={self.name!r})"

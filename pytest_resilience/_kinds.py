@@ -441,6 +441,27 @@ class DiskExploredAttrs(TypedDict):
     failures: int
 
 
+class StorageUnavailableAttrs(TypedDict):
+    """``storage.unavailable``."""
+
+    storage: str
+    operation: str
+    policy: str
+    error: str
+
+
+class QueueJobAttrs(TypedDict):
+    """``queue.*``: one job's step through a ``JobQueue``."""
+
+    job_id: str
+    priority: NotRequired[str]
+    user: NotRequired[str | None]
+    attempts: NotRequired[int]
+    error: NotRequired[str]
+    reason: NotRequired[str]
+    for_job: NotRequired[str]
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -521,3 +542,17 @@ DISK_CRASH_STATE = _k("disk.crash_state", DiskCrashStateAttrs, "disk:<root name>
                       "one crash state's recovery was checked; `outcome` ok/failed")
 DISK_EXPLORED = _k("disk.explored", DiskExploredAttrs, "disk:<root name>",
                    "a crash-point exploration ended")
+STORAGE_UNAVAILABLE = _k("storage.unavailable", StorageUnavailableAttrs, "component name",
+                         "shared storage failed; `policy` fail_open/fail_closed/refuse/dropped")
+QUEUE_ENQUEUED = _k("queue.enqueued", QueueJobAttrs, "queue name", "a job was queued")
+QUEUE_REJECTED = _k("queue.rejected", QueueJobAttrs, "queue name",
+                    "a job was refused: `reason` full/rate_limited")
+QUEUE_SHED = _k("queue.shed", QueueJobAttrs, "queue name",
+                "a lower-priority job was shed to the dead-letter queue `for_job`")
+QUEUE_DEQUEUED = _k("queue.dequeued", QueueJobAttrs, "queue name", "a worker took a job")
+QUEUE_ACKED = _k("queue.acked", QueueJobAttrs, "queue name", "a job was done")
+QUEUE_FAILED = _k("queue.failed", QueueJobAttrs, "queue name", "a job's attempt failed")
+QUEUE_REDELIVERED = _k("queue.redelivered", QueueJobAttrs, "queue name",
+                       "a job came back: `reason` expired/failed")
+QUEUE_DEAD = _k("queue.dead", QueueJobAttrs, "queue name",
+                "a job went to the dead-letter queue after its last attempt")

@@ -3,15 +3,20 @@
 # ruff: noqa: ASYNC109 - timeouts run on the injected clock, not asyncio.timeout
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pytest_resilience import _events
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import RateLimitExceeded
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import RATELIMIT_ACQUIRED, RATELIMIT_REJECTED
+
+if TYPE_CHECKING:
+    from pytest_resilience._storage import BucketStore, Storage
 
 __all__ = ["RateLimiter", "TokenBucket"]
 
@@ -29,7 +34,8 @@ class TokenBucket:
 
     Never admits more than ``capacity + rate * elapsed`` tokens over any run. Starts
     full unless ``initial`` says otherwise. Thread-safe; ``aacquire`` waits with
-    ``clock.asleep`` so it never blocks the event loop.
+    ``clock.asleep`` so it never blocks the event loop. With ``storage=RedisStorage(...)``
+    every bucket of the same ``name`` on that storage shares one set of tokens.
     """
 
     def __init__(
@@ -40,6 +46,7 @@ class TokenBucket:
         initial: float | None = None,
         name: str = "bucket",
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.rate = _positive("rate", rate)
         self.capacity = _positive("capacity", capacity)
@@ -52,12 +59,22 @@ class TokenBucket:
         self.clock: Clock = clock or SystemClock()
         self._mono = self.clock.monotonic
         self._tokens = start
+        self._initial = start
         self._last = self._mono()
         self._lock = threading.Lock()
+        self.storage = storage
+        self._store: BucketStore | None = None
+        if storage is not None:
+            self._store = storage.bucket_store(self)
+        if self._store is not None:
+            self._take = self._store.take  # type: ignore[method-assign]
+            self._wait_for = self._store.reserve  # type: ignore[method-assign]
 
     @property
     def tokens(self) -> float:
         """Tokens available now."""
+        if self._store is not None:
+            return self._store.peek()
         with self._lock:
             return self._refill(self._mono())
 
@@ -99,14 +116,23 @@ class TokenBucket:
                 granted = False
         return granted
 
-    def _reserve(self, n: float, waited: float, timeout: float | None) -> float:
-        """Take ``n`` tokens (returns 0) or the seconds to wait before trying again."""
+    def _wait_for(self, n: float) -> float:
+        """Take ``n`` tokens (returns 0) or the seconds until they are there."""
         with self._lock:
             tokens = self._refill(self._mono())
             if tokens >= n:
                 self._tokens -= n
                 return 0.0
-            wait = (n - tokens) / self.rate
+            return (n - tokens) / self.rate
+
+    def _reserve(self, n: float, waited: float, timeout: float | None,
+                 wait: float | None = None) -> float:
+        """Take ``n`` tokens (returns 0) or the seconds to wait before trying again;
+        ``wait`` is the store's answer when the caller already asked it."""
+        if wait is None:
+            wait = self._wait_for(n)
+        if wait == 0:
+            return 0.0
         if timeout is not None and waited + wait > timeout:
             emit(RATELIMIT_REJECTED, self.name, self.clock, tokens=n, waited=waited)
             raise RateLimitExceeded(
@@ -136,15 +162,25 @@ class TokenBucket:
         return waited
 
     async def aacquire(self, n: float = 1, *, timeout: float | None = None) -> float:
-        """``acquire`` for asyncio: waits with ``clock.asleep``."""
-        if self._take(n):
+        """``acquire`` for asyncio: waits with ``clock.asleep``; a shared store's round
+        trips run in the loop's executor, so the loop never blocks."""
+        store = self._store
+        if self._take(n) if store is None else await asyncio.to_thread(store.take, n):
             if _events.listening():
                 emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
         started = self._mono()
-        for wait in self._waits(n, started, timeout):
-            await self.clock.asleep(wait)
+        if store is None:
+            for wait in self._waits(n, started, timeout):
+                await self.clock.asleep(wait)
+        else:
+            while True:
+                answer = await asyncio.to_thread(store.reserve, n)
+                wait = self._reserve(n, self._mono() - started, timeout, answer)
+                if wait == 0:
+                    break
+                await self.clock.asleep(wait)
         waited = self._mono() - started
         emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=waited)
         return waited
@@ -166,6 +202,7 @@ class RateLimiter:
     """Named per-service buckets: ``limiter.configure("search", rate=50, capacity=100)``.
 
     Unknown names use ``default=(rate, capacity)`` when given, else raise ``KeyError``.
+    Every bucket keeps its tokens in ``storage`` when one is given.
     """
 
     def __init__(
@@ -174,8 +211,10 @@ class RateLimiter:
         *,
         default: tuple[float, float] | None = None,
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.storage = storage
         self.default = default
         if default is not None:
             TokenBucket(*default, clock=self.clock)  # validates
@@ -186,7 +225,7 @@ class RateLimiter:
 
     def configure(self, name: str, *, rate: float, capacity: float) -> TokenBucket:
         """Set (or replace) the limit of ``name``; returns its bucket."""
-        bucket = TokenBucket(rate, capacity, name=name, clock=self.clock)
+        bucket = TokenBucket(rate, capacity, name=name, clock=self.clock, storage=self.storage)
         with self._lock:
             self._buckets[name] = bucket
         return bucket
@@ -205,7 +244,8 @@ class RateLimiter:
                         "Call configure(name, rate=, capacity=) or pass default=(rate, capacity)."
                     )
                 rate, capacity = self.default
-                self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock)
+                self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock,
+                                                  storage=self.storage)
             return self._buckets[name]
 
     __getitem__ = bucket

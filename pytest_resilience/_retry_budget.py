@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 from pytest_resilience._clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from pytest_resilience._storage import BudgetStore, Storage
 
 __all__ = ["RetryBudget"]
 
@@ -17,7 +21,9 @@ class RetryBudget:
 
     Share one budget between the ``Retry`` policies of a service so that a fleet of
     clients cannot multiply its load during an outage (gRPC/Finagle retry budgets).
-    Counts live in ten buckets of ``window / 10`` seconds each.
+    Counts live in ten buckets of ``window / 10`` seconds each. With
+    ``storage=RedisStorage(...)`` every budget of the same ``name`` shares its counts,
+    so the budget caps the retries of the whole fleet.
     """
 
     def __init__(
@@ -26,7 +32,9 @@ class RetryBudget:
         ratio: float = 0.2,
         window: float = 10.0,
         min_retries: int = 10,
+        name: str = "retry-budget",
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
         if not (isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= 0):
             raise ValueError(
@@ -40,15 +48,20 @@ class RetryBudget:
         self.ratio = float(ratio)
         self.window = float(window)
         self.min_retries = min_retries
-        self._clock: Clock = clock or SystemClock()
+        self.name = name
+        self.clock: Clock = clock or SystemClock()
         self._width = self.window / _BUCKETS
         self._calls = [0] * _BUCKETS
         self._retries = [0] * _BUCKETS
-        self._slot = math.floor(self._clock.monotonic() / self._width)
+        self._slot = math.floor(self.clock.monotonic() / self._width)
         self._lock = threading.Lock()
+        self.storage = storage
+        self._store: BudgetStore | None = None
+        if storage is not None:
+            self._store = storage.budget_store(self)
 
     def _roll(self) -> int:
-        slot = math.floor(self._clock.monotonic() / self._width)
+        slot = math.floor(self.clock.monotonic() / self._width)
         gap = slot - self._slot
         if gap > 0:
             for step in range(1, min(gap, _BUCKETS) + 1):
@@ -60,11 +73,16 @@ class RetryBudget:
 
     def record_call(self) -> None:
         """Count a first attempt."""
+        if self._store is not None:
+            self._store.record_call()
+            return
         with self._lock:
             self._calls[self._roll()] += 1
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; ``False`` when it is used up."""
+        if self._store is not None:
+            return self._store.try_spend()
         with self._lock:
             index = self._roll()
             if sum(self._retries) + 1 > self.ratio * sum(self._calls) + self.min_retries:
@@ -75,6 +93,8 @@ class RetryBudget:
     @property
     def available(self) -> int:
         """Retries the budget would allow right now."""
+        if self._store is not None:
+            return self._store.available()
         with self._lock:
             self._roll()
             allowed = self.ratio * sum(self._calls) + self.min_retries - sum(self._retries)

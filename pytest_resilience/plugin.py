@@ -45,6 +45,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.chaos",
     "pytest_resilience._plugin.migrations",
     "pytest_resilience._plugin.process",
+    "pytest_resilience._plugin.redis",
 )
 
 SEED_OPTION = "--resilience-seed"

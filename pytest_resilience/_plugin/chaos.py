@@ -4,13 +4,15 @@
 test body once per generated fault plan; the test asks for the ``chaos`` fixture, which
 is that plan's ``ChaosRun``. A failure is shrunk to the smallest plan, written as JSON and
 reported with the one command line that replays it. Hypothesis is imported only when a
-chaos test runs.
+chaos test runs. ``--resilience-chaos-db`` shares failing plans between runs and runners;
+``shards=N`` splits a chaos test into N items with their own seeds (for pytest-xdist).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -23,12 +25,16 @@ from pytest_resilience._plugin.calls import test_history
 from pytest_resilience._plugin.state import derive_seed, get_state, request_marked_fixture
 
 if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
+
     from faults.strategies import ChaosPlan, Family
     from pytest_resilience.chaos import ChaosRun
 
 REPLAY_OPTION = "--resilience-replay"
+CHAOS_DB_OPTION = "--resilience-chaos-db"
+SHARD_FIXTURE = "resilience_chaos_shard"
 _SETTINGS = ("failpoints", "families", "max_faults", "horizon", "calls", "max_examples",
-             "checks", "allow", "must_fire", "sometimes", "max_delay")
+             "checks", "allow", "must_fire", "sometimes", "max_delay", "shards")
 _RUN_KEYS = ("max_faults", "horizon", "calls", "max_examples", "must_fire", "sometimes")
 
 
@@ -43,12 +49,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run each chaos test once, under the fault plan saved in FILE (as printed "
         "by a failing chaos test), instead of generating plans.",
     )
+    group.addoption(
+        CHAOS_DB_OPTION,
+        action="store",
+        default=None,
+        dest="resilience_chaos_db",
+        metavar="URL|DIR",
+        help="keep failing chaos plans in this Hypothesis example database (redis://... "
+        "shares them between CI runners; a directory keeps them locally); saved plans are "
+        "replayed first.",
+    )
+    parser.addini("resilience_chaos_db", f"default for {CHAOS_DB_OPTION}", default="")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A ``chaos`` marker requests the ``chaos`` fixture (and the test's ``history``, where
     the run's result goes) by itself."""
     request_marked_fixture(items, "chaos", also=("history",))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.chaos(shards=N)``: N items, each with its own seed and its share of
+    ``max_examples``, so pytest-xdist spreads one chaos test over its workers."""
+    marker = metafunc.definition.get_closest_marker("chaos")
+    shards = marker.kwargs.get("shards", 1) if marker is not None else 1
+    if shards == 1:
+        return
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        pytest.fail(f"@pytest.mark.chaos(shards={shards!r}): pass an integer >= 1.",
+                    pytrace=False)
+    metafunc.fixturenames.append(SHARD_FIXTURE)
+    metafunc.parametrize(SHARD_FIXTURE, [(i, shards) for i in range(shards)], indirect=True,
+                         ids=[f"chaos-shard-{i + 1}of{shards}" for i in range(shards)])
+
+
+@pytest.fixture
+def resilience_chaos_shard(request: pytest.FixtureRequest) -> tuple[int, int]:
+    """``(index, count)`` of this item's shard of a sharded chaos test."""
+    shard: tuple[int, int] = getattr(request, "param", (0, 1))
+    return shard
+
+
+_CHAOS_DB = pytest.StashKey["ExampleDatabase | None"]()
+
+
+def chaos_database(config: pytest.Config) -> ExampleDatabase | None:
+    """The session's chaos corpus (``--resilience-chaos-db`` or its ini key), built once."""
+    if _CHAOS_DB not in config.stash:
+        from pytest_resilience.chaos._corpus import example_database
+
+        value = config.getoption("resilience_chaos_db") or config.getini("resilience_chaos_db")
+        try:
+            config.stash[_CHAOS_DB] = example_database(str(value))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{CHAOS_DB_OPTION}={exc}") from None
+    return config.stash[_CHAOS_DB]
 
 
 _RUNNER = "resilience-chaos-runner"
@@ -183,11 +238,21 @@ class _ChaosCall:
                 replay(body, plan, **common)
                 _record(pyfuncitem, plans=1, failures=0, fired={})
                 return True
+            run_settings = {k: settings[k] for k in _RUN_KEYS if k in settings}
+            key = pyfuncitem.nodeid
+            callspec = getattr(pyfuncitem, "callspec", None)
+            if callspec is not None and SHARD_FIXTURE in callspec.params:
+                index, count = callspec.params[SHARD_FIXTURE]
+                run_settings["max_examples"] = math.ceil(
+                    int(settings.get("max_examples", 100)) / count)
+                key = key.replace(f"chaos-shard-{index + 1}of{count}", "chaos-shard")
             result = run_chaos(
                 body,
                 seed=derive_seed(state.seed, pyfuncitem.nodeid),
+                database=chaos_database(pyfuncitem.config),
+                database_key=key,
                 **common,
-                **{k: settings[k] for k in _RUN_KEYS if k in settings},
+                **run_settings,
             )
         except (ChaosFailure, ChaosVacuous) as exc:
             failure = exc

@@ -25,6 +25,8 @@ from pytest_resilience.kinds import FAULT_ARMED, FAULT_FIRED
 if TYPE_CHECKING:
     import random
 
+    from hypothesis.database import ExampleDatabase
+
     from faults import ActivePlan
     from faults.strategies import ChaosPlan, Family
 
@@ -222,6 +224,8 @@ def run_chaos(
     must_fire: Sequence[str] = (),
     sometimes: Sequence[str] = (),
     replay_command: Callable[[ChaosPlan], str] | None = None,
+    database: ExampleDatabase | None = None,
+    database_key: str = "",
 ) -> ChaosResult:
     """Run ``body(run)`` once per fault plan generated from ``families``.
 
@@ -231,7 +235,9 @@ def run_chaos(
     ``ChaosFailure``, whose message holds the plan as JSON and ``replay_command(plan)``.
     When every plan passes, each name in ``must_fire`` (a failpoint or a fault source
     such as ``"clock"``) must have fired and each name in ``sometimes`` must have been
-    reached in some plan, else ``ChaosVacuous`` is raised.
+    reached in some plan, else ``ChaosVacuous`` is raised. With ``database`` (a
+    Hypothesis example database) failing plans are saved under ``database_key`` and
+    replayed first by later runs that share it.
     """
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -245,7 +251,7 @@ def run_chaos(
     result = ChaosResult()
     last: list[tuple[ChaosPlan, History, BaseException]] = []
 
-    @settings(max_examples=max_examples, deadline=None, database=None,
+    @settings(max_examples=max_examples, deadline=None, database=database,
               report_multiple_bugs=False, print_blob=False,
               suppress_health_check=list(HealthCheck))
     @given(st.data())
@@ -262,8 +268,14 @@ def run_chaos(
         result.fired.update(_fired(run.history))
         result.reached.update(run.reached_names)
 
+    explore.hypothesis.inner_test._hypothesis_internal_add_digest = (  # type: ignore[attr-defined]
+        database_key.encode())  # one corpus entry per test, not one for every chaos test
     if seed is not None:
         explore = hypothesis_seed(seed)(explore)
+        if database is not None:  # @seed turns the database off; here it is the point
+            explore._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
+                explore._hypothesis_internal_use_settings,  # type: ignore[attr-defined]
+                database=database)
     try:
         explore()
     except Exception as exc:
