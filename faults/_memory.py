@@ -124,8 +124,6 @@ def memory_pressure(
             raise
         psutil.PROCFS_PATH = str(directory)
     emit(FAULT_ARMED, name, clock, history=history, family="memory", percent=percent)
-    emit(FAULT_FIRED, name, clock, history=history, family="memory", action="pressure",
-         trigger="set", call=0, percent=percent)
     try:
         yield fault
     finally:

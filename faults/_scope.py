@@ -40,10 +40,11 @@ class FaultScope:
         seed: int = 0,
         history: History | None = None,
     ) -> None:
-        self.clock = clock
-        self.seed = seed
-        self.history = history
-        self.plans: list[ActivePlan] = []
+        # Private: ``scope.clock`` is the faults.clock module, as on the package.
+        self._clock = clock
+        self._seed = seed
+        self._history = history
+        self._plans: list[ActivePlan] = []
         self._stack = ExitStack()
         self._closed = False
 
@@ -53,9 +54,9 @@ class FaultScope:
 
         Random decisions draw from ``seed`` (the scope's seed, i.e. the test's, by default).
         """
-        active = activate(target, seed=self.seed if seed is None else seed, clock=self.clock,
-                          history=self.history, rng=rng)
-        self.plans.append(self.enter(active))
+        active = activate(target, seed=self._seed if seed is None else seed, clock=self._clock,
+                          history=self._history, rng=rng)
+        self._plans.append(self.enter(active))
         active._scoped = True
         return active
 
@@ -77,7 +78,7 @@ class FaultScope:
 
     def fired(self) -> int:
         """Faults fired so far across every plan this scope activated."""
-        return sum(p.fired() for p in self.plans)
+        return sum(p.fired() for p in self._plans)
 
     def close(self) -> None:
         """Undo everything, last first. Safe to call twice."""

@@ -32,6 +32,7 @@ FAULT_FAMILIES = (
 )
 
 _KINDS: dict[str, Kind[Any]] = {}
+_BUILTIN: frozenset[str] = frozenset()  # filled at the end of this module
 
 
 class UndeclaredEvent(ValueError):
@@ -124,10 +125,11 @@ def validate(kind: str, attrs: Mapping[str, Any]) -> None:
     declaration.check(attrs)
 
 
-def markdown_table() -> str:
-    """The declared kinds as the Markdown table DESIGN.md and the docs show."""
+def markdown_table(*, builtin_only: bool = False) -> str:
+    """The declared kinds as the Markdown table DESIGN.md and the docs show (only this
+    project's own kinds with ``builtin_only``)."""
     rows = ["| kind | source | attributes | meaning |", "|---|---|---|---|"]
-    for name in sorted(_KINDS):
+    for name in sorted(_BUILTIN if builtin_only else _KINDS):
         kind = _KINDS[name]
         attrs = ", ".join(
             f"`{a}`" if a in kind.required else f"`{a}`?" for a in _ordered(kind.record)
@@ -556,3 +558,5 @@ QUEUE_REDELIVERED = _k("queue.redelivered", QueueJobAttrs, "queue name",
                        "a job came back: `reason` expired/failed")
 QUEUE_DEAD = _k("queue.dead", QueueJobAttrs, "queue name",
                 "a job went to the dead-letter queue after its last attempt")
+
+_BUILTIN = frozenset(_KINDS)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_resilience.sla._budgets import format_seconds
 
-__all__ = ["MAX_BYTES", "headline", "render_markdown"]
+__all__ = ["MAX_BYTES", "first_line", "headline", "render_markdown"]
 
 #: GitHub refuses a step summary over 1 MiB; stay well under it.
 MAX_BYTES = 512 * 1024
@@ -29,6 +29,12 @@ def _cell(text: str) -> str:
 
 def _families(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{family} {n}" for family, n in counts.items()) or "none"
+
+
+def first_line(failure: Mapping[str, Any], limit: int = 300) -> str:
+    """A failure message's first line, cut at ``limit`` characters."""
+    line = str(failure.get("message", "")).strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def headline(report: Mapping[str, Any]) -> str:
@@ -87,7 +93,7 @@ def _failures(report: Mapping[str, Any]) -> list[str]:
     for test in failures:
         failure = test.get("failure", {})
         lines.append(f"- ❌ `{_cell(test['nodeid'])}` ({test['outcome']} in "
-                     f"{failure.get('phase', '?')}): {_cell(failure.get('message', ''))}")
+                     f"{failure.get('phase', '?')}): {_cell(first_line(failure))}")
         if failure.get("faults"):
             lines.append(f"  - faults active: {', '.join(failure['faults'])}")
         if test.get("faults"):
