@@ -176,17 +176,22 @@ BreakerTransitionAttrs = TypedDict("BreakerTransitionAttrs", {"from": str, "to":
 
 
 class BreakerCallAttrs(TypedDict):
-    """``breaker.call``."""
+    """``breaker.call``: ``state`` is absent when a breaker is watched from outside
+    (``watch_breaker``), which records when the call was admitted (``started``)."""
 
-    state: str
+    state: NotRequired[str]
     outcome: str
     duration: float
+    started: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class BreakerRejectedAttrs(TypedDict):
-    """``breaker.rejected``."""
+    """``breaker.rejected``: ``retry_after`` is absent when a breaker is watched from
+    outside (``watch_breaker``), which records the exception it raised (``error``)."""
 
-    retry_after: float
+    retry_after: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class RateLimitDecisionAttrs(TypedDict):
@@ -421,6 +426,37 @@ class MigrationRoundTripAttrs(TypedDict):
     problems: list[str]
 
 
+class SleepCalledAttrs(TypedDict):
+    """``sleep.called``: a sleep observed by ``watch_sleeps``."""
+
+    seconds: float
+    via: str
+    caller: str
+    call: int | None
+
+
+class CallStartAttrs(TypedDict):
+    """``call.start``: a watched function or method was called."""
+
+    function: str
+    args: str
+    call: int
+    parent: int | None
+    correlation_id: NotRequired[str | None]
+
+
+class CallEndAttrs(TypedDict):
+    """``call.end``: a watched call returned or raised."""
+
+    function: str
+    call: int
+    outcome: str
+    result: str | None
+    error: str | None
+    duration: float
+    value: NotRequired[str | None]
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -497,3 +533,10 @@ MIGRATION_CRASH_POINT = _k("migration.crash_point", MigrationCrashPointAttrs,
                            "explorer name", "one crash point explored; `outcome` old/new/broken")
 MIGRATION_ROUND_TRIP = _k("migration.round_trip", MigrationRoundTripAttrs, "explorer name",
                           "up, down, up of one migration compared")
+SLEEP_CALLED = _k("sleep.called", SleepCalledAttrs, "watch_sleeps name",
+                  "a sleep (`via` time.sleep/asyncio.sleep/clock.sleep/clock.asleep) ran on "
+                  "the test's clock; `call` is the watched call it ran inside")
+CALL_START = _k("call.start", CallStartAttrs, "watched layer (name= or the function)",
+                "a watched call began; `parent` is the watched call it ran inside")
+CALL_END = _k("call.end", CallEndAttrs, "watched layer (name= or the function)",
+              "a watched call ended: `outcome` ok/error, `result`/`error` type names")
