@@ -9,8 +9,9 @@ reads the test's clock from ``time.monotonic``/``perf_counter``/``time`` (and th
 ``_ns`` forms). The interpreter's own machinery (every standard-library module: threading,
 asyncio, socket, subprocess ...), pytest, Hypothesis and this project keep real time.
 
-Names bound early (``from time import sleep``, ``def f(now=time.monotonic)``) are
-rebound in the project's own modules (not in site-packages). Zero-second sleeps are
+Names bound early (``from time import sleep``, ``def f(now=time.monotonic)``,
+``now = staticmethod(time.time)`` in a class) are rebound in the project's own modules
+(not in site-packages). Zero-second sleeps are
 yields, not waits: they are passed on and not recorded. Everything is restored exactly
 when the block ends.
 """
@@ -51,6 +52,7 @@ _LIBRARY_DIRS = tuple(
     if (p := sysconfig.get_paths().get(key))
 )
 _real_caller: dict[str, bool] = {}
+_project: dict[tuple[str, object], bool] = {}
 _IN_CLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "pytest_resilience_in_clock", default=False)
 
@@ -69,10 +71,15 @@ def _keeps_real_time(frame: FrameType | None) -> bool:
 
 def project_module(name: str, module: types.ModuleType) -> bool:
     """A module of the user's project: not the standard library, not site-packages."""
-    if name.partition(".")[0] in _REAL:
-        return False
     file = getattr(module, "__file__", None)
-    if not isinstance(file, str):
+    known = _project.get((name, file))
+    if known is None:
+        known = _project[(name, file)] = _in_project(name, file)
+    return known
+
+
+def _in_project(name: str, file: object) -> bool:
+    if name.partition(".")[0] in _REAL or not isinstance(file, str):
         return False
     try:
         path = str(Path(file).resolve())
@@ -266,9 +273,14 @@ def _rebind_module(stack: ExitStack, module: types.ModuleType,
         if isinstance(value, types.FunctionType):
             _rebind_defaults(stack, value, replacements)
         elif isinstance(value, type):
-            for member in list(vars(value).values()):
+            for key, member in list(vars(value).items()):
                 func = getattr(member, "__func__", member)
-                if isinstance(func, types.FunctionType):
+                found = replacements.get(id(func))
+                if found is not None and found[0] is func:  # now = staticmethod(time.time)
+                    fake = staticmethod(found[1]) if isinstance(member, staticmethod) \
+                        else found[1]
+                    _push(stack, Patch(value, key, fake).apply())
+                elif isinstance(func, types.FunctionType):
                     _rebind_defaults(stack, func, replacements)
 
 

@@ -40,6 +40,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.chroma",
     "pytest_resilience._plugin.chaos",
     "pytest_resilience._plugin.migrations",
+    "pytest_resilience._plugin.hang",
 )
 
 SEED_OPTION = "--resilience-seed"
