@@ -2,8 +2,8 @@
 
 ``watch_calls`` writes ``call.start``/``call.end`` with the watched call each one ran
 inside (``parent``). A user request is a correlation id when calls carry one, else an
-outermost watched call; a layer is an event source (the ``name=`` of ``watch_calls``, or a
-``Retry``'s name for its ``retry.attempt`` events).
+outermost watched call; a layer is an event source (the ``name=`` of ``watch_calls``; in a
+history with no watched calls, a ``Retry``'s name for its ``retry.attempt`` events).
 """
 
 from __future__ import annotations
@@ -105,15 +105,14 @@ def _depth(call: Call, found: dict[int, Call]) -> int:
 def requests(events: Iterable[Event]) -> Requests:
     """Group the calls of each layer by user request (see the module doc).
 
-    ``retry.attempt`` events count as calls of the retry's layer, in the request whose
-    outermost call was running when they happened; with no watched calls at all, the
-    requests are the first attempts of the retry that made the fewest.
+    With no watched calls at all, the layers are the retries (``retry.attempt`` events,
+    one call each) and the requests are the first attempts of the retry that made the
+    fewest (the outermost).
     """
     snapshot = list(events)
     found = calls(snapshot)
     groups: dict[object, tuple[Event, Counter[str]]] = {}
     depth: dict[str, int] = {}
-    spans: list[tuple[int, int, object]] = []
     for call in found.values():
         root = _root(call, found)
         correlation = call.start.attrs.get("correlation_id")
@@ -121,17 +120,8 @@ def requests(events: Iterable[Event]) -> Requests:
         group = groups.setdefault(key, (root.start, Counter()))
         group[1][call.source] += 1
         depth[call.source] = min(depth.get(call.source, 1 << 30), _depth(call, found))
-        if call is root:
-            end = root.end.seq if root.end is not None else 1 << 62
-            spans.append((root.start.seq, end, key))
     attempts = [e for e in snapshot if e.kind == RETRY_ATTEMPT]
-    if attempts and groups:
-        for event in attempts:
-            inside = [key for start, end, key in spans if start < event.seq < end]
-            if len(inside) == 1:
-                groups[inside[0]][1][event.source] += 1
-                depth.setdefault(event.source, 1 << 20)
-    elif attempts:
+    if attempts and not found:
         firsts = Counter(e.source for e in attempts if e.attrs.get("attempt") == 1)
         total = Counter(e.source for e in attempts)
         count = min(firsts.values()) if firsts else 0

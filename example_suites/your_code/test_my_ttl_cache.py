@@ -12,7 +12,7 @@ from pytest_resilience.observe import watch_cache, watch_sleeps
 
 
 @pytest.mark.parametrize("cache_cls", twins(TTLCache, WallClockTTLCache, "wall-clock TTL"))
-@pytest.mark.parametrize("wall, monotonic", [(3600, 0), (0, 61)], ids=["wall", "monotonic"])
+@pytest.mark.parametrize(("wall", "monotonic"), [(3600, 0), (0, 61)], ids=["wall", "monotonic"])
 def test_entries_live_exactly_their_ttl(cache_cls, wall, monotonic, clock, history):  # type: ignore[no-untyped-def]
     cache = cache_cls(ttl=60)
     with watch_sleeps(clock), watch_cache(cache):
