@@ -11,8 +11,9 @@ the main thread, or when another ``ITIMER_REAL`` timer is running, a limit does 
 
 ``explain(...)`` writes the report: the faults active at that moment (from the test's
 history: ``fault.armed`` to ``fault.disarmed``, and a proxy's toxics from ``added`` to
-``removed``, each with the time it became active), the stack of the blocked thread, the
-tasks of an event loop running on it, and where the other threads were.
+``removed``, each with the time it became active, and how long before the hang when the
+history has a clock of its own), the stack of the blocked thread, the tasks of an event
+loop running on it, and where the other threads were.
 """
 
 from __future__ import annotations
@@ -196,11 +197,14 @@ def _threads() -> str:
 def explain(headline: str, frame: FrameType | None, history: History | None) -> str:
     """The report of a hang: ``headline``, the active faults, the stacks."""
     faults = active_faults(history)
-    clock = history.clock if history is not None and history.clock is not None else _CLOCK
-    now = clock.monotonic()
-    lines = [headline, f"Faults active at that moment (t={now:.6g}s on the history's clock):"]
-    lines += [f"  - {f.source} [{f.family}] {f.what}; active since t={f.since:.6g}s "
-              f"({max(0.0, now - f.since):.3g}s), fired {f.fired} time(s)" for f in faults]
+    clock = history.clock if history is not None else None
+    now = clock.monotonic() if clock is not None else None
+    lines = [headline, "Faults active at that moment" + (
+        "" if now is None else f" (t={now:.6g}s on the test's clock)") + ":"]
+    for fault in faults:
+        age = "" if now is None else f" ({max(0.0, now - fault.since):.3g}s before)"
+        lines.append(f"  - {fault.source} [{fault.family}] {fault.what}; active since "
+                     f"t={fault.since:.6g}s{age}, fired {fault.fired} time(s)")
     if not faults:
         lines.append("  (none recorded in the test's history)")
     lines += ["Stack of the blocked thread (most recent call last):", _stack(frame)]
