@@ -23,7 +23,8 @@ from pytest_resilience._events import History, active_history, emit
 __all__ = [
     "Sink",
     "current_call",
-    "inside_call",
+    "enter_call",
+    "leave_call",
     "next_call_id",
     "short",
     "sleeping_clock",
@@ -55,14 +56,14 @@ def current_call() -> int | None:
     return _CALL.get()
 
 
-@contextmanager
-def inside_call(call: int) -> Iterator[None]:
-    """Make ``call`` the current watched call for the block (this thread or task)."""
-    token = _CALL.set(call)
-    try:
-        yield
-    finally:
-        _CALL.reset(token)
+def enter_call(call: int) -> contextvars.Token[int | None]:
+    """Make ``call`` the current watched call (this thread or task) until ``leave_call``."""
+    return _CALL.set(call)
+
+
+def leave_call(token: contextvars.Token[int | None]) -> None:
+    """Undo ``enter_call``."""
+    _CALL.reset(token)
 
 
 def sleeping_clock() -> Clock | None:
@@ -99,25 +100,25 @@ class Sink:
         """The explicit history, else the active one."""
         return self._history if self._history is not None else active_history()
 
+    def target(self) -> tuple[History | None, Clock]:
+        """Where events go now, and the clock that stamps them (see the module doc)."""
+        history = self._history if self._history is not None else active_history()
+        if history is not None and history.clock is not None:
+            return history, history.clock
+        return history, self._clock or sleeping_clock() or _SYSTEM
+
     def clock(self) -> Clock:
-        """The clock that times events (see the module doc)."""
-        if self._clock is not None:
-            return self._clock
-        target = self.history()
-        if target is not None and target.clock is not None:
-            return target.clock
-        return sleeping_clock() or _SYSTEM
+        """The clock that stamps events (see the module doc)."""
+        return self.target()[1]
 
     def now(self) -> float:
         """The time an event emitted now is stamped with."""
-        target = self.history()
-        if target is not None and target.clock is not None:
-            return target.clock.monotonic()
-        return self.clock().monotonic()
+        return self.target()[1].monotonic()
 
     def emit(self, kind: str, source: str, **attrs: Any) -> None:
         """Write one event."""
-        emit(kind, source, self.clock(), history=self._history, **attrs)
+        history, clock = self.target()
+        emit(kind, source, clock, history=history, **attrs)
 
 
 def short(value: object, limit: int = _LIMIT) -> str:

@@ -92,6 +92,7 @@ class CacheWatch:
         self._depth: contextvars.ContextVar[int] = contextvars.ContextVar(
             f"watch_cache_{id(self)}", default=0)
         self._resident: dict[Any, tuple[float, int]] = {}  # key -> (when stored, bytes)
+        self._slots: dict[str, tuple[Any] | None] = {}  # where each read's default goes
         self._stack: ExitStack | None = None
 
     # -- entering and leaving ---------------------------------------------------------
@@ -147,7 +148,9 @@ class CacheWatch:
         before = self._start()
         kind = self._ops[method]
         if kind == "read" and method != "__getitem__":
-            call_args, call_kwargs, default = _with_sentinel(fn, args, kwargs)
+            if method not in self._slots:
+                self._slots[method] = _default_slot(fn)
+            call_args, call_kwargs, default = _with_sentinel(self._slots[method], args, kwargs)
             result = fn(*call_args, **call_kwargs)
             found = result is not _NOT_FOUND and (default is not _NO_DEFAULT or
                                                   result is not None)
@@ -257,25 +260,28 @@ class CacheWatch:
 _NO_DEFAULT = object()
 
 
-def _with_sentinel(fn: Callable[..., Any], args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
-    """``get``'s arguments with a private default, and the caller's default (or
-    ``_NO_DEFAULT`` when ``get`` takes no second parameter called ``default``)."""
+def _default_slot(fn: Callable[..., Any]) -> tuple[Any] | None:
+    """``(declared default,)`` when ``get``'s second parameter is called ``default``."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return args, kwargs, _NO_DEFAULT
+        return None
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(positional) < 2 or positional[1].name != "default":
+        return None
+    declared = positional[1].default
+    return (None if declared is inspect.Parameter.empty else declared,)
+
+
+def _with_sentinel(slot: tuple[Any] | None, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
+    """``get``'s arguments with a private default, and the caller's default (or
+    ``_NO_DEFAULT`` when ``get`` takes no ``default``)."""
+    if slot is None:
         return args, kwargs, _NO_DEFAULT
-    second = positional[1]
     if len(args) > 1:
         return (args[0], _NOT_FOUND, *args[2:]), kwargs, args[1]
-    if second.name in kwargs:
-        default = kwargs[second.name]
-        return args, {**kwargs, second.name: _NOT_FOUND}, default
-    default = None if second.default is inspect.Parameter.empty else second.default
-    return args, {**kwargs, second.name: _NOT_FOUND}, default
+    return args, {**kwargs, "default": _NOT_FOUND}, kwargs.get("default", slot[0])
 
 
 def _sizer(cache: object) -> Callable[[Any], int]:
@@ -284,10 +290,10 @@ def _sizer(cache: object) -> Callable[[Any], int]:
 
 
 def _key_reader(cache: object) -> Callable[[Any], Iterable[Any]]:
-    if callable(getattr(cache, "keys", None)):
-        return lambda c: list(c.keys())
     if callable(getattr(type(cache), "__iter__", None)):
-        return lambda c: list(iter(c))
+        return iter
+    if callable(getattr(cache, "keys", None)):
+        return lambda c: c.keys()
     stores = [k for k, v in getattr(cache, "__dict__", {}).items() if isinstance(v, Mapping)]
     if len(stores) == 1:
         attr = stores[0]

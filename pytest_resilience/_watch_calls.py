@@ -21,11 +21,12 @@ from types import TracebackType
 from typing import Any
 
 from pytest_resilience._clock import Clock
-from pytest_resilience._events import History
+from pytest_resilience._events import History, emit
 from pytest_resilience._observing import (
     Sink,
     current_call,
-    inside_call,
+    enter_call,
+    leave_call,
     next_call_id,
     short,
     summarise_args,
@@ -115,50 +116,56 @@ class CallWatch:
             stack.close()
 
     # -- the interceptor --------------------------------------------------------------
-    def _start(self, label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
-            int, float]:
+    def _start(self, label: str, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> tuple[int, float, History | None, Clock]:
         call = next_call_id()
-        self._sink.emit(CALL_START, self.name or label, function=label,
-                        args=summarise_args(args, kwargs), call=call, parent=current_call(),
-                        correlation_id=_correlation_id())
-        return call, self._sink.now()
+        history, clock = self._sink.target()
+        emit(CALL_START, self.name or label, clock, history=history, function=label,
+             args=summarise_args(args, kwargs), call=call, parent=current_call(),
+             correlation_id=_correlation_id())
+        return call, clock.monotonic(), history, clock
 
-    def _end(self, label: str, call: int, started: float, *, result: Any = MISSING,
-             error: BaseException | None = None) -> None:
-        duration = max(0.0, self._sink.now() - started)
+    def _end(self, label: str, started: tuple[int, float, History | None, Clock], *,
+             result: Any = MISSING, error: BaseException | None = None) -> None:
+        call, begun, history, clock = started
+        duration = max(0.0, clock.monotonic() - begun)
         if error is not None:
-            self._sink.emit(CALL_END, self.name or label, function=label, call=call,
-                            outcome="error", result=None, error=type(error).__name__,
-                            duration=duration)
+            emit(CALL_END, self.name or label, clock, history=history, function=label,
+                 call=call, outcome="error", result=None, error=type(error).__name__,
+                 duration=duration)
         else:
-            self._sink.emit(CALL_END, self.name or label, function=label, call=call,
-                            outcome="ok", result=type(result).__name__, error=None,
-                            duration=duration, value=short(result))
+            emit(CALL_END, self.name or label, clock, history=history, function=label,
+                 call=call, outcome="ok", result=type(result).__name__, error=None,
+                 duration=duration, value=short(result))
 
     def run(self, label: str, fn: Callable[..., Any], args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> Any:
         """Run one synchronous call between its two events."""
-        call, started = self._start(label, args, kwargs)
+        started = self._start(label, args, kwargs)
+        token = enter_call(started[0])
         try:
-            with inside_call(call):
-                result = fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._end(label, call, started, error=exc)
+            leave_call(token)
+            self._end(label, started, error=exc)
             raise
-        self._end(label, call, started, result=result)
+        leave_call(token)
+        self._end(label, started, result=result)
         return result
 
     async def arun(self, label: str, fn: Callable[..., Any], args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
         """Run one ``async def`` call between its two events."""
-        call, started = self._start(label, args, kwargs)
+        started = self._start(label, args, kwargs)
+        token = enter_call(started[0])
         try:
-            with inside_call(call):
-                result = await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except BaseException as exc:
-            self._end(label, call, started, error=exc)
+            leave_call(token)
+            self._end(label, started, error=exc)
             raise
-        self._end(label, call, started, result=result)
+        leave_call(token)
+        self._end(label, started, result=result)
         return result
 
     def __repr__(self) -> str:
