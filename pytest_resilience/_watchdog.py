@@ -6,7 +6,8 @@ time), ``expired(frame)`` is called in the main thread by ``SIGALRM`` with the f
 was running, and what it raises interrupts the block, even one blocked in a socket read or
 a lock (the interpreter retries neither once a signal handler raised). Limits nest: one
 ``ITIMER_REAL`` timer serves them all, armed for the earliest. A limit whose callback's
-exception was swallowed fires again every ``REFIRE`` seconds until its block ends. Off
+exception was swallowed fires again every ``REFIRE`` seconds until its block ends (no
+timer runs while a callback writes its report). Off
 the main thread, or when another ``ITIMER_REAL`` timer is running, a limit does nothing.
 
 ``explain(...)`` writes the report: the faults active at that moment (from the test's
@@ -38,7 +39,7 @@ __all__ = ["REFIRE", "WATCHDOG", "ActiveFault", "HangDetected", "Watchdog", "act
            "explain"]
 
 #: Seconds between two firings of a limit whose first exception was swallowed.
-REFIRE = 0.05
+REFIRE = 1.0
 _CLOCK = SystemClock()
 _HIDDEN = ("/_pytest/", "/pluggy/", "/pytest_resilience/_plugin/",
            "/pytest_resilience/chaos/")
@@ -102,9 +103,11 @@ class Watchdog:
             self._arm()
             return
         limit = min(due, key=lambda entry: entry.deadline)
-        limit.deadline = now + REFIRE
-        self._arm()
-        limit.expired(frame)
+        try:
+            limit.expired(frame)  # no timer runs meanwhile: the report is not interrupted
+        finally:
+            limit.deadline = _CLOCK.monotonic() + REFIRE
+            self._arm()
 
 
 #: The process's watchdog.

@@ -183,3 +183,65 @@ def test_other_operations_are_not_stopped(sla):
         "budget (the rest of the test body did not run).",
     ])
     assert not list(pytester.path.parent.glob("**/*-after"))
+
+
+class Stop(BaseException):
+    pass
+
+
+def test_the_watchdog_serves_nested_limits_and_refires() -> None:
+    import threading
+
+    from pytest_resilience._watchdog import WATCHDOG
+
+    fired: list[str] = []
+
+    def expire(name: str) -> object:
+        def expired(frame: object) -> None:
+            fired.append(name)
+            raise Stop(name)
+        return expired
+
+    with pytest.raises(Stop) as outer, WATCHDOG.limit(5.0, expire("outer")), \
+            WATCHDOG.limit(0.05, expire("inner")):
+        threading.Event().wait(5)
+    assert (fired, outer.value.args) == (["inner"], ("inner",))
+
+    def swallow_once() -> int:
+        swallowed = 0
+        with WATCHDOG.limit(0.05, expire("again")):
+            for _ in range(2):  # the first interrupt is swallowed; the limit fires again
+                try:
+                    threading.Event().wait(5)
+                except Stop:
+                    swallowed += 1
+        return swallowed
+
+    assert swallow_once() == 2
+    assert fired == ["inner", "again", "again"]
+
+
+def test_the_watchdog_does_nothing_off_the_main_thread_or_with_a_foreign_timer() -> None:
+    import signal
+    import threading
+
+    from pytest_resilience._watchdog import WATCHDOG
+
+    enforced: list[bool] = []
+
+    def worker() -> None:
+        with WATCHDOG.limit(0.01, lambda frame: None) as on:
+            enforced.append(on)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    previous = signal.signal(signal.SIGALRM, lambda *a: None)
+    signal.setitimer(signal.ITIMER_REAL, 60)
+    try:
+        with WATCHDOG.limit(0.01, lambda frame: None) as on:
+            enforced.append(on)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert enforced == [False, False]
