@@ -178,17 +178,22 @@ BreakerTransitionAttrs = TypedDict("BreakerTransitionAttrs", {"from": str, "to":
 
 
 class BreakerCallAttrs(TypedDict):
-    """``breaker.call``."""
+    """``breaker.call``: ``state`` is absent when a breaker is watched from outside
+    (``watch_breaker``), which records when the call was admitted (``started``)."""
 
-    state: str
+    state: NotRequired[str]
     outcome: str
     duration: float
+    started: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class BreakerRejectedAttrs(TypedDict):
-    """``breaker.rejected``."""
+    """``breaker.rejected``: ``retry_after`` is absent when a breaker is watched from
+    outside (``watch_breaker``), which records the exception it raised (``error``)."""
 
-    retry_after: float
+    retry_after: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class RateLimitDecisionAttrs(TypedDict):
@@ -464,6 +469,37 @@ class QueueJobAttrs(TypedDict):
     for_job: NotRequired[str]
 
 
+class SleepCalledAttrs(TypedDict):
+    """``sleep.called``: a sleep observed by ``watch_sleeps``."""
+
+    seconds: float
+    via: str
+    caller: str
+    call: int | None
+
+
+class CallStartAttrs(TypedDict):
+    """``call.start``: a watched function or method was called."""
+
+    function: str
+    args: str
+    call: int
+    parent: int | None
+    correlation_id: NotRequired[str | None]
+
+
+class CallEndAttrs(TypedDict):
+    """``call.end``: a watched call returned or raised."""
+
+    function: str
+    call: int
+    outcome: str
+    result: str | None
+    error: str | None
+    duration: float
+    value: NotRequired[str | None]
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -558,5 +594,12 @@ QUEUE_REDELIVERED = _k("queue.redelivered", QueueJobAttrs, "queue name",
                        "a job came back: `reason` expired/failed")
 QUEUE_DEAD = _k("queue.dead", QueueJobAttrs, "queue name",
                 "a job went to the dead-letter queue after its last attempt")
+SLEEP_CALLED = _k("sleep.called", SleepCalledAttrs, "watch_sleeps name",
+                  "a sleep (`via` time.sleep/asyncio.sleep/clock.sleep/clock.asleep) ran on "
+                  "the test's clock; `call` is the watched call it ran inside")
+CALL_START = _k("call.start", CallStartAttrs, "watched layer (name= or the function)",
+                "a watched call began; `parent` is the watched call it ran inside")
+CALL_END = _k("call.end", CallEndAttrs, "watched layer (name= or the function)",
+              "a watched call ended: `outcome` ok/error, `result`/`error` type names")
 
 _BUILTIN = frozenset(_KINDS)

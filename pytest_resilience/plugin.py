@@ -46,6 +46,7 @@ pytest_plugins = (
     "pytest_resilience._plugin.migrations",
     "pytest_resilience._plugin.process",
     "pytest_resilience._plugin.redis",
+    "pytest_resilience._plugin.hang",
 )
 
 SEED_OPTION = "--resilience-seed"

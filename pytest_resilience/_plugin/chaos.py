@@ -34,7 +34,8 @@ REPLAY_OPTION = "--resilience-replay"
 CHAOS_DB_OPTION = "--resilience-chaos-db"
 SHARD_FIXTURE = "resilience_chaos_shard"
 _SETTINGS = ("failpoints", "families", "max_faults", "horizon", "calls", "max_examples",
-             "checks", "allow", "must_fire", "sometimes", "max_delay", "shards")
+             "checks", "allow", "must_fire", "sometimes", "max_delay", "shards",
+             "deadline")
 _RUN_KEYS = ("max_faults", "horizon", "calls", "max_examples", "must_fire", "sometimes")
 
 
@@ -220,9 +221,13 @@ class _ChaosCall:
         families = _families(settings, pyfuncitem.funcargs)
         names = pyfuncitem._fixtureinfo.argnames
 
-        def body(run: ChaosRun) -> Any:
+        def call_body(run: ChaosRun) -> Any:
             args = {n: run if n == "chaos" else pyfuncitem.funcargs[n] for n in names}
             return pyfuncitem.obj(**args)
+
+        from pytest_resilience._plugin.hang import chaos_deadline  # deadline=
+
+        body = chaos_deadline(pyfuncitem, settings, call_body)
 
         common: dict[str, Any] = {
             "families": families,

@@ -66,8 +66,11 @@ def sla(request: pytest.FixtureRequest, history: History) -> Generator[SLARecord
             pytrace=False,
         )
     clock = request.getfixturevalue("clock") if clock_kind == "virtual" else None
+    from pytest_resilience._plugin.hang import stop_past_max  # max< budgets stop the body
+
     try:
-        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"), history=history)
+        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"), history=history,
+                               abort=stop_past_max if clock is None else None)
     except (TypeError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.sla: {exc}", pytrace=False)
     item = request.node
