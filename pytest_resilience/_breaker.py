@@ -12,14 +12,13 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from pytest_resilience import _events
+from pytest_resilience import _events, _validate
 from pytest_resilience._breaker_window import CountWindow, TimeWindow
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import CircuitOpenError
 from pytest_resilience._events import emit
 
@@ -46,21 +45,21 @@ Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
 def _rate(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if not (isinstance(value, int | float) and 0 < value <= 1):
-        raise ValueError(f"{name}={value!r} is not a rate. Pass a number in (0, 1], or None.")
-    return float(value)
+    return _validate.fraction(value, name, low_open=True, what="a rate",
+                              accepted="a number in (0, 1], or None")
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number of seconds > 0.")
-    return float(value)
+    return _validate.seconds(value, name, positive=True,
+                             accepted="a finite number of seconds > 0")
 
 
-def _count(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= {low}.")
-    return value
+def _count(name: str, value: object, low: int = 1, high: int | None = None) -> int:
+    return _validate.count(value, name, low=low, high=high)
+
+
+#: The largest count window (one byte per call per outcome kind).
+MAX_WINDOW = 1_000_000
 
 
 class CircuitBreaker:
@@ -115,7 +114,7 @@ class CircuitBreaker:
         self.window_kind = window
         self._window: CountWindow | TimeWindow
         if window == "count":
-            size = _count("window_size", window_size)
+            size = _count("window_size", window_size, high=MAX_WINDOW)
             if self.minimum_calls > size:
                 raise ValueError(
                     f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
@@ -128,10 +127,10 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.recovery_timeout = _positive("recovery_timeout", recovery_timeout)
         self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
-        self.expected = expected if isinstance(expected, tuple) else (expected,)
-        self.clock: Clock = clock or SystemClock()
+        self.expected = _validate.exception_types(expected, "expected")
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
-        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        self._listeners: tuple[Listener, ...] = _validate.callables(listeners, "listeners")
         self._lock = threading.Lock()
         self._phase: tuple[BreakerState, int] = (CLOSED, 0)
         self._consecutive = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import threading
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 
 __all__ = ["RetryBudget"]
 
@@ -28,19 +29,15 @@ class RetryBudget:
         min_retries: int = 10,
         clock: Clock | None = None,
     ) -> None:
-        if not (isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= 0):
-            raise ValueError(
-                f"ratio={ratio!r} is not a valid retry ratio. Pass a number >= 0 "
-                "(0.2 allows 20% extra calls)."
-            )
-        if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
-            raise ValueError(f"window={window!r} is not a valid window. Pass seconds > 0.")
-        if not isinstance(min_retries, int) or min_retries < 0:
-            raise ValueError(f"min_retries={min_retries!r} is not valid. Pass an integer >= 0.")
+        ratio = _validate.number(ratio, "ratio", low=0.0, what="a valid retry ratio",
+                                 accepted="a number >= 0 (0.2 allows 20% extra calls)")
+        window = _validate.seconds(window, "window", positive=True, accepted="seconds > 0")
+        min_retries = _validate.count(min_retries, "min_retries", low=0)
+        clock = _validate.clock(clock)
         self.ratio = float(ratio)
         self.window = float(window)
         self.min_retries = min_retries
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock
         self._width = self.window / _BUCKETS
         self._calls = [0] * _BUCKETS
         self._retries = [0] * _BUCKETS
