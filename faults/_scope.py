@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from faults._plan import Action, Fault, Trigger
 from faults._registry import ActivePlan, PlanLike, activate
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
 
@@ -32,8 +33,9 @@ class FaultScope:
         seed: int = 0,
         history: History | None = None,
     ) -> None:
-        self.clock = clock
-        self.seed = seed
+        self.clock = None if clock is None else _validate.clock(clock)
+        self.seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                    accepted="an integer")
         self.history = history
         self.plans: list[ActivePlan] = []
         self._stack = ExitStack()
