@@ -146,6 +146,8 @@ def oom_at(
     """
     action = Action.raise_(MemoryError(message))
     if isinstance(target, str):
+        _validate.text(target, "target", what="a failpoint name",
+                       accepted="e.g. 'model.load', or an (object, 'attribute') pair")
         with inject(target, action, trigger=trigger, clock=clock, history=history) as plan:
             yield plan
         return

@@ -31,7 +31,7 @@ class LatencyBudget:
     @classmethod
     def parse(cls, text: str) -> LatencyBudget:
         """Parse ``"p95<200ms"``, ``"max<=1s"``, ``"mean<0.05"`` (seconds if no unit)."""
-        match = _BUDGET.match(text)
+        match = _BUDGET.match(text) if isinstance(text, str) else None
         if match is None:
             raise ValueError(
                 f"budget={text!r} is not a latency budget. Write e.g. 'p95<200ms', "

@@ -32,7 +32,7 @@ class Rule:
     @classmethod
     def parse(cls, text: str) -> Rule:
         """Parse ``p99:+10%``; the error names the accepted fields."""
-        match = _RULE.match(text.strip())
+        match = _RULE.match(text.strip()) if isinstance(text, str) else None
         if match is None or match.group("field") not in _FIELDS:
             raise ValueError(
                 f"rule={text!r} is not a comparison rule. Write FIELD:+N% with FIELD one of "
