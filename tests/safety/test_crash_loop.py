@@ -70,7 +70,8 @@ class Zygote:
         return [*messages, message]
 
     def close(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
         self.proc.stdout.close()
