@@ -306,7 +306,8 @@ class ClockFault:
 
 def _target(target: str) -> Target:
     if not isinstance(target, str) or target not in _TARGETS:
-        raise ValueError(f"target={target!r} is not a clock. Pass 'wall', 'monotonic' or "
+        raise ValueError(f"target={_validate.show(target)} is not a clock. Pass 'wall', "
+                         f"'monotonic' or "
                          "'both'.")
     return target  # type: ignore[return-value]
 
@@ -382,7 +383,8 @@ def drift(rate: float, *, target: Target = "wall", clock: VirtualClock | None = 
     virtual = _virtual(clock)
     if virtual is not None and target != "wall":
         raise ValueError(
-            f"target={target!r} cannot drift on a VirtualClock: its monotonic time only "
+            f"target={_validate.show(target)} cannot drift on a VirtualClock: its monotonic "
+            f"time only "
             "moves with advance(). Pass target='wall', or clock=None to drift the "
             "process's monotonic clock."
         )

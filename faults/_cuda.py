@@ -121,7 +121,8 @@ def fake_gpu(
     size = parse_bytes(total, "total")
     taken = parse_bytes(used, "used")
     if size == 0 or taken > size:
-        raise ValueError(f"total={total!r}, used={used!r}: need 0 < used <= total. "
+        raise ValueError(f"total={_validate.show(total)}, used={_validate.show(used)}: need 0 "
+                         f"< used <= total. "
                          "Pass a positive total and a smaller used.")
     fakes = [FakeDevice(i, f"{name} {i}" if devices > 1 else name, size)
              for i in range(devices)]
@@ -248,7 +249,8 @@ def cuda_oom(
     instance of torch's class, with CUDA's wording. Needs torch.
     """
     if (after_bytes is None) == (nth is None):
-        raise ValueError(f"after_bytes={after_bytes!r}, nth={nth!r}: pass exactly one of them.")
+        raise ValueError(f"after_bytes={_validate.show(after_bytes)}, "
+                         f"nth={_validate.show(nth)}: pass exactly one of them.")
     if nth is not None:
         nth = _validate.count(nth, "nth", what="an allocation number")
     limit = None if after_bytes is None else parse_bytes(after_bytes, "after_bytes")

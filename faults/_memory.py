@@ -153,7 +153,8 @@ def oom_at(
         return
     if not (isinstance(target, tuple) and len(target) == 2 and isinstance(target[1], str)):
         raise TypeError(
-            f"target={target!r} is not a failpoint name or (object, 'attribute') pair. "
+            f"target={_validate.show(target)} is not a failpoint name or (object, 'attribute') "
+            f"pair. "
             "Pass e.g. 'model.load' or (torch, 'load')."
         )
     owner, attribute = target

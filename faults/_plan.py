@@ -145,7 +145,8 @@ class Action:
             or (isinstance(exception, type) and issubclass(exception, BaseException))
         ):
             raise TypeError(
-                f"exception={exception!r} is not an exception. Pass an exception instance "
+                f"exception={_validate.show(exception)} is not an exception. Pass an exception "
+                f"instance "
                 "or class, e.g. ConnectionError('reset') or TimeoutError."
             )
         return cls("raise", exception=exception)

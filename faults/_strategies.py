@@ -502,10 +502,11 @@ class NetworkToxics(_ScheduledFamily):
         if isinstance(kinds, str) or not isinstance(kinds, Iterable):
             raise TypeError(f"kinds={_validate.show(kinds)} is not a list of toxic kinds. "
                             f"Pass some of: {', '.join(NETWORK_KINDS)}.")
-        kinds = tuple(kinds)
+        given, kinds = kinds, tuple(kinds)
         unknown = [k for k in kinds if not isinstance(k, str) or k not in NETWORK_KINDS]
         if not kinds or unknown:
-            raise ValueError(f"kinds={kinds!r} names no toxic or unknown ones ({unknown}). "
+            raise ValueError(f"kinds={_validate.show(given)} names no toxic or unknown ones "
+                             f"({_validate.show(unknown)}). "
                              f"Pass some of: {', '.join(NETWORK_KINDS)}.")
         max_ms = _validate.count(max_ms, "max_ms", what="valid")
         self.proxy = proxy

@@ -109,7 +109,8 @@ class CircuitBreaker:
                 "Pass failure_threshold, failure_rate or slow_call_rate."
             )
         if window not in ("count", "time"):
-            raise ValueError(f"window={window!r} is not a window kind. Pass 'count' or 'time'.")
+            raise ValueError(f"window={_validate.show(window)} is not a window kind. Pass "
+                             f"'count' or 'time'.")
         self.minimum_calls = _count("minimum_calls", minimum_calls)
         self.window_kind = window
         self._window: CountWindow | TimeWindow

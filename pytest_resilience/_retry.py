@@ -53,7 +53,8 @@ def _exception_predicate(retry_on: object) -> Callable[[BaseException], bool]:
     if callable(retry_on) and not isinstance(retry_on, tuple):
         return cast(Callable[[BaseException], bool], retry_on)
     raise TypeError(
-        f"retry_on={retry_on!r} is not an exception type, a tuple of them or a predicate. "
+        f"retry_on={_validate.show(retry_on)} is not an exception type, a tuple of them or a "
+        f"predicate. "
         "Pass e.g. retry_on=(ConnectionError, TimeoutError) or retry_on=lambda exc: ..."
     )
 

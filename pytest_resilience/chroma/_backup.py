@@ -222,7 +222,7 @@ class BackupManager:
         if fmt == "auto":
             return "tar.zst" if _zstd_available() else "tar.gz"
         if fmt not in FORMATS:
-            raise ValueError(f"format={fmt!r} is not a backup format. Pass one of "
+            raise ValueError(f"format={_validate.show(fmt)} is not a backup format. Pass one of "
                              f"{', '.join(FORMATS)} or 'auto'.")
         if fmt == "tar.zst" and not _zstd_available():
             raise ValueError("format='tar.zst' needs the zstandard package. Install "

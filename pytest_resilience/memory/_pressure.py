@@ -287,13 +287,15 @@ def _check_thresholds(values: Sequence[float]) -> tuple[float, float, float]:
     items = tuple(values)
     if len(items) != 3:
         raise ValueError(
-            f"thresholds={values!r} must hold three fractions. Pass (warning, critical, "
+            f"thresholds={_validate.show(values)} must hold three fractions. Pass (warning, "
+            f"critical, "
             "emergency), e.g. (0.70, 0.80, 0.95)."
         )
     checked = tuple(check_fraction(v, "thresholds") for v in items)
     if not checked[0] < checked[1] < checked[2]:
         raise ValueError(
-            f"thresholds={values!r} are not increasing. Pass warning < critical < emergency."
+            f"thresholds={_validate.show(values)} are not increasing. Pass warning < critical "
+            f"< emergency."
         )
     return checked[0], checked[1], checked[2]
 

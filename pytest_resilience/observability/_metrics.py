@@ -65,7 +65,8 @@ class PrometheusMetrics:
         buckets = _check_buckets(buckets)
         if not isinstance(namespace, str) or not namespace.isidentifier():
             raise ValueError(
-                f"namespace={namespace!r} is not a metric prefix. Pass e.g. 'resilience'."
+                f"namespace={_validate.show(namespace)} is not a metric prefix. Pass e.g. "
+                f"'resilience'."
             )
         self._prom = prom
         self.registry = registry if registry is not None else prom.CollectorRegistry()

@@ -56,7 +56,8 @@ class Redactor:
             self.pattern = re.compile(pattern) if pattern is not None else None
         except (re.error, TypeError, OverflowError, RecursionError) as exc:
             raise ValueError(
-                f"pattern={pattern!r} is not a regular expression ({exc}). Pass e.g. r'^x_'."
+                f"pattern={_validate.show(pattern)} is not a regular expression ({exc}). Pass "
+                f"e.g. r'^x_'."
             ) from None
         self.replacement = replacement
         words = "|".join(re.escape(k) for k in sorted(self.keys, key=len, reverse=True))
