@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_resilience import _validate
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
@@ -34,7 +35,7 @@ class LatencyBudget:
         match = _BUDGET.match(text) if isinstance(text, str) else None
         if match is None:
             raise ValueError(
-                f"budget={text!r} is not a latency budget. Write e.g. 'p95<200ms', "
+                f"budget={_validate.show(text)} is not a latency budget. Write e.g. 'p95<200ms', "
                 "'max<=1s' or 'mean<0.05' (units s, ms, us; seconds if none)."
             )
         stat, op, number, unit = match.groups()

@@ -446,3 +446,13 @@ def test_parser_refuses_clearly(label: str, data: st.DataObject) -> None:
     except BaseException as exc:  # judged below, never swallowed
         _check_error(exc, names)
 
+
+
+@pytest.mark.parametrize("label", PARSERS)
+def test_every_parser_refuses_every_special_value(label: str) -> None:
+    parse, _valid, names = _valid_documents()[label]
+    for value in _SPECIALS:
+        try:
+            parse(value)
+        except BaseException as exc:  # judged below, never swallowed
+            _check_error(exc, names)
