@@ -8,7 +8,7 @@ This module imports none of them.
 
 from __future__ import annotations
 
-from faults._plan import Action, Fault, FaultPlan, Trigger
+from faults._plan import Action, Fault, FaultPlan, Trigger, allow_plan_modules
 from faults._registry import (
     ActivePlan,
     activate,
@@ -32,6 +32,7 @@ __all__ = [
     "Trigger",
     "activate",
     "afailpoint",
+    "allow_plan_modules",
     "armed_failpoints",
     "disarm_all",
     "failpoint",

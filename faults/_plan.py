@@ -7,14 +7,16 @@ failpoints until the activation is stopped.
 
 from __future__ import annotations
 
-import importlib
 import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Action", "Fault", "FaultPlan", "Trigger"]
+from pytest_resilience import _validate
+
+__all__ = ["Action", "Fault", "FaultPlan", "Trigger", "allow_plan_modules"]
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -22,6 +24,45 @@ TriggerKind = Literal["always", "nth", "first", "rate", "after"]
 ActionKind = Literal["raise", "return", "delay", "call"]
 _TRIGGER_KINDS: tuple[str, ...] = ("always", "nth", "first", "rate", "after")
 _ACTION_KINDS: tuple[str, ...] = ("raise", "return", "delay", "call")
+_PLAN_ACCEPTED = "data written by FaultPlan.to_dict / to_json"
+
+#: Modules (and their submodules) a plan may name although they are not imported yet.
+_allowed_lock = threading.Lock()
+_allowed: dict[str, int] = {}
+
+
+def allow_plan_modules(*names: str) -> Callable[[], None]:
+    """Let loaded plans name ``names`` (and their submodules) even when not yet imported.
+
+    Loading a plan never imports a module on its own: an exception class or function it
+    names must come from a module already imported, from one allowed here, or from one
+    passed to ``from_dict``/``from_json`` as ``allow_modules=``. Returns a function that
+    takes this permission back.
+    """
+    checked = [_validate.text(n, "names", what="a module name",
+                              accepted="module names such as 'myapp.errors'") for n in names]
+    with _allowed_lock:
+        for name in checked:
+            _allowed[name] = _allowed.get(name, 0) + 1
+
+    def undo() -> None:
+        with _allowed_lock:
+            for name in checked:
+                left = _allowed.get(name, 0) - 1
+                if left > 0:
+                    _allowed[name] = left
+                else:
+                    _allowed.pop(name, None)
+
+    return undo
+
+
+def _module_allowed(module: str, extra: Iterable[str]) -> bool:
+    if module in sys.modules:
+        return True
+    with _allowed_lock:
+        allowed = [*_allowed, *extra]
+    return any(module == name or module.startswith(name + ".") for name in allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +90,14 @@ class Trigger:
     @classmethod
     def rate(cls, p: float) -> Trigger:
         """Fire with probability ``p`` per call, drawn from the plan's seeded RNG."""
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p={p!r} is not a probability. Pass a number in [0, 1].")
-        return cls("rate", p)
+        return cls("rate", _validate.fraction(p, "p", what="a probability",
+                                              accepted="a number in [0, 1]"))
 
     @classmethod
     def after(cls, seconds: float) -> Trigger:
         """Fire on every call once ``seconds`` of clock time passed since activation."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds={seconds!r} is not valid. Pass a finite number >= 0.")
-        return cls("after", seconds)
+        return cls("after", _validate.seconds(seconds, "seconds", what="valid",
+                                              accepted="a finite number >= 0"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins for JSON."""
@@ -72,16 +109,19 @@ class Trigger:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trigger:
         """Inverse of ``to_dict``; validates like the class methods."""
-        kind = data.get("kind")
-        if kind == "always":
-            return cls.always()
-        if kind in ("nth", "first"):
-            return cls.nth(data["value"]) if kind == "nth" else cls.first(data["value"])
-        if kind == "rate":
-            return cls.rate(data["value"])
-        if kind == "after":
-            return cls.after(data["value"])
-        raise ValueError(f"trigger kind={kind!r} is unknown. Use one of {_TRIGGER_KINDS}.")
+        with _validate.parsing("data", data, "a trigger", _PLAN_ACCEPTED):
+            kind = _mapping(data, "trigger").get("kind")
+            if kind == "always":
+                return cls.always()
+            if kind == "nth":
+                return cls.nth(data["value"])
+            if kind == "first":
+                return cls.first(data["value"])
+            if kind == "rate":
+                return cls.rate(data["value"])
+            if kind == "after":
+                return cls.after(data["value"])
+            raise _unknown("trigger kind", kind, _TRIGGER_KINDS)
 
     def __str__(self) -> str:
         return self.kind if self.kind == "always" else f"{self.kind}({self.to_dict()['value']})"
@@ -105,7 +145,8 @@ class Action:
             or (isinstance(exception, type) and issubclass(exception, BaseException))
         ):
             raise TypeError(
-                f"exception={exception!r} is not an exception. Pass an exception instance "
+                f"exception={_validate.show(exception)} is not an exception. Pass an exception "
+                f"instance "
                 "or class, e.g. ConnectionError('reset') or TimeoutError."
             )
         return cls("raise", exception=exception)
@@ -118,10 +159,8 @@ class Action:
     @classmethod
     def delay(cls, seconds: float) -> Action:
         """Sleep ``seconds`` on the activation's clock, then carry on."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds={seconds!r} is not valid. Pass a finite number >= 0.")
-        return cls("delay", seconds=seconds)
+        return cls("delay", seconds=_validate.seconds(seconds, "seconds", what="valid",
+                                                      accepted="a finite number >= 0"))
 
     @classmethod
     def call(cls, fn: Callable[[], Any]) -> Action:
@@ -151,24 +190,34 @@ class Action:
         return {"kind": "call", "fn": _qualified(self.fn)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Action:
-        """Inverse of ``to_dict``."""
-        kind = data.get("kind")
-        if kind == "raise":
-            if "exception" not in data:
-                return cls.raise_()
-            exc_cls = _resolve(data["exception"])
-            if not (isinstance(exc_cls, type) and issubclass(exc_cls, BaseException)):
-                raise ValueError(f"exception={data['exception']!r} is not an exception class.")
-            args = data.get("args") or []
-            return cls.raise_(exc_cls(*args) if args else exc_cls)
-        if kind == "return":
-            return cls.returns(data.get("value"))
-        if kind == "delay":
-            return cls.delay(data["seconds"])
-        if kind == "call":
-            return cls.call(_resolve(data["fn"]))
-        raise ValueError(f"action kind={kind!r} is unknown. Use one of {_ACTION_KINDS}.")
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> Action:
+        """Inverse of ``to_dict``.
+
+        An exception class or function is looked up by name only in a module already
+        imported or allowed (``allow_modules``, ``allow_plan_modules``): loading a plan
+        never imports code.
+        """
+        with _validate.parsing("data", data, "an action", _PLAN_ACCEPTED):
+            kind = _mapping(data, "action").get("kind")
+            if kind == "raise":
+                if "exception" not in data:
+                    return cls.raise_()
+                exc_cls = _resolve(data["exception"], "exception", allow_modules)
+                if not (isinstance(exc_cls, type) and issubclass(exc_cls, BaseException)):
+                    raise _bad("exception", data["exception"], "an exception class",
+                               "'module:ExceptionClass'")
+                args = data.get("args") or []
+                if not isinstance(args, list):
+                    raise _bad("args", args, "a list of arguments", "a JSON list")
+                return cls.raise_(exc_cls(*args) if args else exc_cls)
+            if kind == "return":
+                return cls.returns(data.get("value"))
+            if kind == "delay":
+                return cls.delay(data["seconds"])
+            if kind == "call":
+                return cls.call(_resolve(data["fn"], "fn", allow_modules))
+            raise _unknown("action kind", kind, _ACTION_KINDS)
 
     def __str__(self) -> str:
         if self.kind == "raise":
@@ -189,11 +238,16 @@ class Fault:
     trigger: Trigger = field(default_factory=Trigger.always)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.failpoint, str) or not self.failpoint:
-            raise ValueError(
-                f"failpoint={self.failpoint!r} is not a failpoint name. Pass a non-empty "
-                "string such as 'db.write'."
-            )
+        _validate.text(self.failpoint, "failpoint", what="a failpoint name",
+                       accepted="a non-empty string such as 'db.write'")
+        if not isinstance(self.action, Action):
+            raise _bad("action", self.action, "an Action",
+                       "Action.raise_(...), Action.returns(...), Action.delay(...) or "
+                       "Action.call(...)", TypeError)
+        if not isinstance(self.trigger, Trigger):
+            raise _bad("trigger", self.trigger, "a Trigger",
+                       "Trigger.always(), nth(n), first(n), rate(p) or after(seconds)",
+                       TypeError)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins for JSON."""
@@ -204,13 +258,15 @@ class Fault:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
-        """Inverse of ``to_dict``."""
-        return cls(
-            failpoint=data["failpoint"],
-            action=Action.from_dict(data["action"]),
-            trigger=Trigger.from_dict(data.get("trigger", {"kind": "always"})),
-        )
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> Fault:
+        """Inverse of ``to_dict`` (``allow_modules`` as for ``Action.from_dict``)."""
+        with _validate.parsing("data", data, "a fault", _PLAN_ACCEPTED):
+            return cls(
+                failpoint=_mapping(data, "fault")["failpoint"],
+                action=Action.from_dict(data["action"], allow_modules=allow_modules),
+                trigger=Trigger.from_dict(data.get("trigger", {"kind": "always"})),
+            )
 
     def __str__(self) -> str:
         return f"{self.failpoint}: {self.action} when {self.trigger}"
@@ -224,11 +280,15 @@ class FaultPlan:
     seed: int = 0
 
     def __init__(self, faults: Sequence[Fault] = (), seed: int = 0) -> None:
-        for fault in faults:
+        if isinstance(faults, str | bytes | Mapping) or not isinstance(faults, Iterable):
+            raise _bad("faults", faults, "a list of faults", "a list of Fault(...)", TypeError)
+        items = tuple(faults)
+        for fault in items:
             if not isinstance(fault, Fault):
-                raise TypeError(f"{fault!r} is not a Fault. Build faults with Fault(...).")
-        object.__setattr__(self, "faults", tuple(faults))
-        object.__setattr__(self, "seed", int(seed))
+                raise _bad("faults", fault, "a Fault", "a list of Fault(...)", TypeError)
+        checked = _validate.seed(seed, "seed")
+        object.__setattr__(self, "faults", items)
+        object.__setattr__(self, "seed", 0 if checked is None else checked)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins, with a schema version."""
@@ -243,20 +303,28 @@ class FaultPlan:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
-        """Inverse of ``to_dict``."""
-        version = data.get("version", PLAN_SCHEMA_VERSION)
-        if version != PLAN_SCHEMA_VERSION:
-            raise ValueError(
-                f"plan version={version!r} is not supported. This release reads version "
-                f"{PLAN_SCHEMA_VERSION}."
-            )
-        return cls([Fault.from_dict(f) for f in data.get("faults", [])], seed=data.get("seed", 0))
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> FaultPlan:
+        """Inverse of ``to_dict``.
+
+        Names of exception classes and functions resolve only in modules already
+        imported, allowed by ``allow_plan_modules`` or listed in ``allow_modules``.
+        """
+        with _validate.parsing("data", data, "a fault plan", _PLAN_ACCEPTED):
+            version = _mapping(data, "plan").get("version", PLAN_SCHEMA_VERSION)
+            if version != PLAN_SCHEMA_VERSION:
+                raise _bad("version", version, "a supported plan version",
+                           f"version {PLAN_SCHEMA_VERSION} (what this release reads)")
+            faults = data.get("faults", [])
+            if not isinstance(faults, list):
+                raise _bad("faults", faults, "a list of faults", "a JSON list", TypeError)
+            return cls([Fault.from_dict(f, allow_modules=allow_modules) for f in faults],
+                       seed=data.get("seed", 0))
 
     @classmethod
-    def from_json(cls, text: str) -> FaultPlan:
-        """Inverse of ``to_json``."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, allow_modules: Iterable[str] = ()) -> FaultPlan:
+        """Inverse of ``to_json`` (``allow_modules`` as for ``from_dict``)."""
+        return cls.from_dict(load_json(text, "a fault plan"), allow_modules=allow_modules)
 
     def __len__(self) -> int:
         return len(self.faults)
@@ -267,9 +335,35 @@ class FaultPlan:
 
 
 def _positive_int(n: int, name: str) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"{name}={n!r} is not valid. Pass an integer >= 1.")
-    return int(n)
+    return _validate.count(n, name, what="valid")
+
+
+def _bad(name: str, value: object, what: str, accepted: str,
+         kind: type[Exception] = ValueError) -> Exception:
+    exc = kind(f"{name}={_validate.show(value)} is not {what}. Pass {accepted}.")
+    exc.argument = name  # type: ignore[attr-defined]
+    return exc
+
+
+def _unknown(what: str, value: object, choices: tuple[str, ...]) -> Exception:
+    return _bad("kind", value, f"a known {what}", "one of " + ", ".join(choices))
+
+
+def _mapping(data: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _bad("data", data, f"a {what} mapping", _PLAN_ACCEPTED, TypeError)
+    return data
+
+
+def load_json(text: object, what: str) -> Any:
+    """``json.loads(text)`` with a ``ValueError`` naming ``text`` when it is not JSON."""
+    if not isinstance(text, str | bytes | bytearray):
+        raise _bad("text", text, f"{what} in JSON", "the text written by to_json", TypeError)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _bad("text", text, f"{what} in JSON ({exc})",
+                   "the text written by to_json") from None
 
 
 def _qualified(obj: Any) -> str:
@@ -283,13 +377,33 @@ def _qualified(obj: Any) -> str:
     return f"{module}:{qualname}"
 
 
-def _resolve(path: str) -> Any:
+def _resolve(path: object, name: str, allow_modules: Iterable[str]) -> Any:
+    """The object ``module:qualname`` names, from an imported (or allowed) module only."""
+    if not isinstance(path, str):
+        raise _bad(name, path, "an importable name", "'module:qualname'", TypeError)
     module_name, _, qualname = path.partition(":")
     if not qualname:
         module_name, _, qualname = path.rpartition(".")
+    if not module_name or not qualname:
+        raise _bad(name, path, "an importable name", "'module:qualname'")
+    if not _module_allowed(module_name, allow_modules):
+        raise _bad(name, path, f"loadable: module {module_name!r} is not imported, and "
+                   "loading a plan never imports code",
+                   f"a plan naming imported modules only, or allow it: "
+                   f"--resilience-allow-module={module_name} (ini resilience_allow_modules), "
+                   f"faults.allow_plan_modules({module_name!r}) or "
+                   f"from_json(..., allow_modules=[{module_name!r}])")
+    import importlib
+
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
-        obj = getattr(obj, part)
+        if part.startswith("__"):
+            raise _bad(name, path, "an importable name", "a public module-level name")
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _bad(name, path, f"an importable name ({module_name!r} has no "
+                       f"{qualname!r})", "'module:qualname' of an existing object") from None
     return obj
 
 

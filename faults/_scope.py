@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from faults._plan import Action, Fault, Trigger
 from faults._registry import ActivePlan, PlanLike, activate
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
 
@@ -41,8 +42,9 @@ class FaultScope:
         history: History | None = None,
     ) -> None:
         # Private: ``scope.clock`` is the faults.clock module, as on the package.
-        self._clock = clock
-        self._seed = seed
+        self._clock = None if clock is None else _validate.clock(clock)
+        self._seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                     accepted="an integer")
         self._history = history
         self._plans: list[ActivePlan] = []
         self._stack = ExitStack()

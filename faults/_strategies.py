@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hypothesis import strategies as st
 
-from faults._plan import PLAN_SCHEMA_VERSION, Action, Fault, FaultPlan, Trigger
+from faults._plan import PLAN_SCHEMA_VERSION, Action, Fault, FaultPlan, Trigger, load_json
+from pytest_resilience import _validate
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History
 
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
+_SCHEDULED_ACCEPTED = "data written by ChaosPlan.to_dict / to_json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,13 @@ class Scheduled:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scheduled:
         """Inverse of ``to_dict``."""
-        return cls(str(data["family"]), str(data["kind"]), float(data["at"]),
-                   dict(data.get("params", {})))
+        with _validate.parsing("data", data, "a scheduled fault", _SCHEDULED_ACCEPTED):
+            params = data.get("params", {})
+            if not isinstance(params, Mapping):
+                raise TypeError(f"params={params!r} is not a mapping")
+            return cls(_validate.text(data["family"], "family"),
+                       _validate.text(data["kind"], "kind"),
+                       _validate.seconds(data["at"], "at"), dict(params))
 
     def __str__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -118,20 +125,29 @@ class ChaosPlan:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChaosPlan:
-        """Inverse of ``to_dict`` (a plain ``FaultPlan`` dict reads too)."""
-        base = FaultPlan.from_dict(data)
-        return cls(
-            base.faults,
-            tuple(Scheduled.from_dict(s) for s in data.get("scheduled", [])),
-            tuple(float(d) for d in data.get("decisions", [])),
-            base.seed,
-        )
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> ChaosPlan:
+        """Inverse of ``to_dict`` (a plain ``FaultPlan`` dict reads too).
+
+        ``allow_modules`` as for ``FaultPlan.from_dict``: names resolve only in modules
+        already imported or allowed.
+        """
+        base = FaultPlan.from_dict(data, allow_modules=allow_modules)
+        with _validate.parsing("data", data, "a chaos plan", _SCHEDULED_ACCEPTED):
+            scheduled, decisions = data.get("scheduled", []), data.get("decisions", [])
+            if not isinstance(scheduled, list) or not isinstance(decisions, list):
+                raise TypeError("scheduled and decisions must be JSON lists")
+            return cls(
+                base.faults,
+                tuple(Scheduled.from_dict(s) for s in scheduled),
+                tuple(_validate.fraction(d, "decisions", high_open=True) for d in decisions),
+                base.seed,
+            )
 
     @classmethod
-    def from_json(cls, text: str) -> ChaosPlan:
-        """Inverse of ``to_json``."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, allow_modules: Iterable[str] = ()) -> ChaosPlan:
+        """Inverse of ``to_json`` (``allow_modules`` as for ``from_dict``)."""
+        return cls.from_dict(load_json(text, "a chaos plan"), allow_modules=allow_modules)
 
     def __len__(self) -> int:
         return len(self.faults) + len(self.scheduled)
@@ -214,19 +230,24 @@ class Failpoints:
 
     def __init__(self, sites: Mapping[str, Sequence[Action]] | Iterable[str], *,
                  max_delay: float = 0.0, swarm: bool = True) -> None:
+        if isinstance(sites, str | bytes) or not isinstance(sites, Iterable):
+            raise TypeError(f"sites={_validate.show(sites)} is not a collection of failpoint "
+                            "names. Pass failpoint names, or a mapping name -> actions.")
         table = dict(sites) if isinstance(sites, Mapping) else {
             name: (Action.raise_(),) for name in sites}
+        for name in table:
+            _validate.text(name, "sites", what="a failpoint name",
+                           accepted="non-empty failpoint names such as 'db.write'")
         if not table:
             raise ValueError("sites={} names no failpoint. Pass failpoint names, or a mapping "
                              "name -> actions.")
         for name, actions in table.items():
-            if not actions or not all(isinstance(a, Action) for a in actions):
+            if not isinstance(actions, Iterable) or not actions or \
+                    not all(isinstance(a, Action) for a in actions):
                 raise TypeError(f"sites[{name!r}]={actions!r} is not a list of Actions. Pass "
                                 "e.g. [Action.raise_(ConnectionError)].")
-        if max_delay < 0:
-            raise ValueError(f"max_delay={max_delay!r} is negative. Pass seconds >= 0.")
+        self.max_delay = _validate.seconds(max_delay, "max_delay", accepted="seconds >= 0")
         self.sites: dict[str, tuple[Action, ...]] = {k: tuple(v) for k, v in table.items()}
-        self.max_delay = float(max_delay)
         self.swarm = swarm
         self._cache: dict[tuple[Any, ...], st.SearchStrategy[Any]] = {}
 
@@ -283,9 +304,8 @@ class ClockSkews(_ScheduledFamily):
 
     def __init__(self, *, max_seconds: float = 3600.0, backwards: bool = True,
                  jumps: bool = True, swarm: bool = True) -> None:
-        if not max_seconds >= 1:
-            raise ValueError(f"max_seconds={max_seconds!r} is too small. Pass seconds >= 1.")
-        self.max_seconds = int(max_seconds)
+        self.max_seconds = int(_validate.number(max_seconds, "max_seconds", low=1.0,
+                                                high=1e12, accepted="seconds from 1 to 1e12"))
         self.backwards = backwards
         self.jumps = jumps
         super().__init__(swarm=swarm)
@@ -320,9 +340,9 @@ class MemoryPressures(_ScheduledFamily):
     name = "memory"
 
     def __init__(self, *, low: int = 50, high: int = 99, swarm: bool = True) -> None:
-        if not 0 <= low <= high <= 100:
-            raise ValueError(f"low={low!r}, high={high!r} are not percentages with low <= "
-                             "high. Pass integers in [0, 100].")
+        low = _validate.count(low, "low", low=0, high=100, what="a percentage")
+        high = _validate.count(high, "high", low=low, high=100, what="a percentage",
+                               accepted=f"an integer from low ({low}) to 100")
         self.low = low
         self.high = high
         super().__init__(swarm=swarm)
@@ -354,11 +374,10 @@ class CudaSpikes(_ScheduledFamily):
 
     def __init__(self, *, devices: int = 1, total: int | str = "80GiB",
                  max_size: int | str | None = None, swarm: bool = True) -> None:
-        from faults._fake_gpu import parse_bytes
+        from faults._fake_gpu import MAX_DEVICES, parse_bytes
 
-        if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-            raise ValueError(f"devices={devices!r} is not a device count. Pass an int >= 1.")
-        self.devices = devices
+        self.devices = _validate.count(devices, "devices", high=MAX_DEVICES,
+                                       what="a device count")
         self.total = parse_bytes(total, "total")
         limit = self.total if max_size is None else parse_bytes(max_size, "max_size")
         if not 2**20 <= limit <= self.total:
@@ -480,12 +499,16 @@ class NetworkToxics(_ScheduledFamily):
     def __init__(self, proxy: FaultProxy | Callable[[], FaultProxy], *,
                  kinds: Sequence[str] = _DEFAULT_NETWORK_KINDS, max_ms: int = 2000,
                  swarm: bool = True) -> None:
-        unknown = [k for k in kinds if k not in NETWORK_KINDS]
+        if isinstance(kinds, str) or not isinstance(kinds, Iterable):
+            raise TypeError(f"kinds={_validate.show(kinds)} is not a list of toxic kinds. "
+                            f"Pass some of: {', '.join(NETWORK_KINDS)}.")
+        given, kinds = kinds, tuple(kinds)
+        unknown = [k for k in kinds if not isinstance(k, str) or k not in NETWORK_KINDS]
         if not kinds or unknown:
-            raise ValueError(f"kinds={kinds!r} names no toxic or unknown ones ({unknown}). "
+            raise ValueError(f"kinds={_validate.show(given)} names no toxic or unknown ones "
+                             f"({_validate.show(unknown)}). "
                              f"Pass some of: {', '.join(NETWORK_KINDS)}.")
-        if isinstance(max_ms, bool) or not isinstance(max_ms, int) or max_ms < 1:
-            raise ValueError(f"max_ms={max_ms!r} is not valid. Pass an integer >= 1.")
+        max_ms = _validate.count(max_ms, "max_ms", what="valid")
         self.proxy = proxy
         self.kinds = tuple(kinds)
         self.max_ms = max_ms
@@ -641,8 +664,9 @@ def family_named(name: str) -> Family:
         return _FAMILIES[name]()
     except KeyError:
         raise ValueError(
-            f"family={name!r} is not registered. Pass a Family object (failpoints({{...}}) "
-            f"needs its site names) or one of {sorted(_FAMILIES)}."
+            f"families=[..., {name!r}] names a family that is not registered. Pass a Family "
+            f"object (failpoints({{...}}) needs its site names) or one of "
+            f"{sorted(_FAMILIES)}."
         ) from None
 
 
@@ -685,11 +709,15 @@ def subprocess_failures(command: Any, *, kinds: Sequence[str] | None = None,
 
 def resolve_families(families: Iterable[Family | str]) -> list[Family]:
     """Family objects for ``families`` (names resolve through the registry)."""
+    if isinstance(families, str | bytes) or not isinstance(families, Iterable):
+        raise TypeError(f"families={_validate.show(families)} is not a list of fault "
+                        "families. Pass e.g. [failpoints({...}), 'clock'].")
     out = [family_named(f) if isinstance(f, str) else f for f in families]
     for family in out:
         if not isinstance(family, Family):
-            raise TypeError(f"{family!r} is not a fault family. Pass failpoints(...), "
-                            "clock_skews(...) or a registered family name.")
+            raise TypeError(f"families=[..., {_validate.show(family)}] holds something that "
+                            "is not a fault family. Pass failpoints(...), clock_skews(...) or "
+                            "a registered family name.")
     return out
 
 
@@ -705,12 +733,10 @@ def fault_plans(
     ``horizon``: virtual seconds in which ``after`` triggers and scheduled faults fall.
     ``calls``: the largest call number an ``nth``/``first`` trigger names.
     """
-    if isinstance(max_faults, bool) or not isinstance(max_faults, int) or max_faults < 0:
-        raise ValueError(f"max_faults={max_faults!r} is not valid. Pass an integer >= 0.")
-    if not horizon > 0:
-        raise ValueError(f"horizon={horizon!r} is not valid. Pass seconds > 0.")
-    if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
-        raise ValueError(f"calls={calls!r} is not valid. Pass an integer >= 1.")
+    max_faults = _validate.count(max_faults, "max_faults", low=0, what="valid")
+    horizon = _validate.seconds(horizon, "horizon", positive=True, what="valid",
+                                accepted="seconds > 0")
+    calls = _validate.count(calls, "calls", what="valid")
     chosen = resolve_families(families)
     lists: dict[tuple[int, ...], tuple[list[Any], st.SearchStrategy[list[Any]]]] = {}
 

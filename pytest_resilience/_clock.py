@@ -52,12 +52,19 @@ class Clock(Protocol):
 
 
 def _check_duration(seconds: float, what: str = "seconds") -> float:
-    value = float(seconds)
-    if math.isnan(value) or value < 0 or math.isinf(value):
-        raise ValueError(
-            f"{what}={seconds!r} is not a valid duration. Pass a finite number >= 0."
-        )
-    return value
+    if type(seconds) is float and 0.0 <= seconds < math.inf:  # the hot path
+        return seconds
+    from pytest_resilience import _validate
+
+    return _validate.seconds(seconds, what, what="a valid duration")
+
+
+def _number(value: float, name: str, *, positive: bool = False, what: str = "a finite number",
+            accepted: str | None = None) -> float:
+    from pytest_resilience import _validate
+
+    return _validate.number(value, name, low=0.0 if positive else None, low_open=positive,
+                            what=what, accepted=accepted)
 
 
 class SystemClock:
@@ -102,12 +109,8 @@ class VirtualClock:
     """
 
     def __init__(self, start: float = 0.0, *, wall_start: float = DEFAULT_WALL_START) -> None:
-        start = float(start)
-        wall_start = float(wall_start)
-        if not math.isfinite(start) or not math.isfinite(wall_start):
-            raise ValueError(
-                f"start={start!r}, wall_start={wall_start!r}: both must be finite numbers."
-            )
+        start = _number(start, "start")
+        wall_start = _number(wall_start, "wall_start")
         self._lock = threading.RLock()
         self._mono = start
         self._wall_anchor = wall_start
@@ -173,9 +176,7 @@ class VirtualClock:
 
     def skew(self, seconds: float) -> None:
         """Jump wall time by ``seconds`` (negative steps it back); monotonic is untouched."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds):
-            raise ValueError(f"seconds={seconds!r} is not finite. Pass a finite offset.")
+        seconds = _number(seconds, "seconds", accepted="a finite offset in seconds")
         with self._lock:
             self._wall_anchor += seconds
 
@@ -185,12 +186,8 @@ class VirtualClock:
         ``rate=1.0`` keeps the clocks in step, ``1.001`` runs wall time 0.1% fast,
         ``0.5`` at half speed.
         """
-        rate = float(rate)
-        if not math.isfinite(rate) or rate <= 0:
-            raise ValueError(
-                f"rate={rate!r} is not a valid drift rate. Pass a finite number > 0 "
-                "(1.0 = no drift); use skew() to step wall time backwards."
-            )
+        rate = _number(rate, "rate", positive=True, what="a valid drift rate", accepted=(
+            "a finite number > 0 (1.0 = no drift); use skew() to step wall time backwards"))
         with self._lock:
             self._wall_anchor = self.time()
             self._mono_anchor = self._mono

@@ -272,6 +272,7 @@ class ChromaRollbackAttrs(TypedDict):
     ids: int
     outcome: str
     unrestored: int
+    skipped: NotRequired[int]
 
 
 class ChromaFilesAttrs(TypedDict):
@@ -282,6 +283,8 @@ class ChromaFilesAttrs(TypedDict):
     outcome: str
     error: NotRequired[str | None]
     records: NotRequired[int | None]
+    signed: NotRequired[bool]
+    encrypted: NotRequired[bool]
 
 
 class FaultAttrs(TypedDict):
@@ -500,6 +503,22 @@ class CallEndAttrs(TypedDict):
     value: NotRequired[str | None]
 
 
+class DeadLetterQuarantinedAttrs(TypedDict):
+    """``deadletter.quarantined``."""
+
+    job_id: str | None
+    reason: str
+
+
+class DeadLetterTornAttrs(TypedDict):
+    """``deadletter.torn``."""
+
+    path: str
+    frames: int
+    bytes: int
+    reason: str
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -601,5 +620,9 @@ CALL_START = _k("call.start", CallStartAttrs, "watched layer (name= or the funct
                 "a watched call began; `parent` is the watched call it ran inside")
 CALL_END = _k("call.end", CallEndAttrs, "watched layer (name= or the function)",
               "a watched call ended: `outcome` ok/error, `result`/`error` type names")
+DEADLETTER_QUARANTINED = _k("deadletter.quarantined", DeadLetterQuarantinedAttrs, "queue name",
+                            "a row that could not be read was moved to quarantine")
+DEADLETTER_TORN = _k("deadletter.torn", DeadLetterTornAttrs, "queue name",
+                     "an unfinished write at the end of the SQLite log, found at open")
 
 _BUILTIN = frozenset(_KINDS)

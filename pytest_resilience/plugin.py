@@ -22,6 +22,7 @@ from pytest_resilience._plugin.state import (
     RECORD_KEY,
     SESSION,
     ResilienceSession,
+    allowed_modules,
     derive_seed,
     get_state,
     item_record,
@@ -50,6 +51,7 @@ pytest_plugins = (
 )
 
 SEED_OPTION = "--resilience-seed"
+ALLOW_MODULE_OPTION = "--resilience-allow-module"
 REPORT_OPTION = "--resilience-report"
 _SEED_CACHE_KEY = "resilience/seed"
 _FAULTS_MARKER_KWARGS = ("seed",)
@@ -99,7 +101,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write report.json (and more, per the report modules) into DIR.",
     )
+    group.addoption(
+        ALLOW_MODULE_OPTION,
+        action="append",
+        default=[],
+        dest="resilience_allow_module",
+        metavar="MODULE",
+        help="a module (and its submodules) that fault plans loaded from files may name "
+        "although it is not imported yet; repeat for more.",
+    )
     parser.addini("resilience_seed", "default for --resilience-seed", default="random")
+    parser.addini("resilience_allow_modules",
+                  "modules fault plan files may name although they are not imported",
+                  type="linelist", default=[])
     parser.addini("resilience_report", "default for --resilience-report", default="")
 
 
@@ -243,13 +257,14 @@ def faults(
     try:
         marker = request.node.get_closest_marker("faults")
         if marker is not None:
-            _apply_faults_marker(scope, marker)
+            _apply_faults_marker(scope, marker, allowed_modules(request.config))
         yield scope
     finally:
         scope.close()
 
 
-def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
+def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark,
+                         allow_modules: list[str]) -> None:
     unknown = sorted(set(marker.kwargs) - set(_FAULTS_MARKER_KWARGS))
     if unknown:
         pytest.fail(
@@ -262,7 +277,8 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
     seed = marker.kwargs.get("seed")
     for arg in marker.args:
         if isinstance(arg, str | Path):
-            plan = FaultPlan.from_json(Path(arg).read_text(encoding="utf-8"))
+            plan = FaultPlan.from_json(Path(arg).read_text(encoding="utf-8"),
+                                       allow_modules=allow_modules)
         elif isinstance(arg, Fault | FaultPlan):
             plan = arg if isinstance(arg, FaultPlan) else FaultPlan([arg])
         elif isinstance(arg, list | tuple) and all(isinstance(f, Fault) for f in arg):

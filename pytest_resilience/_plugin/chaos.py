@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resilience._plugin.calls import test_history
-from pytest_resilience._plugin.state import derive_seed, get_state, request_marked_fixture
+from pytest_resilience._plugin.state import (
+    allowed_modules,
+    derive_seed,
+    get_state,
+    request_marked_fixture,
+)
 
 if TYPE_CHECKING:
     from hypothesis.database import ExampleDatabase
@@ -202,7 +207,7 @@ def _replay_plan(item: pytest.Function) -> ChaosPlan | None:
                                 "the file a failing chaos test printed.") from None
     if data.get("test") not in (None, item.nodeid):
         return None
-    return ChaosPlan.from_dict(data)
+    return ChaosPlan.from_dict(data, allow_modules=allowed_modules(item.config))
 
 
 class _ChaosCall:

@@ -24,6 +24,7 @@ __all__ = [
     "RECORD_KEY",
     "SESSION",
     "ResilienceSession",
+    "allowed_modules",
     "derive_seed",
     "get_state",
     "item_record",
@@ -93,6 +94,12 @@ def take_item_record(item: pytest.Item) -> dict[str, Any] | None:
     if record is not None:
         del item.stash[_ITEM_RECORD]
     return record
+
+
+def allowed_modules(config: pytest.Config) -> list[str]:
+    """Modules a plan loaded from a file may name although they are not imported yet."""
+    return [*config.getini("resilience_allow_modules"),
+            *config.getoption("resilience_allow_module")]
 
 
 def derive_seed(session_seed: int, nodeid: str) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience.sla._budgets import format_seconds
 
 __all__ = ["Regression", "Rule", "compare_reports"]
@@ -32,10 +33,11 @@ class Rule:
     @classmethod
     def parse(cls, text: str) -> Rule:
         """Parse ``p99:+10%``; the error names the accepted fields."""
-        match = _RULE.match(text.strip())
+        match = _RULE.match(text.strip()) if isinstance(text, str) else None
         if match is None or match.group("field") not in _FIELDS:
             raise ValueError(
-                f"rule={text!r} is not a comparison rule. Write FIELD:+N% with FIELD one of "
+                f"rule={_validate.show(text)} is not a comparison rule. Write FIELD:+N% with "
+                "FIELD one of "
                 f"{', '.join(_FIELDS)} (e.g. p99:+10%)."
             )
         return cls(match.group("field"), float(match.group("pct")))

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pytest_resilience import _validate
 from pytest_resilience.sla._histogram import ALPHA, min_samples
 
 __all__ = ["Budget", "BudgetVerdict", "format_seconds"]
@@ -78,7 +79,7 @@ class Budget:
     def parse(cls, text: str) -> Budget:
         """Parse ``text``; a ``ValueError`` names the wrong part and what is accepted."""
         if not isinstance(text, str):
-            raise TypeError(f"budget={text!r} is not a string. {_ACCEPTED}")
+            raise TypeError(f"budget={_validate.show(text)} is not a string. {_ACCEPTED}")
         match = _SHAPE.match(text)
         if match is None:
             raise ValueError(

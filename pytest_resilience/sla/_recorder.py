@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._calltree import requests
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import BudgetExceeded
@@ -132,11 +133,14 @@ class OperationStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperationStats:
         """Inverse of ``to_dict`` (which must include the histogram)."""
-        stats = cls(latency=LatencyHistogram.from_dict(data["histogram"]))
-        stats.errors = int(data["errors"])
-        if data.get("span"):
-            stats.first_start, stats.last_end = (float(x) for x in data["span"])
-        return stats
+        with _validate.parsing("data", data, "operation stats", "data written by to_dict"):
+            stats = cls(latency=LatencyHistogram.from_dict(data["histogram"]))
+            stats.errors = _validate.count(data["errors"], "errors", low=0)
+            if data.get("span"):
+                first, last = data["span"]
+                stats.first_start = _validate.number(first, "span")
+                stats.last_end = _validate.number(last, "span")
+            return stats
 
 
 def summarise(operations: dict[str, OperationStats]) -> OperationStats:

@@ -98,8 +98,9 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
 def test_unknown_family_names_list_the_known_ones() -> None:
     with pytest.raises(ValueError) as info:
         fault_plans(["failpoints"])
-    assert str(info.value).startswith("family='failpoints' is not registered. Pass a Family "
-                                      "object (failpoints({...}) needs its site names)")
+    assert str(info.value).startswith(
+        "families=[..., 'failpoints'] names a family that is not registered. Pass a Family "
+        "object (failpoints({...}) needs its site names)")
 
 
 def test_failpoint_sites_must_carry_actions() -> None:

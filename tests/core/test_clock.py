@@ -66,11 +66,13 @@ def test_bad_drift_and_skew_are_refused() -> None:
     with pytest.raises(ValueError) as info:
         clock.drift(0)
     assert str(info.value) == (
-        "rate=0.0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); "
+        "rate=0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); "
         "use skew() to step wall time backwards."
     )
-    with pytest.raises(ValueError, match="is not finite"):
+    with pytest.raises(ValueError, match="seconds=nan is not a finite number"):
         clock.skew(math.nan)
+    with pytest.raises(TypeError, match="seconds='30' is not a finite number"):
+        clock.skew("30")  # type: ignore[arg-type]
 
 
 def test_zero_sleep_does_not_move_time() -> None:
