@@ -1,8 +1,11 @@
-"""Fault plans: triggers, actions, faults and seeded, JSON-serialisable plans.
+"""Fault plans: triggers, actions, faults, scheduled faults and seeded, JSON plans.
 
 A ``Fault`` says *where* (a failpoint name), *when* (a ``Trigger``) and *what* (an
-``Action``). A ``FaultPlan`` is a list of faults with a seed; activating it arms its
-failpoints until the activation is stopped.
+``Action``). A ``Scheduled`` fault is one of another family (clock, memory, cuda, chroma,
+network, ...) applied when virtual time reaches it. A ``FaultPlan`` holds both, a seed,
+and what a chaos run drew (``decisions`` for ``rate`` triggers, ``draws`` for the body's
+``chaos.rng``), so replaying a plan needs nothing but the plan: no Hypothesis.
+Activating a plan arms its failpoints; only a chaos run applies its scheduled faults.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, final
 
-__all__ = ["Action", "Fault", "FaultPlan", "Trigger"]
+__all__ = ["Action", "Fault", "FaultPlan", "Scheduled", "Trigger"]
 
-PLAN_SCHEMA_VERSION = 1
+#: The plan format written; ``from_dict`` reads every version in ``PLAN_VERSIONS``.
+#: Version 1 (failpoint plans, and chaos plans whose ``decisions`` also fed ``chaos.rng``)
+#: still loads.
+PLAN_SCHEMA_VERSION = 2
+PLAN_VERSIONS = (1, 2)
 
 TriggerKind = Literal["always", "nth", "first", "rate", "after"]
 ActionKind = Literal["raise", "return", "delay", "call"]
@@ -24,6 +31,7 @@ _TRIGGER_KINDS: tuple[str, ...] = ("always", "nth", "first", "rate", "after")
 _ACTION_KINDS: tuple[str, ...] = ("raise", "return", "delay", "call")
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """When an armed failpoint fires. Build with the class methods."""
@@ -87,6 +95,7 @@ class Trigger:
         return self.kind if self.kind == "always" else f"{self.kind}({self.to_dict()['value']})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Action:
     """What an armed failpoint does when it fires. Build with the class methods."""
@@ -180,6 +189,7 @@ class Action:
         return f"call({getattr(self.fn, '__qualname__', self.fn)!s})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Fire ``action`` at failpoint ``failpoint`` whenever ``trigger`` says so."""
@@ -216,27 +226,108 @@ class Fault:
         return f"{self.failpoint}: {self.action} when {self.trigger}"
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A fault of a family other than failpoints (``family`` names it, ``kind`` and
+    ``params`` say what), applied once virtual time reaches ``at``; a ``duration`` param
+    (seconds) undoes it that much later, else the end of the run does."""
+
+    family: str
+    kind: str
+    at: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.family, str) or not self.family:
+            raise ValueError(f"family={self.family!r} is not a family name. Pass e.g. 'clock'.")
+        at = float(self.at)
+        if not math.isfinite(at) or at < 0:
+            raise ValueError(f"at={self.at!r} is not valid. Pass a finite time >= 0.")
+        object.__setattr__(self, "at", at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins for JSON."""
+        return {"family": self.family, "kind": self.kind, "at": self.at,
+                "params": {k: _jsonable(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scheduled:
+        """Inverse of ``to_dict``."""
+        return cls(str(data["family"]), str(data["kind"]), float(data["at"]),
+                   dict(data.get("params", {})))
+
+    def __hash__(self) -> int:
+        return hash((self.family, self.kind, self.at, tuple(sorted(self.params.items()))))
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.family}.{self.kind}({params}) at t={self.at:g}s"
+
+
+Draw = float | int
+
+
+@final
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """An ordered list of faults and the seed their random decisions draw from."""
+    """Faults at failpoints, scheduled faults of other families, a seed, and the random
+    decisions a chaos run drew (recorded so that a replay repeats them exactly).
+
+    ``decisions``: the coins of ``rate`` triggers, in order. ``draws``: what the body's
+    ``chaos.rng`` returned, in order (``None`` in a version-1 chaos plan, whose
+    ``decisions`` fed both). Plans compare equal when all of these are equal.
+    """
 
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+    scheduled: tuple[Scheduled, ...] = ()
+    decisions: tuple[float, ...] = ()
+    draws: tuple[Draw, ...] | None = ()
 
-    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0) -> None:
+    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0, *,
+                 scheduled: Sequence[Scheduled] = (), decisions: Sequence[float] = (),
+                 draws: Sequence[Draw] | None = ()) -> None:
         for fault in faults:
             if not isinstance(fault, Fault):
                 raise TypeError(f"{fault!r} is not a Fault. Build faults with Fault(...).")
+        for entry in scheduled:
+            if not isinstance(entry, Scheduled):
+                raise TypeError(f"{entry!r} is not a Scheduled fault. Build it with "
+                                "Scheduled(family, kind, at, params).")
         object.__setattr__(self, "faults", tuple(faults))
         object.__setattr__(self, "seed", int(seed))
+        object.__setattr__(self, "scheduled", tuple(sorted(scheduled, key=lambda e: e.at)))
+        object.__setattr__(self, "decisions", tuple(float(d) for d in decisions))
+        object.__setattr__(self, "draws", None if draws is None else tuple(draws))
+
+    def failpoint_plan(self) -> FaultPlan:
+        """The failpoint part alone (what ``faults.activate`` arms)."""
+        return FaultPlan(self.faults, seed=self.seed)
+
+    def with_draws(self, decisions: Sequence[float], draws: Sequence[Draw]) -> FaultPlan:
+        """A copy holding a run's recorded ``decisions`` and ``draws``."""
+        return FaultPlan(self.faults, self.seed, scheduled=self.scheduled,
+                         decisions=decisions, draws=draws)
+
+    def families(self) -> list[str]:
+        """The families of the scheduled entries, in first-appearance order."""
+        return list(dict.fromkeys(e.family for e in self.scheduled))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain builtins, with a schema version."""
-        return {
+        """Plain builtins, with a schema version; empty parts are left out."""
+        out: dict[str, Any] = {
             "version": PLAN_SCHEMA_VERSION,
             "seed": self.seed,
             "faults": [f.to_dict() for f in self.faults],
         }
+        if self.scheduled:
+            out["scheduled"] = [s.to_dict() for s in self.scheduled]
+        if self.decisions:
+            out["decisions"] = list(self.decisions)
+        if self.draws is None or self.draws:
+            out["draws"] = None if self.draws is None else list(self.draws)
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """The plan as JSON text."""
@@ -244,14 +335,24 @@ class FaultPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; reads version 1 plans (failpoint and chaos) too."""
         version = data.get("version", PLAN_SCHEMA_VERSION)
-        if version != PLAN_SCHEMA_VERSION:
+        if version not in PLAN_VERSIONS:
             raise ValueError(
-                f"plan version={version!r} is not supported. This release reads version "
-                f"{PLAN_SCHEMA_VERSION}."
+                f"plan version={version!r} is not supported. This release reads versions "
+                f"{', '.join(map(str, PLAN_VERSIONS))}."
             )
-        return cls([Fault.from_dict(f) for f in data.get("faults", [])], seed=data.get("seed", 0))
+        decisions = [float(d) for d in data.get("decisions", [])]
+        # a version-1 chaos plan (no "draws") fed chaos.rng from its decisions
+        legacy = version == 1 and bool(decisions)
+        draws = data.get("draws", None if legacy else [])
+        return cls(
+            [Fault.from_dict(f) for f in data.get("faults", [])],
+            seed=data.get("seed", 0),
+            scheduled=[Scheduled.from_dict(s) for s in data.get("scheduled", [])],
+            decisions=decisions,
+            draws=None if draws is None else [_draw(d) for d in draws],
+        )
 
     @classmethod
     def from_json(cls, text: str) -> FaultPlan:
@@ -259,11 +360,18 @@ class FaultPlan:
         return cls.from_dict(json.loads(text))
 
     def __len__(self) -> int:
-        return len(self.faults)
+        return len(self.faults) + len(self.scheduled)
 
     def __str__(self) -> str:
-        lines = "\n".join(f"  {f}" for f in self.faults)
-        return f"FaultPlan(seed={self.seed}, {len(self.faults)} faults)\n{lines}".rstrip()
+        lines = "\n".join([f"  {f}" for f in self.faults] + [f"  {s}" for s in self.scheduled])
+        return f"FaultPlan(seed={self.seed}, {len(self)} faults)\n{lines}".rstrip()
+
+
+def _draw(value: Any) -> Draw:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"draw={value!r} is not a number. A plan's draws are the ints and "
+                         "floats chaos.rng returned.")
+    return value
 
 
 def _positive_int(n: int, name: str) -> int:

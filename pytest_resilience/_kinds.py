@@ -358,6 +358,9 @@ class ChaosRunAttrs(TypedDict):
     plan: NotRequired[dict[str, Any] | None]
     replay: NotRequired[str | None]
     error: NotRequired[str | None]
+    properties: NotRequired[dict[str, dict[str, Any]]]
+    coverage: NotRequired[dict[str, Any]]
+    search: NotRequired[dict[str, Any] | None]
 
 
 class GpuSimulatedAttrs(TypedDict):
@@ -419,6 +422,16 @@ class MigrationRoundTripAttrs(TypedDict):
     migration: str
     outcome: str
     problems: list[str]
+
+
+class CallStartAttrs(TypedDict):
+    """``call.start``: a watched function or method was called."""
+
+    function: str
+    args: str
+    call: int
+    parent: int | None
+    correlation_id: NotRequired[str | None]
 
 
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
@@ -497,3 +510,5 @@ MIGRATION_CRASH_POINT = _k("migration.crash_point", MigrationCrashPointAttrs,
                            "explorer name", "one crash point explored; `outcome` old/new/broken")
 MIGRATION_ROUND_TRIP = _k("migration.round_trip", MigrationRoundTripAttrs, "explorer name",
                           "up, down, up of one migration compared")
+CALL_START = _k("call.start", CallStartAttrs, "watched layer (name= or the function)",
+                "a watched call began; `parent` is the watched call it ran inside")

@@ -6,12 +6,12 @@ Clock faults need no fixture of their own: enter them in the ``faults`` fixture
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, get_state
+from pytest_resilience._plugin.state import derive_seed, get_state, reset_after_each_plan
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
@@ -27,6 +27,7 @@ class ProxyFactory:
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self.proxies: list[FaultProxy] = []
+        self._retired: list[FaultProxy] = []
 
     def __call__(self, upstream: tuple[str, int], *, name: str = "proxy",
                  seed: int | None = None) -> FaultProxy:
@@ -42,11 +43,26 @@ class ProxyFactory:
         self.proxies.append(proxy.start())
         return proxy
 
+    def plan_reset(self) -> Callable[[], None]:
+        """For a chaos test: after each plan, stop the proxies the plan started and
+        remove every toxic from (and bring up) those started before it."""
+        kept = len(self.proxies)
+
+        def reset() -> None:
+            started, self.proxies[kept:] = self.proxies[kept:], []
+            for proxy in reversed(started):
+                proxy.stop()
+            self._retired.extend(started)
+            for proxy in self.proxies:
+                proxy.reset()
+
+        return reset
+
     def close(self) -> tuple[int, int]:
         """Stop every proxy (last first); returns (connections, toxic decisions applied)."""
         connections = applied = 0
         errors: list[BaseException] = []
-        for proxy in reversed(self.proxies):
+        for proxy in [*reversed(self.proxies), *self._retired]:
             try:
                 proxy.stop()
             except Exception as exc:  # keep stopping the others
@@ -67,6 +83,7 @@ def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int) -> Iterato
     even when the test failed.
     """
     factory = ProxyFactory(resilience_seed)
+    reset_after_each_plan(request.node, factory.plan_reset)
     try:
         yield factory
     finally:

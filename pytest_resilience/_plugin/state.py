@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import pytest
 
 __all__ = [
+    "PLAN_RESETS",
     "RECORD_KEY",
     "STATE",
     "SessionState",
     "derive_seed",
     "get_state",
     "request_marked_fixture",
+    "reset_after_each_plan",
 ]
 
 #: The ``user_properties`` key under which each test's resilience record travels.
@@ -45,6 +48,9 @@ class SessionState:
 
 
 STATE = pytest.StashKey[SessionState]()
+#: Per chaos test, for each fixture the body may change: a function called before the
+#: first plan that returns the reset to call after each plan.
+PLAN_RESETS = pytest.StashKey[list[Callable[[], Callable[[], None]]]]()
 
 
 def get_state(config: pytest.Config) -> SessionState:
@@ -71,3 +77,11 @@ def request_marked_fixture(items: list[pytest.Item], name: str) -> None:
             continue
         if name not in item.fixturenames:
             item.fixturenames.append(name)
+
+
+def reset_after_each_plan(node: pytest.Item, start: Callable[[], Callable[[], None]]) -> None:
+    """In a ``chaos`` test, call ``start()`` before the first plan and the reset it returns
+    after each plan, so a fixture the body may change puts itself back and every plan
+    starts from the same state."""
+    if node.get_closest_marker("chaos") is not None:
+        node.stash.setdefault(PLAN_RESETS, []).append(start)

@@ -9,23 +9,19 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import find, given, settings
 
-from faults.strategies import (
-    ChaosPlan,
-    Scheduled,
-    chroma_corruptions,
-    cuda_spikes,
-    fault_plans,
-    network_toxics,
-)
+from faults import FaultPlan, Scheduled
+from faults.families import chroma_corruptions, cuda_spikes, network_toxics
+from faults.strategies import fault_plans
+from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History, recording
-from pytest_resilience.chaos import ChaosClock, ChaosFailure, ChaosRun, replay, run_chaos
+from pytest_resilience.chaos import ChaosFailure, ChaosRun, replay, run_chaos
+from pytest_resilience.chaos._schedule import FaultSchedule
 
 MIB = 2**20
 GPU = cuda_spikes(total="1GiB", max_size="1GiB", devices=2)
@@ -34,7 +30,7 @@ CUDA_PLANS = fault_plans([GPU], max_faults=3, horizon=4.0)
 
 @settings(max_examples=50, deadline=None)
 @given(CUDA_PLANS)
-def test_cuda_plans_stay_inside_their_bounds(plan: ChaosPlan) -> None:
+def test_cuda_plans_stay_inside_their_bounds(plan: FaultPlan) -> None:
     for entry in plan.scheduled:
         assert (entry.family, entry.kind) == ("cuda", "spike")
         assert entry.params["device"] in (0, 1)
@@ -61,10 +57,9 @@ def test_a_spike_applies_on_time_and_is_undone_after_its_duration() -> None:
 
     spike = Scheduled("cuda", "spike", 1.0, {"device": 0, "bytes": 512 * MIB,
                                              "duration": 0.5})
-    with recording() as history, ExitStack() as stack:
-        clock = ChaosClock([spike], {"cuda": GPU}, history=history, stack=stack)
-        stack.enter_context(GPU.around(clock=clock, history=history))
-        clock.start()
+    clock = VirtualClock()
+    with recording() as history, GPU.around(clock=clock, history=history), \
+            FaultSchedule([spike], {"cuda": GPU}, clock=clock, history=history):
         seen = []
         for _ in range(4):
             seen.append(gpu_fraction())
@@ -89,7 +84,7 @@ def test_a_gpu_budget_failure_shrinks_to_the_smallest_spike_that_breaks_it() -> 
     assert plan.scheduled == (
         Scheduled("cuda", "spike", 4.0, {"device": 0, "bytes": 512 * MIB, "duration": 0.01}),)
     with pytest.raises(ChaosFailure) as again:
-        replay(body, ChaosPlan.from_json(plan.to_json()), families=[GPU])
+        replay(body, FaultPlan.from_json(plan.to_json()), families=[GPU])
     assert again.value.history.to_jsonl() == info.value.history.to_jsonl()
 
 
@@ -237,7 +232,7 @@ def test_network_plans_shrink_to_the_slowest_toxic_that_breaks_the_budget(proxy:
     assert proxy.clock is original_clock
     assert proxy.toxics == {}
     with pytest.raises(ChaosFailure) as again:  # the proxy's connection ids move on
-        replay(body, ChaosPlan.from_json(plan.to_json()), families=[family])
+        replay(body, FaultPlan.from_json(plan.to_json()), families=[family])
     assert str(again.value.error) == str(info.value.error)
     assert str(info.value.error).startswith("a round trip took 0.5s")
 
@@ -258,12 +253,10 @@ def test_each_breaking_toxic_is_applied_and_undone(proxy: Any, kind: str) -> Non
 
 def test_scheduled_entries_without_duration_stay_until_the_run_ends() -> None:
     history = History()
-    with ExitStack() as stack:
-        family = GPU
-        clock = ChaosClock([Scheduled("cuda", "spike", 0.0, {"device": 1, "bytes": MIB})],
-                           {"cuda": family}, history=history, stack=stack)
-        stack.enter_context(family.around(clock=clock, history=history))
-        clock.start()
+    clock = VirtualClock()
+    with GPU.around(clock=clock, history=history), \
+            FaultSchedule([Scheduled("cuda", "spike", 0.0, {"device": 1, "bytes": MIB})],
+                          {"cuda": GPU}, clock=clock, history=history):
         clock.sleep(100.0)
         assert len(history.select("fault.disarmed", "cuda_spike")) == 0
     assert len(history.select("fault.disarmed", "cuda_spike")) == 1
@@ -274,7 +267,8 @@ def test_building_and_drawing_the_families_imports_neither_torch_nor_chromadb(
     code = f"""
 import sys
 from hypothesis import find
-from faults.strategies import chroma_corruptions, cuda_spikes, fault_plans, network_toxics
+from faults.families import chroma_corruptions, cuda_spikes, network_toxics
+from faults.strategies import fault_plans
 families = [cuda_spikes(), chroma_corruptions({str(tmp_path)!r}), network_toxics(lambda: 0)]
 find(fault_plans(families, max_faults=3), lambda p: len({{s.family for s in p.scheduled}}) == 3)
 print(sorted(m for m in ("torch", "chromadb", "pynvml", "faults.cuda") if m in sys.modules))

@@ -165,7 +165,7 @@ def test_replay_by_file_and_by_seed_repeats_the_whole_history(pytester: pytest.P
 def test_a_family_factory_receives_the_fixtures_it_names(pytester: pytest.Pytester) -> None:
     pytester.makepyfile('''
 import pytest
-from faults.strategies import cuda_spikes
+from faults.families import cuda_spikes
 from pytest_resilience.memory._gpu import read_gpu_devices
 
 @pytest.fixture

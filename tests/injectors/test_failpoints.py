@@ -218,7 +218,7 @@ def test_plan_json_round_trip() -> None:
         seed=42,
     )
     data = json.loads(plan.to_json())
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["faults"][0] == {
         "failpoint": "db.write",
         "trigger": {"kind": "nth", "value": 3},
@@ -274,7 +274,7 @@ def test_any_plan_survives_json(plan_faults: list[Fault], seed: int) -> None:
          "trigger kind='sometimes' is unknown. Use one of "
          "('always', 'nth', 'first', 'rate', 'after')."),
         (lambda: FaultPlan.from_dict({"version": 9}),
-         "plan version=9 is not supported. This release reads version 1."),
+         "plan version=9 is not supported. This release reads versions 1, 2."),
         (lambda: Action.returns(object()).to_dict(), None),
     ],
 )
