@@ -259,8 +259,10 @@ def _execute(
         schedule = FaultSchedule(plan.scheduled, {f.name: f for f in families},
                                  clock=clock, history=history)
         stack.enter_context(schedule)  # faults scheduled at t=0 apply before the body
-        active = stack.enter_context(faults.activate(
-            plan.failpoint_plan(), clock=clock, history=history, rng=decisions))
+        active = faults.activate(plan.failpoint_plan(), clock=clock, history=history,
+                                 rng=decisions)
+        if plan.faults:  # an empty plan arms nothing, so it writes no fault.armed
+            stack.enter_context(active)
         run = ChaosRun(plan, clock, history, active, draws)
         try:
             outcome = body(run)

@@ -142,6 +142,9 @@ def test_corruption_touches_only_the_given_store_and_is_undone(
             ] == [("injected", 4.0), ("undone", 5.0)]  # on the run's virtual clock
     assert digest(store) == pristine
     assert neighbour.read_bytes() == neighbour_bytes
+    events = info.value.history.to_jsonl() + str(info.value)
+    assert str(store.parent) not in events  # no temporary path in events or the message
+    assert {e.source for e in info.value.history.select("fault.")} == {"chroma:store"}
 
 
 def test_crash_prone_modes_are_drawn_only_when_named(tmp_path: Path) -> None:
@@ -276,3 +279,96 @@ print(sorted(m for m in ("torch", "chromadb", "pynvml", "faults.cuda") if m in s
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- clock: the process's clocks ------------------------------------------------------------
+class WallTTLCache:
+    """User code with the classic bug: entry age measured on the wall clock."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.entries: dict[str, tuple[int, float]] = {}
+
+    def now(self) -> float:
+        import time
+
+        return time.time()
+
+    def put(self, key: str, value: int) -> None:
+        self.entries[key] = (value, self.now())
+
+    def get(self, key: str) -> int | None:
+        value, at = self.entries.get(key, (None, 0.0))
+        return value if value is not None and self.now() - at <= self.ttl else None
+
+
+class MonotonicTTLCache(WallTTLCache):
+    """The correct twin: entry age measured on the monotonic clock."""
+
+    def now(self) -> float:
+        import time
+
+        return time.monotonic()
+
+
+def ttl_body(cls: type[WallTTLCache]) -> Any:
+    def body(run: ChaosRun) -> None:
+        cache = cls(ttl=60.0)
+        cache.put("model", 1)
+        run.clock.sleep(5.0)  # the plan's clock faults apply inside this sleep
+        assert cache.get("model") == 1, "the entry expired though no time passed"
+
+    return body
+
+
+def test_a_wall_clock_ttl_bug_is_visible_to_process_clock_plans() -> None:
+    import time
+
+    from faults.families import clock_skews
+
+    real_time = time.time()
+    family = clock_skews(max_seconds=600, target="wall")
+    with pytest.raises(ChaosFailure) as info:
+        run_chaos(ttl_body(WallTTLCache), families=[family], horizon=4.0, seed=1,
+                  max_examples=50)
+    # a 60 s jump of wall time: with the real microseconds that passed, just past the TTL
+    assert info.value.plan.scheduled == (
+        Scheduled("clock", "jump", 4.0, {"seconds": 60.0, "target": "wall"}),)
+    assert abs(time.time() - real_time) < 60  # the process's wall clock is back
+    run_chaos(ttl_body(MonotonicTTLCache), families=[family], horizon=4.0, seed=1,
+              max_examples=50, must_fire=["clock"])
+
+
+def test_virtual_only_clock_plans_cannot_see_the_wall_clock_bug() -> None:
+    run_chaos(ttl_body(WallTTLCache), families=["clock"], horizon=4.0, seed=1,
+              max_examples=50, must_fire=["clock"])
+
+
+def test_monotonic_jumps_move_the_process_monotonic_clock_and_are_undone() -> None:
+    import time
+
+    from faults.families import clock_skews
+
+    before = time.monotonic
+
+    def body(run: ChaosRun) -> None:
+        start = time.monotonic()
+        run.clock.sleep(3.0)
+        run.sometimes(time.monotonic() - start >= 1.0, "monotonic jumped")
+
+    run_chaos(body, families=[clock_skews(max_seconds=100, target="monotonic")],
+              horizon=2.0, seed=2, max_examples=8, sometimes=["monotonic jumped"])
+    assert time.monotonic is before
+
+
+def test_clock_targets_are_checked() -> None:
+    from faults.families import clock_skews
+
+    with pytest.raises(ValueError) as info:
+        clock_skews(target="utc")  # type: ignore[arg-type]
+    assert str(info.value) == ("target='utc' is not a clock. Pass 'wall', 'monotonic', "
+                               "'both', or None for the run's virtual clock only.")
+    with pytest.raises(ValueError) as info:
+        clock_skews(target="monotonic", jumps=False)
+    assert str(info.value) == ("target='monotonic' with jumps=False leaves nothing to draw: "
+                               "monotonic time only jumps forward. Pass jumps=True.")
