@@ -339,6 +339,7 @@ class SlaBudgetAttrs(TypedDict):
     observed: float | None
     passed: bool | None
     reason: str
+    windows: NotRequired[list[dict[str, Any]]]
 
 
 class CheckVerdictAttrs(TypedDict):

@@ -325,20 +325,21 @@ def _run(item: pytest.Function, settings: dict[str, Any]) -> str | None:
             state.count("chaos plans", result.plans)
     except ChaosFailure as exc:
         state.count("chaos failures")
-        _record(item, exc.result, failure=exc)
+        _record(item, exc.result, settings["maximize"], failure=exc)
         return str(exc)
     except ChaosVacuous as exc:
         state.count("chaos failures")
-        _record(item, exc.result, error=str(exc).split("\n", 1)[0])
+        _record(item, exc.result, settings["maximize"], error=str(exc).split("\n", 1)[0])
         return str(exc)
-    _record(item, result)
+    _record(item, result, settings["maximize"])
     return None
 
 
-def _record(item: pytest.Function, result: ChaosResult, *, failure: Any = None,
-            error: str | None = None) -> None:
+def _record(item: pytest.Function, result: ChaosResult, maximize: Sequence[Any], *,
+            failure: Any = None, error: str | None = None) -> None:
     """One ``chaos.run`` event (and a verdict per property) in the test's own history."""
     from pytest_resilience import History, emit
+    from pytest_resilience.chaos import BudgetBroken
     from pytest_resilience.kinds import CHAOS_RUN, CHECK_VERDICT
 
     history = item.funcargs.get("history")
@@ -351,11 +352,17 @@ def _record(item: pytest.Function, result: ChaosResult, *, failure: Any = None,
              passed=passed, explanation=f"{name!r} held {true} time(s) and was false "
              f"{false} time(s) over {result.plans} plan(s)")
     replay_line = None
+    search: dict[str, Any] | None = None
+    if maximize:
+        search = {"budgets": [str(getattr(b, "text", b)) for b in maximize], "broken": None,
+                  "observed": None}
     if failure is not None:
         replay_line = failure.replay_command.split("\n", 1)[0]
         error = failure.summary or str(failure.error)
+        if search is not None and isinstance(failure.error, BudgetBroken):
+            search.update(broken=failure.error.budget.text, observed=failure.error.observed)
     emit(CHAOS_RUN, item.nodeid, history=history, plans=result.plans,
          failures=result.failures, fired=dict(result.families),
          plan=failure.plan.to_dict() if failure is not None else None,
          replay=replay_line, error=error, properties=result.properties,
-         coverage=result.coverage)
+         coverage=result.coverage, search=search)

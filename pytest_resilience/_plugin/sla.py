@@ -18,13 +18,15 @@ from pytest_resilience._plugin.state import get_state, request_marked_fixture
 from pytest_resilience.kinds import FAULT_FIRED, SLA_SAMPLE
 
 if TYPE_CHECKING:
+    from pytest_resilience._events import History
     from pytest_resilience.sla._recorder import OperationStats, SLARecorder
 
 _WORKER_KEY = "resilience_sla"
-_MARKER_KWARGS = ("name", "clock")
+_MARKER_KWARGS = ("name", "clock", "recovery")
 _CLOCKS = ("real", "virtual")
 _TIMELINE_LIMIT = 500
 _RECORDER = pytest.StashKey["SLARecorder"]()
+_RECOVERY = pytest.StashKey[tuple["History", float]]()
 _BUDGET_CHECK = "resilience-sla-budget-check"
 SESSION = pytest.StashKey["SLASession"]()
 
@@ -127,10 +129,14 @@ def sla(request: pytest.FixtureRequest) -> Generator[SLARecorder, None, None]:
         )
     clock = request.getfixturevalue("clock") if clock_kind == "virtual" else None
     try:
-        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"))
+        within = _recovery_budget(kwargs)
+        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"),
+                               emit_samples=within is not None)
     except (TypeError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.sla: {exc}", pytrace=False)
     request.node.stash[_RECORDER] = recorder
+    if within is not None:  # judged on the test's history: its samples and fault windows
+        request.node.stash[_RECOVERY] = (request.getfixturevalue("history"), within)
     if not request.config.pluginmanager.has_plugin(_BUDGET_CHECK):
         request.config.pluginmanager.register(_BudgetCheck(), _BUDGET_CHECK)
     yield recorder
@@ -139,6 +145,15 @@ def sla(request: pytest.FixtureRequest) -> Generator[SLARecorder, None, None]:
     unchecked = _take(request.node)
     if unchecked is not None:
         _finish(request.node, unchecked, verify=True)
+
+
+def _recovery_budget(kwargs: dict[str, Any]) -> float | None:
+    """``recovery=``: seconds after the last fault is lifted to be back inside budget."""
+    if kwargs.get("recovery") is None:
+        return None
+    from pytest_resilience._recovery import parse_duration
+
+    return parse_duration(kwargs["recovery"])
 
 
 def _take(item: pytest.Item) -> SLARecorder | None:
@@ -196,8 +211,16 @@ def _finish(item: pytest.Item, recorder: SLARecorder, *, verify: bool) -> None:
     for verdict in summary["budgets"]:
         label = {True: "pass", False: "FAIL", None: "unverified"}[verdict["passed"]]
         item.user_properties.append((f"sla:{verdict['budget']}", f"{label}: {verdict['reason']}"))
+    recovery = item.stash.get(_RECOVERY, None)
+    broken = None
+    if recovery is not None:  # sla.budget events with metric="recovery"
+        from pytest_resilience._recovery import judge_recovery
+
+        broken = judge_recovery(recovery[0], recorder.budgets, recovery[1], source=item.nodeid)
     if verify:
         recorder.verify()
+        if broken is not None:
+            raise broken
 
 
 def _variant(item: pytest.Item) -> str:

@@ -329,19 +329,26 @@ def _observed(run: ChaosRun, budgets: Sequence[Budget]) -> list[tuple[Budget, fl
         samples = [(float(e.attrs["seconds"]), bool(e.attrs["ok"]), e.time) for e in timed
                    if budget.operation is None or e.source == budget.operation]
         figure = exact_figure(budget, samples)
-        verdict = budget.check(figure, samples=len(samples)) if figure is not None else None
-        passed = None if verdict is None else verdict.passed
+        passed = None if figure is None else _holds(budget, figure)
+        reason = ("no samples in this plan" if figure is None else
+                  f"{budget.metric}={budget.format(figure)} "
+                  f"{'within' if passed else 'breaks'} {budget.text} ({len(samples)} "
+                  "samples in this plan, exact)")
         emit(SLA_BUDGET, "chaos", run.clock, history=run.history, budget=budget.text,
              metric=budget.metric, operation=budget.operation, threshold=budget.threshold,
-             observed=figure, passed=passed,
-             reason=verdict.reason if verdict is not None else "no samples in this plan")
+             observed=figure, passed=passed, reason=reason)
         out.append((budget, figure))
     return out
 
 
+def _holds(budget: Budget, figure: float) -> bool:
+    """Whether an exact figure meets ``budget`` (no minimum sample count)."""
+    return budget.check(figure, samples=10**9).passed is True
+
+
 def _broken(observed: Sequence[tuple[Budget, float | None]]) -> Exception | None:
     for budget, figure in observed:
-        if figure is not None and budget.check(figure, samples=10**9).passed is False:
+        if figure is not None and not _holds(budget, figure):
             return BudgetBroken(f"{_phrase(budget)} ({budget.metric}="
                                 f"{budget.format(figure)} in this plan)",
                                 budget=budget, observed=figure)
