@@ -21,6 +21,17 @@ __all__ = ["BodyRandom", "DrawnRandom", "ReplayBodyRandom", "ReplayRandom", "dra
 _TOP = 2**53 - 1
 #: The value a decision shrinks toward and a replay runs out to: no ``rate`` trigger fires.
 NEVER = _TOP / 2**53
+_STRATEGIES: dict[str, Any] = {}
+
+
+def _strategy(name: str) -> Any:
+    """A strategy built once per process (building one costs more than drawing from it)."""
+    if not _STRATEGIES:
+        from hypothesis import strategies as st
+
+        _STRATEGIES["decision"] = st.integers(0, _TOP).map(lambda k: (_TOP - k) / 2**53)
+        _STRATEGIES["float"] = st.integers(0, _TOP).map(lambda k: k / 2**53)
+    return _STRATEGIES[name]
 
 
 class DrawnRandom(random.Random):
@@ -32,10 +43,8 @@ class DrawnRandom(random.Random):
 
     def __init__(self, data: Any) -> None:
         super().__init__(0)
-        from hypothesis import strategies as st
-
         self._data = data
-        self._strategy = st.integers(0, _TOP).map(lambda k: (_TOP - k) / 2**53)
+        self._strategy = _strategy("decision")
         self.decisions: list[float] = []
 
     def random(self) -> float:
@@ -99,18 +108,16 @@ class BodyRandom(random.Random):
 class _DrawnBodyRandom(BodyRandom):
     def __init__(self, data: Any, seed: int) -> None:
         super().__init__(seed)
-        from hypothesis import strategies as st
-
         self._data = data
-        self._floats = st.integers(0, _TOP).map(lambda k: k / 2**53)
-        self._ints = st.integers
 
     def _float(self) -> float:
-        value: float = self._data.draw(self._floats, label="chaos.rng")
+        value: float = self._data.draw(_strategy("float"), label="chaos.rng")
         return value
 
     def _below(self, n: int) -> int:
-        value: int = self._data.draw(self._ints(0, n - 1), label="chaos.rng")
+        from hypothesis import strategies as st
+
+        value: int = self._data.draw(st.integers(0, n - 1), label="chaos.rng")
         return value
 
 

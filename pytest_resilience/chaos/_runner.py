@@ -307,9 +307,9 @@ def _record_properties(run: ChaosRun) -> None:
 def _judge(history: History, checks: Sequence[Check]) -> Exception | None:
     """Run each checker on the plan's history; its verdict is written there too."""
     for check in checks:
-        before = len(history.select(CHECK_VERDICT))
+        before = len(history)
         verdict = check(history)
-        if len(history.select(CHECK_VERDICT)) == before:
+        if not any(e.kind == CHECK_VERDICT for e in history[before:]):
             emit(CHECK_VERDICT, verdict.checker, history=history, checker=verdict.checker,
                  passed=bool(verdict.ok), explanation=verdict.explanation)
         if not verdict.ok:
@@ -411,10 +411,13 @@ def _default_command(plan: FaultPlan) -> str:
 
 
 def _settings(max_examples: int) -> Any:
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     return settings(max_examples=max_examples, deadline=None, database=None,
                     report_multiple_bugs=False, print_blob=False,
+                    # no explain phase: the minimal plan is printed whole, and explaining
+                    # it would run the body again and again
+                    phases=[p for p in Phase if p is not Phase.explain],
                     suppress_health_check=[getattr(HealthCheck, name)
                                            for name in SUPPRESSED_HEALTH_CHECKS])
 
