@@ -267,17 +267,21 @@ def test_scheduled_entries_without_duration_stay_until_the_run_ends() -> None:
 
 def test_building_and_drawing_the_families_imports_neither_torch_nor_chromadb(
         tmp_path: Path) -> None:
+    # seeded and without an example database: an unseeded search for a plan holding all
+    # three families (each on in half the plans) sometimes gave up, failing the test
     code = f"""
-import sys
-from hypothesis import find
+import random, sys
+from hypothesis import find, settings
 from faults.families import chroma_corruptions, cuda_spikes, network_toxics
 from faults.strategies import fault_plans
 families = [cuda_spikes(), chroma_corruptions({str(tmp_path)!r}), network_toxics(lambda: 0)]
-find(fault_plans(families, max_faults=3), lambda p: len({{s.family for s in p.scheduled}}) == 3)
+find(fault_plans(families, max_faults=3), lambda p: len({{s.family for s in p.scheduled}}) == 3,
+     settings=settings(max_examples=5000, database=None), random=random.Random(0))
 print(sorted(m for m in ("torch", "chromadb", "pynvml", "faults.cuda") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=False)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 

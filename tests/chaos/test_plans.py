@@ -198,3 +198,46 @@ def test_a_failure_found_by_the_runner_replays_from_its_json() -> None:
     with pytest.raises(ChaosFailure) as again:
         replay(body, plan)
     assert str(again.value.error) == str(info.value.error)
+
+
+SCHEMA = Path(faults.__file__).with_name("fault-plan.schema.json")
+
+
+def validator() -> object:
+    jsonschema = pytest.importorskip("jsonschema", reason="the schema test needs jsonschema")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_every_plan_shape_validates_against_the_shipped_schema() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from faults.families import clock_skews, cuda_spikes
+    from faults.strategies import fault_plans
+
+    check = validator()
+    sites = failpoints({"db": [Action.raise_(ConnectionError("x")), Action.returns({"a": 1}),
+                               Action.delay(0.5)]}, max_delay=0.5)
+
+    @settings(max_examples=60, deadline=None)
+    @given(fault_plans([sites, clock_skews(target="wall"), cuda_spikes()], max_faults=4),
+           st.lists(st.floats(0, 1, exclude_max=True), max_size=3),
+           st.lists(st.integers(0, 99), max_size=3))
+    def validates(plan: FaultPlan, decisions: list[float], draws: list[int]) -> None:
+        data = plan.with_draws(decisions, draws).to_dict()
+        check.validate({"test": "t.py::test_x", **data})  # type: ignore[attr-defined]
+
+    validates()
+    check.validate(VERSION_1)  # type: ignore[attr-defined]
+    check.validate(FaultPlan.from_dict(VERSION_1).to_dict())  # type: ignore[attr-defined]
+
+
+def test_the_schema_refuses_what_from_dict_refuses() -> None:
+    check = validator()
+    bad = {"version": 2, "faults": [{"failpoint": "db", "action": {"kind": "raise"},
+                                     "trigger": {"kind": "nth", "value": 0}}]}
+    assert not check.is_valid(bad)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        FaultPlan.from_dict(bad)

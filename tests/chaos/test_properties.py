@@ -281,10 +281,10 @@ def test_required_coverage_fails_a_test_that_never_exercised_its_cells(
     pytester.makepyfile(SERVICE + '''
 BACKEND = {"backend": [Action.raise_(ConnectionError)]}
 
-@pytest.mark.chaos(failpoints=BACKEND, families=["clock"], max_examples=30,
+@pytest.mark.chaos(failpoints=BACKEND, families=["clock"], max_examples=30, horizon=0.05,
                    require_coverage=[("search", "failpoint"), ("search", "clock")])
 def test_covered(chaos):
-    search(chaos)
+    search(chaos)  # ten calls over 0.1 s: any clock fault (at t <= 0.05) hits the later ones
 
 @pytest.mark.chaos(failpoints=BACKEND, max_examples=10,
                    require_coverage=[("search", "failpoint"), ("search", "network"),
