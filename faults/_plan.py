@@ -1,24 +1,32 @@
-"""Fault plans: triggers, actions, faults and seeded, JSON-serialisable plans.
+"""Fault plans: triggers, actions, faults, scheduled faults and seeded, JSON plans.
 
 A ``Fault`` says *where* (a failpoint name), *when* (a ``Trigger``) and *what* (an
-``Action``). A ``FaultPlan`` is a list of faults with a seed; activating it arms its
-failpoints until the activation is stopped.
+``Action``). A ``Scheduled`` fault is one of another family (clock, memory, cuda, chroma,
+network, ...) applied when virtual time reaches it. A ``FaultPlan`` holds both, a seed,
+and what a chaos run drew (``decisions`` for ``rate`` triggers, ``draws`` for the body's
+``chaos.rng``), so replaying a plan needs nothing but the plan: no Hypothesis.
+Activating a plan arms its failpoints; only a chaos run applies its scheduled faults.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 from pytest_resilience import _validate
 
-__all__ = ["Action", "Fault", "FaultPlan", "Trigger", "allow_plan_modules"]
+__all__ = ["Action", "Fault", "FaultPlan", "Scheduled", "Trigger", "allow_plan_modules"]
 
-PLAN_SCHEMA_VERSION = 1
+#: The plan format written; ``from_dict`` reads every version in ``PLAN_VERSIONS``.
+#: Version 1 (failpoint plans, and chaos plans whose ``decisions`` also fed ``chaos.rng``)
+#: still loads.
+PLAN_SCHEMA_VERSION = 2
+PLAN_VERSIONS = (1, 2)
 
 TriggerKind = Literal["always", "nth", "first", "rate", "after"]
 ActionKind = Literal["raise", "return", "delay", "call"]
@@ -65,6 +73,7 @@ def _module_allowed(module: str, extra: Iterable[str]) -> bool:
     return any(module == name or module.startswith(name + ".") for name in allowed)
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """When an armed failpoint fires. Build with the class methods."""
@@ -127,6 +136,7 @@ class Trigger:
         return self.kind if self.kind == "always" else f"{self.kind}({self.to_dict()['value']})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Action:
     """What an armed failpoint does when it fires. Build with the class methods."""
@@ -229,6 +239,7 @@ class Action:
         return f"call({getattr(self.fn, '__qualname__', self.fn)!s})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Fire ``action`` at failpoint ``failpoint`` whenever ``trigger`` says so."""
@@ -272,31 +283,117 @@ class Fault:
         return f"{self.failpoint}: {self.action} when {self.trigger}"
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A fault of a family other than failpoints (``family`` names it, ``kind`` and
+    ``params`` say what), applied once virtual time reaches ``at``; a ``duration`` param
+    (seconds) undoes it that much later, else the end of the run does."""
+
+    family: str
+    kind: str
+    at: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "family", _validate.text(self.family, "family",
+                                                          what="a family name"))
+        object.__setattr__(self, "kind", _validate.text(self.kind, "kind",
+                                                        what="a fault kind"))
+        object.__setattr__(self, "at", _validate.seconds(self.at, "at",
+                                                         what="a time in seconds"))
+        if not isinstance(self.params, Mapping):
+            raise _bad("params", self.params, "a mapping of parameters", "a dict", TypeError)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins for JSON."""
+        return {"family": self.family, "kind": self.kind, "at": self.at,
+                "params": {k: _jsonable(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scheduled:
+        """Inverse of ``to_dict``."""
+        with _validate.parsing("data", data, "a scheduled fault", _PLAN_ACCEPTED):
+            entry = _mapping(data, "scheduled fault")
+            params = entry.get("params", {})
+            if not isinstance(params, Mapping):
+                raise _bad("params", params, "a mapping of parameters", "a JSON object",
+                           TypeError)
+            return cls(entry["family"], entry["kind"], entry["at"], dict(params))
+
+    def __hash__(self) -> int:
+        return hash((self.family, self.kind, self.at, tuple(sorted(self.params.items()))))
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.family}.{self.kind}({params}) at t={self.at:g}s"
+
+
+Draw = float | int
+
+
+@final
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """An ordered list of faults and the seed their random decisions draw from."""
+    """Faults at failpoints, scheduled faults of other families, a seed, and the random
+    decisions a chaos run drew (recorded so that a replay repeats them exactly).
+
+    ``decisions``: the coins of ``rate`` triggers, in order. ``draws``: what the body's
+    ``chaos.rng`` returned, in order (``None`` in a version-1 chaos plan, whose
+    ``decisions`` fed both). Plans compare equal when all of these are equal.
+    """
 
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+    scheduled: tuple[Scheduled, ...] = ()
+    decisions: tuple[float, ...] = ()
+    draws: tuple[Draw, ...] | None = ()
 
-    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0) -> None:
-        if isinstance(faults, str | bytes | Mapping) or not isinstance(faults, Iterable):
-            raise _bad("faults", faults, "a list of faults", "a list of Fault(...)", TypeError)
-        items = tuple(faults)
-        for fault in items:
-            if not isinstance(fault, Fault):
-                raise _bad("faults", fault, "a Fault", "a list of Fault(...)", TypeError)
+    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0, *,
+                 scheduled: Sequence[Scheduled] = (), decisions: Sequence[float] = (),
+                 draws: Sequence[Draw] | None = ()) -> None:
+        items = _sequence(faults, "faults", Fault, "a list of Fault(...)")
+        entries = _sequence(scheduled, "scheduled", Scheduled,
+                            "a list of Scheduled(family, kind, at, params)")
+        coins = _sequence(decisions, "decisions", float | int,
+                          "the numbers in [0, 1) a chaos run drew")
         checked = _validate.seed(seed, "seed")
         object.__setattr__(self, "faults", items)
         object.__setattr__(self, "seed", 0 if checked is None else checked)
+        object.__setattr__(self, "scheduled", tuple(sorted(entries, key=lambda e: e.at)))
+        object.__setattr__(self, "decisions", tuple(
+            _validate.fraction(d, "decisions", high_open=True) for d in coins))
+        object.__setattr__(self, "draws", None if draws is None else tuple(
+            _draw(d) for d in _sequence(draws, "draws", float | int,
+                                        "the numbers chaos.rng returned")))
+
+    def failpoint_plan(self) -> FaultPlan:
+        """The failpoint part alone (what ``faults.activate`` arms)."""
+        return FaultPlan(self.faults, seed=self.seed)
+
+    def with_draws(self, decisions: Sequence[float], draws: Sequence[Draw]) -> FaultPlan:
+        """A copy holding a run's recorded ``decisions`` and ``draws``."""
+        return FaultPlan(self.faults, self.seed, scheduled=self.scheduled,
+                         decisions=decisions, draws=draws)
+
+    def families(self) -> list[str]:
+        """The families of the scheduled entries, in first-appearance order."""
+        return list(dict.fromkeys(e.family for e in self.scheduled))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain builtins, with a schema version."""
-        return {
+        """Plain builtins, with a schema version; empty parts are left out."""
+        out: dict[str, Any] = {
             "version": PLAN_SCHEMA_VERSION,
             "seed": self.seed,
             "faults": [f.to_dict() for f in self.faults],
         }
+        if self.scheduled:
+            out["scheduled"] = [s.to_dict() for s in self.scheduled]
+        if self.decisions:
+            out["decisions"] = list(self.decisions)
+        if self.draws is None or self.draws:
+            out["draws"] = None if self.draws is None else list(self.draws)
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """The plan as JSON text."""
@@ -305,21 +402,35 @@ class FaultPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *,
                   allow_modules: Iterable[str] = ()) -> FaultPlan:
-        """Inverse of ``to_dict``.
+        """Inverse of ``to_dict``; reads version 1 plans (failpoint and chaos) too.
 
         Names of exception classes and functions resolve only in modules already
         imported, allowed by ``allow_plan_modules`` or listed in ``allow_modules``.
         """
         with _validate.parsing("data", data, "a fault plan", _PLAN_ACCEPTED):
             version = _mapping(data, "plan").get("version", PLAN_SCHEMA_VERSION)
-            if version != PLAN_SCHEMA_VERSION:
+            if isinstance(version, bool) or version not in PLAN_VERSIONS:
                 raise _bad("version", version, "a supported plan version",
-                           f"version {PLAN_SCHEMA_VERSION} (what this release reads)")
-            faults = data.get("faults", [])
-            if not isinstance(faults, list):
-                raise _bad("faults", faults, "a list of faults", "a JSON list", TypeError)
-            return cls([Fault.from_dict(f, allow_modules=allow_modules) for f in faults],
-                       seed=data.get("seed", 0))
+                           "one of versions " + ", ".join(map(str, PLAN_VERSIONS)) +
+                           " (what this release reads)")
+            lists = {}
+            for key in ("faults", "scheduled", "decisions", "draws"):
+                value = data.get(key, [])
+                if value is not None and not isinstance(value, list):
+                    raise _bad(key, value, f"a list of {key}", "a JSON list", TypeError)
+                lists[key] = value
+            decisions = [_validate.fraction(d, "decisions", high_open=True)
+                         for d in lists["decisions"] or []]
+            # a version-1 chaos plan (no "draws") fed chaos.rng from its decisions
+            legacy = version == 1 and bool(decisions)
+            draws = lists["draws"] if "draws" in data else (None if legacy else [])
+            return cls(
+                [Fault.from_dict(f, allow_modules=allow_modules) for f in lists["faults"] or []],
+                seed=data.get("seed", 0),
+                scheduled=[Scheduled.from_dict(s) for s in lists["scheduled"] or []],
+                decisions=decisions,
+                draws=None if draws is None else [_draw(d) for d in draws],
+            )
 
     @classmethod
     def from_json(cls, text: str, *, allow_modules: Iterable[str] = ()) -> FaultPlan:
@@ -327,11 +438,31 @@ class FaultPlan:
         return cls.from_dict(load_json(text, "a fault plan"), allow_modules=allow_modules)
 
     def __len__(self) -> int:
-        return len(self.faults)
+        return len(self.faults) + len(self.scheduled)
 
     def __str__(self) -> str:
-        lines = "\n".join(f"  {f}" for f in self.faults)
-        return f"FaultPlan(seed={self.seed}, {len(self.faults)} faults)\n{lines}".rstrip()
+        lines = "\n".join([f"  {f}" for f in self.faults] + [f"  {s}" for s in self.scheduled])
+        return f"FaultPlan(seed={self.seed}, {len(self)} faults)\n{lines}".rstrip()
+
+
+def _draw(value: Any) -> Draw:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        kind = TypeError if not isinstance(value, int | float) else ValueError
+        raise _bad("draws", value, "a draw", "the finite ints and floats chaos.rng returned",
+                   kind)
+    return value
+
+
+def _sequence(value: object, name: str, kind: Any, accepted: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``kind`` items, else a ``TypeError`` naming ``name``."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise _bad(name, value, f"a list of {name}", accepted, TypeError)
+    items = tuple(value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, kind):
+            raise _bad(name, item, f"an item of {name}", accepted, TypeError)
+    return items
 
 
 def _positive_int(n: int, name: str) -> int:

@@ -304,6 +304,14 @@ PlanLike = FaultPlan | Fault | Iterable[Fault]
 def _as_plan(target: PlanLike, seed: int | None) -> FaultPlan:
     seed = _validate.seed(seed)
     if isinstance(target, FaultPlan):
+        if target.scheduled:
+            raise ValueError(
+                f"the plan holds {len(target.scheduled)} scheduled fault(s) of famil"
+                f"{'y' if len(target.families()) == 1 else 'ies'} "
+                f"{', '.join(target.families())}, which only a chaos run applies. Replay it "
+                "on its chaos test (pytest TEST --resilience-replay=FILE, or "
+                "pytest_resilience.chaos.replay(body, plan)), or arm plan.failpoint_plan()."
+            )
         return target if seed is None else FaultPlan(target.faults, seed=seed)
     if isinstance(target, Fault):
         return FaultPlan([target], seed=seed or 0)

@@ -14,6 +14,7 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -105,7 +106,8 @@ class VirtualClock:
 
     ``monotonic()`` starts at ``start`` and never decreases. ``time()`` starts at
     ``wall_start`` and follows monotonic time at ``rate`` (see ``drift``), shifted by any
-    ``skew``. Thread-safe; asyncio sleepers wake in deadline order.
+    ``skew``. Thread-safe; asyncio sleepers wake in deadline order. ``set_alarm`` lets
+    one listener act at a deadline (the chaos runner applies scheduled faults with it).
     """
 
     def __init__(self, start: float = 0.0, *, wall_start: float = DEFAULT_WALL_START) -> None:
@@ -119,16 +121,51 @@ class VirtualClock:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._ticking: set[asyncio.AbstractEventLoop] = set()
+        self._alarm_at = math.inf
+        self._alarm: Callable[[], None] | None = None
+        self._ringing = False
 
     # -- reading -------------------------------------------------------------------
     def monotonic(self) -> float:
         """Virtual monotonic seconds."""
+        if self._mono >= self._alarm_at:
+            self._ring()
         return self._mono
 
     def time(self) -> float:
         """Virtual wall seconds since the epoch."""
+        if self._mono >= self._alarm_at:
+            self._ring()
         with self._lock:
             return self._wall_anchor + (self._mono - self._mono_anchor) * self._rate
+
+    # -- the alarm -----------------------------------------------------------------
+    def set_alarm(self, at: float, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` once monotonic time reaches ``at`` (``None`` clears it).
+
+        One alarm per clock; setting another replaces it. A step of ``advance``/``sleep``
+        (or an asyncio autojump) that would cross ``at`` stops there and calls it first,
+        so what it does happens at its own time. Until the callback re-arms (a later
+        ``at``) or clears the alarm, it is called again on every read, on the thread
+        that reads; steps no longer stop for it. Reads inside the callback do not call
+        it again.
+        """
+        at = float(at)
+        if math.isnan(at):
+            raise ValueError(f"at={at!r} is not a time. Pass monotonic seconds.")
+        with self._lock:
+            self._alarm_at = math.inf if callback is None else at
+            self._alarm = callback
+
+    def _ring(self) -> None:
+        callback = self._alarm
+        if callback is None or self._ringing:
+            return  # the callback reading the clock does not call itself again
+        self._ringing = True
+        try:
+            callback()
+        finally:
+            self._ringing = False
 
     @property
     def rate(self) -> float:
@@ -137,12 +174,31 @@ class VirtualClock:
 
     # -- moving time ---------------------------------------------------------------
     def advance(self, seconds: float) -> None:
-        """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due."""
+        """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due.
+
+        With an alarm set, the step stops at the alarm to call it, then goes on to the
+        time it aimed for (no further, if the callback moved the clock meanwhile).
+        """
         seconds = _check_duration(seconds)
         with self._lock:
-            self._mono += seconds
-            due = self._pop_due(self._mono)
+            if self._alarm_at == math.inf:
+                self._mono += seconds
+                due = self._pop_due(self._mono)
+                end = self._mono
+            else:
+                end = self._mono + seconds
+                due = []
         _wake(due)
+        while self._mono < end:
+            with self._lock:
+                alarm = self._alarm_at
+                self._mono = max(self._mono, alarm if self._mono < alarm < end else end)
+                due = self._pop_due(self._mono)
+            _wake(due)
+            if self._mono >= self._alarm_at:
+                self._ring()
+        if self._mono >= self._alarm_at:
+            self._ring()
 
     def sleep(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` and return at once."""
@@ -218,9 +274,12 @@ class VirtualClock:
             if not self._waiters:
                 self._ticking.discard(loop)
                 return
-            self._mono = max(self._mono, self._waiters[0].deadline)
+            deadline, alarm = self._waiters[0].deadline, self._alarm_at
+            self._mono = max(self._mono, alarm if self._mono < alarm < deadline else deadline)
             due = self._pop_due(self._mono)
         _wake(due)
+        if self._mono >= self._alarm_at:
+            self._ring()
         loop.call_soon(self._tick, loop, 0)
 
     def __repr__(self) -> str:

@@ -349,6 +349,7 @@ class SlaBudgetAttrs(TypedDict):
     observed: float | None
     passed: bool | None
     reason: str
+    windows: NotRequired[list[dict[str, Any]]]
 
 
 class CheckVerdictAttrs(TypedDict):
@@ -368,6 +369,9 @@ class ChaosRunAttrs(TypedDict):
     plan: NotRequired[dict[str, Any] | None]
     replay: NotRequired[str | None]
     error: NotRequired[str | None]
+    properties: NotRequired[dict[str, dict[str, Any]]]
+    coverage: NotRequired[dict[str, Any]]
+    search: NotRequired[dict[str, Any] | None]
 
 
 class GpuSimulatedAttrs(TypedDict):

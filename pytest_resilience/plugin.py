@@ -57,12 +57,15 @@ _SEED_CACHE_KEY = "resilience/seed"
 _FAULTS_MARKER_KWARGS = ("seed",)
 
 MARKERS = {
-    "sla": "sla(*budgets, name=None, clock='real'|'virtual'): SLA budgets such as "
-    "'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` fixture).",
+    "sla": "sla(*budgets, name=None, clock='real'|'virtual', recovery=None): SLA budgets "
+    "such as 'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` "
+    "fixture); recovery='5s': back inside them within 5 s after the last fault is lifted.",
     "faults": "faults(*faults_or_plans, seed=None): Fault objects, FaultPlans or paths to "
     "plan JSON files armed for the test (requests the `faults` fixture).",
     "chaos": "chaos(**settings): run the test body once per generated fault plan "
-    "(property-based fault run).",
+    "(property-based fault run); maximize='op: p95<200ms' searches for the cheapest plan "
+    "breaking a budget, require_coverage=[(op, family)] fails a run that never exercised "
+    "them, fresh=[fixture] re-creates fixtures per plan (docs/chaos.md).",
     "migrations": "migrations(path=None, *, seed=True, kill_sample=2, kill_seed=0, "
     "round_trip=True, table=, section=, options=): run the test once per migration of the "
     "directory or alembic.ini at path (relative to the test file; default: ini key "

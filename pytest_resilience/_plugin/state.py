@@ -10,6 +10,7 @@ they carry into ``operations``; every report renders those and nothing else.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pytest_resilience.sla._recorder import OperationStats
 
 __all__ = [
+    "PLAN_RESETS",
     "RECORD_KEY",
     "SESSION",
     "ResilienceSession",
@@ -29,6 +31,7 @@ __all__ = [
     "get_state",
     "item_record",
     "request_marked_fixture",
+    "reset_after_each_plan",
     "test_clock",
 ]
 
@@ -64,6 +67,9 @@ class ResilienceSession:
 
 
 SESSION = pytest.StashKey[ResilienceSession]()
+#: Per chaos test, for each fixture the body may change: a function called before the
+#: first plan that returns the reset to call after each plan.
+PLAN_RESETS = pytest.StashKey[list[Callable[[], Callable[[], None]]]]()
 
 
 def get_state(config: pytest.Config) -> ResilienceSession:
@@ -132,3 +138,11 @@ def request_marked_fixture(items: list[pytest.Item], name: str,
         for fixture in (name, *also):
             if fixture not in item.fixturenames:
                 item.fixturenames.append(fixture)
+
+
+def reset_after_each_plan(node: pytest.Item, start: Callable[[], Callable[[], None]]) -> None:
+    """In a ``chaos`` test, call ``start()`` before the first plan and the reset it returns
+    after each plan, so a fixture the body may change puts itself back and every plan
+    starts from the same state."""
+    if node.get_closest_marker("chaos") is not None:
+        node.stash.setdefault(PLAN_RESETS, []).append(start)

@@ -218,7 +218,7 @@ def test_plan_json_round_trip() -> None:
         seed=42,
     )
     data = json.loads(plan.to_json())
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["faults"][0] == {
         "failpoint": "db.write",
         "trigger": {"kind": "nth", "value": 3},
@@ -273,8 +273,8 @@ def test_any_plan_survives_json(plan_faults: list[Fault], seed: int) -> None:
          "kind='sometimes' is not a known trigger kind. Pass one of always, nth, first, rate, "
          "after."),
         (lambda: FaultPlan.from_dict({"version": 9}),
-         "version=9 is not a supported plan version. Pass version 1 (what this release "
-         "reads)."),
+         "version=9 is not a supported plan version. Pass one of versions 1, 2 (what this "
+         "release reads)."),
         (lambda: Action.returns(object()).to_dict(), None),
     ],
 )
@@ -292,7 +292,8 @@ def test_type_errors_name_the_fix() -> None:
         Action.raise_("boom")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="is not callable"):
         Action.call(3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="is not a Fault"):
+    with pytest.raises(TypeError, match=r"^faults='db\.write' is not an item of faults\. "
+                       r"Pass a list of Fault\(\.\.\.\)\.$"):
         FaultPlan(["db.write"])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"^n=1\.5 is not valid\. Pass an integer >= 1\.$"):
         Trigger.first(1.5)  # type: ignore[arg-type]

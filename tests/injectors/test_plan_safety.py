@@ -17,7 +17,6 @@ import pytest
 
 import faults
 from faults import Action, FaultPlan
-from faults.strategies import ChaosPlan
 
 RESILIENCE = "-p resilience"
 
@@ -49,7 +48,7 @@ def _plan(module: str, *, what: str = "exception") -> str:
 
 
 @pytest.mark.parametrize("what", ["exception", "fn"])
-@pytest.mark.parametrize("load", [FaultPlan.from_json, ChaosPlan.from_json])
+@pytest.mark.parametrize("load", [FaultPlan.from_json])
 def test_a_plan_naming_an_unimported_module_is_refused_without_running_it(
         planted: tuple[str, Path], what: str, load: object) -> None:
     name, marker = planted

@@ -44,6 +44,9 @@ class _Opaque:
     def __repr__(self) -> str:
         raise RuntimeError("no repr")
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("<opaque: repr raises>")  # how Hypothesis prints a failing example
+
 
 def _nested(depth: int) -> Any:
     value: Any = 1
@@ -118,6 +121,7 @@ def _targets(tmp: Path) -> list[Target]:
     import pytest_resilience as pr
     from faults import clock as fclock
     from faults import cuda, memory, network
+    from faults import families as ffam
     from faults import strategies as fst
     from pytest_resilience import chroma, observability, sla
     from pytest_resilience import memory as pmem
@@ -191,10 +195,10 @@ def _targets(tmp: Path) -> list[Target]:
         Target("slow_close", network.slow_close, {"ms": 10.0}),
         Target("FaultProxy", network.FaultProxy, {"upstream": ("127.0.0.1", 9),
                                                   "clock": clock}),
-        Target("clock_skews", fst.clock_skews),
-        Target("memory_pressures", fst.MemoryPressures),
-        Target("cuda_spikes", fst.cuda_spikes),
-        Target("failpoints", fst.failpoints, {"sites": ["a"]}),
+        Target("clock_skews", ffam.clock_skews),
+        Target("memory_pressures", ffam.memory_pressures),
+        Target("cuda_spikes", ffam.cuda_spikes),
+        Target("failpoints", ffam.failpoints, {"sites": ["a"]}),
         Target("fault_plans", fst.fault_plans),
     ]
 
@@ -319,7 +323,7 @@ def test_constructor_refuses_clearly(targets: dict[str, Target], label: str,
 def _valid_documents() -> dict[str, tuple[Callable[[Any], Any], Any, tuple[str, ...]]]:
     """``label: (parse, valid input, names a message may use)``."""
     import faults
-    from faults.strategies import ChaosPlan, Scheduled
+    from faults import Scheduled
     from pytest_resilience import Event, History
     from pytest_resilience.report import Rule
     from pytest_resilience.sla import Budget, LatencyHistogram, OperationStats
@@ -332,14 +336,15 @@ def _valid_documents() -> dict[str, tuple[Callable[[Any], Any], Any, tuple[str, 
         faults.Fault("b", faults.Action.delay(0.5), faults.Trigger.rate(0.5)),
         faults.Fault("c", faults.Action.returns(3), faults.Trigger.after(1.0)),
     ], seed=3)
-    chaos = ChaosPlan(plan.faults, (Scheduled("clock", "skew", 1.0, {"seconds": 2}),),
-                      (0.5,), 3)
+    chaos = faults.FaultPlan(plan.faults, 3,
+                             scheduled=(Scheduled("clock", "skew", 1.0, {"seconds": 2}),),
+                             decisions=(0.5,), draws=(1, 0.25))
     event = Event(0, 1.0, "retry.attempt", "svc", {"attempt": 1})
     names_histogram = ("data", "count", "sum", "min", "max", "index", "counts", "v", "alpha")
     names_event = ("data", "text", "seq", "time", "kind", "source", "attrs")
     names_plan = ("data", "text", "version", "seed", "faults", "failpoint", "trigger",
                   "action", "kind", "value", "seconds", "exception", "args", "fn", "n", "p",
-                  "scheduled", "decisions", "family", "at", "params")
+                  "scheduled", "decisions", "draws", "family", "at", "params")
     return {
         "FaultPlan.from_dict": (faults.FaultPlan.from_dict, plan.to_dict(), names_plan),
         "FaultPlan.from_json": (faults.FaultPlan.from_json, plan.to_json(), names_plan),
@@ -348,8 +353,10 @@ def _valid_documents() -> dict[str, tuple[Callable[[Any], Any], Any, tuple[str, 
                              names_plan),
         "Trigger.from_dict": (faults.Trigger.from_dict, plan.faults[0].trigger.to_dict(),
                               names_plan),
-        "ChaosPlan.from_dict": (ChaosPlan.from_dict, chaos.to_dict(), names_plan),
-        "ChaosPlan.from_json": (ChaosPlan.from_json, chaos.to_json(), names_plan),
+        "FaultPlan.from_dict[chaos]": (faults.FaultPlan.from_dict, chaos.to_dict(),
+                                       names_plan),
+        "FaultPlan.from_json[chaos]": (faults.FaultPlan.from_json, chaos.to_json(),
+                                       names_plan),
         "Scheduled.from_dict": (Scheduled.from_dict, chaos.scheduled[0].to_dict(),
                                 names_plan),
         "LatencyHistogram.from_dict": (LatencyHistogram.from_dict, histogram.to_dict(),
@@ -366,7 +373,8 @@ def _valid_documents() -> dict[str, tuple[Callable[[Any], Any], Any, tuple[str, 
 
 PARSERS = [
     "FaultPlan.from_dict", "FaultPlan.from_json", "Fault.from_dict", "Action.from_dict",
-    "Trigger.from_dict", "ChaosPlan.from_dict", "ChaosPlan.from_json", "Scheduled.from_dict",
+    "Trigger.from_dict", "FaultPlan.from_dict[chaos]", "FaultPlan.from_json[chaos]",
+    "Scheduled.from_dict",
     "LatencyHistogram.from_dict", "OperationStats.from_dict", "Event.from_dict",
     "History.from_jsonl", "Budget.parse", "Rule.parse",
 ]
