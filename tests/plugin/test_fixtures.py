@@ -125,6 +125,27 @@ def test_faults_marker_rejects_unknown_arguments(pytester: pytest.Pytester) -> N
     assert "@pytest.mark.faults got unknown keyword(s) ['sead']. Accepted: ['seed']." in out
 
 
+def test_faults_marker_with_a_failpoint_name_says_what_a_string_means(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.faults("db.read")
+        def test_failpoint_name(faults):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.faults('db.read'): a string must be the path of a fault plan JSON "
+            "file, and 'db.read' cannot be read (No such file or directory). To arm a "
+            "failpoint, pass a Fault: @pytest.mark.faults(Fault('db.read', "
+            "Action.raise_())).") in result.stdout.lines
+    assert "FileNotFoundError" not in result.stdout.str()
+
+
 def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
