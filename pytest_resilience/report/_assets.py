@@ -38,7 +38,8 @@ table{border-collapse:collapse;background:#fff;margin:6px 0;display:block;overfl
 max-width:100%}
 td,th{border:1px solid #dde1e7;padding:4px 9px;text-align:left;vertical-align:top}
 th{background:#eef1f5;font-weight:600} table.compact td,table.compact th{padding:3px 8px}
-th[data-sort]{cursor:pointer;user-select:none} th[aria-sort=ascending]::after{content:" ▲"}
+th[data-sort]{cursor:pointer;user-select:none} #test-table td:first-child{min-width:15em}
+th[aria-sort=ascending]::after{content:" ▲"}
 th[aria-sort=descending]::after{content:" ▼"}
 tr.regression td{background:#fde7e5} tr.zero td,td.zero{color:#9aa1ad}
 .filters{margin:6px 0} .filters input{padding:4px 8px;min-width:260px;max-width:100%}

@@ -36,8 +36,12 @@ class Delta:
 
     def change(self) -> str:
         """``+12.5%`` (or the note when a figure is missing or was zero)."""
-        if self.before is None or self.after is None or self.before == 0:
+        if self.before is None or self.after is None:
             return self.note or "n/a"
+        if self.before == self.after:
+            return "±0"
+        if self.before == 0:
+            return "from 0"
         return f"{(self.after / self.before - 1) * 100:+.1f}%"
 
     def show(self, value: float | None) -> str:

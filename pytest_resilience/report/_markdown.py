@@ -159,7 +159,7 @@ def _operations(report: Mapping[str, Any]) -> list[str]:
         cells = " | ".join(_seconds(op["percentiles"].get(p)) for p in _LADDER)
         budgets = ", ".join(
             f"{_MARK[b.passed]} `{_cell(b.text)}`"
-            for b in budget_lines(report["tests"], op["operation"]))
+            for b in budget_lines(report["tests"], op["operation"], latency_only=False))
         lines.append(
             f"| `{_cell(op['operation'])}` | {op['variant']} | {op['count']} | "
             f"{op['errors']} | {cells} | {_seconds(op['max'])} | {budgets} |"

@@ -51,9 +51,11 @@ def _quantile(metric: str) -> float | None:
     return None
 
 
-def budget_lines(tests: Sequence[Mapping[str, Any]], operation: str) -> list[BudgetLine]:
-    """Latency budgets about ``operation`` (named, or unnamed in a test that measured
-    only it), one line per budget text with its worst verdict."""
+def budget_lines(tests: Sequence[Mapping[str, Any]], operation: str, *,
+                 latency_only: bool = True) -> list[BudgetLine]:
+    """Budgets about ``operation`` (named, or unnamed in a test that measured only it),
+    one per budget text with its worst verdict: the latency ones (those a chart can
+    draw), or every one with ``latency_only=False``."""
     order = {False: 0, None: 1, True: 2}
     lines: dict[str, BudgetLine] = {}
     for test in tests:
@@ -65,7 +67,7 @@ def budget_lines(tests: Sequence[Mapping[str, Any]], operation: str) -> list[Bud
                 continue
             metric = str(b["metric"])
             q = _quantile(metric)
-            if q is None and metric not in _LATENCY_METRICS:
+            if latency_only and q is None and metric not in _LATENCY_METRICS:
                 continue
             line = BudgetLine(str(b["budget"]), float(b["threshold"]), q, b["passed"])
             seen = lines.get(line.text)
@@ -152,6 +154,7 @@ def operations_section(report: Mapping[str, Any]) -> str:
     for name, ops in sorted(by_op.items()):
         hists = {op["variant"]: LatencyHistogram.from_dict(op["histogram"]) for op in ops}
         budgets = budget_lines(report["tests"], name)
+        listed = budget_lines(report["tests"], name, latency_only=False)
         series = {v: pts for v, h in hists.items() if (pts := spectrum(h))}
         buckets = {v: h.buckets() for v, h in hists.items() if h.count}
         charts = []
@@ -165,7 +168,7 @@ def operations_section(report: Mapping[str, Any]) -> str:
                           "</figure>")
         blocks.append(
             f'<section class="operation" id="op-{escape(name)}"><h3><code>{escape(name)}</code>'
-            f"</h3>{_table(ops, budgets)}<div class=\"charts\">{''.join(charts)}</div>"
+            f"</h3>{_table(ops, listed)}<div class=\"charts\">{''.join(charts)}</div>"
             f"{_over_time(report['tests'], name, budgets)}</section>")
     alpha = report["operations"][0].get("alpha", 0.005)
     return ('<section id="operations"><h2>Operations</h2><p class="note">Quantiles within '

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -32,16 +33,26 @@ FLAGS = (
 TIMEOUT = 60.0
 
 
+def _above(fd: int, low: int) -> int:
+    """``fd`` moved to a descriptor number of at least ``low``."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low)
+    os.close(fd)
+    return moved
+
+
 class Browser:
     """One headless Chromium; a context manager that closes it."""
 
     def __init__(self, executable: str, profile: Path) -> None:
         to_chrome_r, self._write = os.pipe()
         self._read, from_chrome_w = os.pipe()
-        # The shell puts the pipe ends on fds 3 and 4, where Chromium expects them.
+        # Above 4, so that the shell's "3<&r 4>&w" cannot overwrite one with the other.
+        to_chrome_r, from_chrome_w = (_above(to_chrome_r, 10), _above(from_chrome_w, 10))
+        # bash (dash takes one-digit descriptors only) puts the pipe ends on fds 3 and 4,
+        # where Chromium expects them.
         script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         self._process = subprocess.Popen(
-            ["/bin/sh", "-c", script, executable, *FLAGS, f"--user-data-dir={profile}",
+            ["bash", "-c", script, executable, *FLAGS, f"--user-data-dir={profile}",
              "about:blank"],
             pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
