@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resilience._plugin.calls import test_history
+from pytest_resilience._plugin.progress import chaos_progress
 from pytest_resilience._plugin.state import derive_seed, get_state, request_marked_fixture
 
 if TYPE_CHECKING:
@@ -246,14 +247,20 @@ class _ChaosCall:
                 run_settings["max_examples"] = math.ceil(
                     int(settings.get("max_examples", 100)) / count)
                 key = key.replace(f"chaos-shard-{index + 1}of{count}", "chaos-shard")
-            result = run_chaos(
-                body,
-                seed=derive_seed(state.seed, pyfuncitem.nodeid),
-                database=chaos_database(pyfuncitem.config),
-                database_key=key,
-                **common,
-                **run_settings,
-            )
+            progress = chaos_progress(pyfuncitem, int(run_settings.get("max_examples", 100)))
+            try:
+                result = run_chaos(
+                    body,
+                    seed=derive_seed(state.seed, pyfuncitem.nodeid),
+                    database=chaos_database(pyfuncitem.config),
+                    database_key=key,
+                    on_plan=progress,
+                    **common,
+                    **run_settings,
+                )
+            finally:
+                if progress is not None:
+                    progress.close()
         except (ChaosFailure, ChaosVacuous) as exc:
             failure = exc
         if failure is not None:

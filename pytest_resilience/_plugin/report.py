@@ -55,6 +55,17 @@ COMPARE_OPTION = "--resilience-compare"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from pytest_resilience._plugin.progress import CHOICES, PROGRESS_OPTION
+
+    parser.getgroup("resilience").addoption(
+        PROGRESS_OPTION,
+        action="store",
+        choices=CHOICES,
+        default="auto",
+        dest="resilience_progress",
+        help="show chaos runs' progress (plans done, failures, plans/s, time left): auto "
+        "(default: on a terminal, not under -q), always or never.",
+    )
     parser.getgroup("resilience").addoption(
         COMPARE_OPTION,
         action="store",

@@ -226,6 +226,7 @@ def run_chaos(
     replay_command: Callable[[ChaosPlan], str] | None = None,
     database: ExampleDatabase | None = None,
     database_key: str = "",
+    on_plan: Callable[[int, int], object] | None = None,
 ) -> ChaosResult:
     """Run ``body(run)`` once per fault plan generated from ``families``.
 
@@ -237,7 +238,8 @@ def run_chaos(
     such as ``"clock"``) must have fired and each name in ``sometimes`` must have been
     reached in some plan, else ``ChaosVacuous`` is raised. With ``database`` (a
     Hypothesis example database) failing plans are saved under ``database_key`` and
-    replayed first by later runs that share it.
+    replayed first by later runs that share it. ``on_plan(plans_run, failures)`` is
+    called after each plan (shrinking included), e.g. to show progress.
     """
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -264,7 +266,11 @@ def run_chaos(
             result.failures += 1
             result.found_at = result.found_at or result.plans
             last.append((plan.with_decisions(rng.decisions), run.history, error))
+            if on_plan is not None:
+                on_plan(result.plans, result.failures)
             raise error
+        if on_plan is not None:
+            on_plan(result.plans, result.failures)
         result.fired.update(_fired(run.history))
         result.reached.update(run.reached_names)
 
