@@ -96,7 +96,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="resilience_report",
         metavar="DIR",
-        help="write report.json (and more, per the report modules) into DIR.",
+        help="write report.json, report.md and report.html into DIR.",
     )
     parser.addini("resilience_seed", "default for --resilience-seed", default="random")
     parser.addini("resilience_report", "default for --resilience-report", default="")
