@@ -146,6 +146,22 @@ def test_faults_marker_with_a_failpoint_name_says_what_a_string_means(
     assert "FileNotFoundError" not in result.stdout.str()
 
 
+def test_fake_gpu_marker_lists_the_keywords_it_takes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fake_gpu(device=2)
+        def test_gpu(fake_gpu):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.fake_gpu got device=2. It takes keywords only: devices, total, used, "
+            "name (e.g. fake_gpu(devices=2, total='24GiB')).") in result.stdout.lines
+
+
 def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

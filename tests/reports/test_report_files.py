@@ -155,3 +155,31 @@ def test_compare_option_puts_the_previous_run_beside_this_one(pytester: pytest.P
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "--resilience-compare=nowhere/report.json: [Errno 2] No such file or directory" in \
         bad.stderr.str()
+
+
+def test_junit_properties_are_clean_key_values(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(SUITE + """
+
+from faults import Action
+
+def test_faulted(faults, history):
+    faults.inject("db.read", Action.returns(1))
+    import faults as fp
+    assert fp.failpoint("db.read") == 1
+""")
+    result = pytester.runpytest("--junitxml=junit.xml", "--resilience-seed=5")
+    result.assert_outcomes(passed=6, failed=1)
+    tree = ET.parse(pytester.path / "junit.xml")
+    properties = {
+        case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for case in tree.iter("testcase")}
+    for props in properties.values():
+        for name, value in props:
+            assert name.startswith(("resilience:", "sla:")), name
+            assert not value.startswith(("{", "[")), (name, value)
+    assert ("resilience:faults:failpoint", "1") in properties["test_faulted"]
+    assert ("resilience:seed", "5") not in properties["test_faulted"]  # a derived seed
+    assert ("sla:max<1ms", "FAIL: max=2ms breaks max<1ms (30 samples)") in \
+        properties["test_broken"]
