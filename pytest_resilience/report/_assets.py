@@ -35,7 +35,7 @@ border-radius:6px;padding:8px 14px;margin:10px 0}
 .failure dt{color:#5b6475} .failure dd{margin:0}
 .replay{background:#eef1f5;padding:1px 5px;border-radius:4px}
 table{border-collapse:collapse;background:#fff;margin:6px 0;display:block;overflow-x:auto;
-max-width:100%}
+width:max-content;max-width:100%}
 td,th{border:1px solid #dde1e7;padding:4px 9px;text-align:left;vertical-align:top}
 th{background:#eef1f5;font-weight:600} table.compact td,table.compact th{padding:3px 8px}
 th[data-sort]{cursor:pointer;user-select:none} #test-table td:first-child{min-width:15em}

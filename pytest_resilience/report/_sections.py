@@ -243,7 +243,7 @@ def coverage_section(report: Mapping[str, Any]) -> str:
         tests.update(set(test.get("faults") or {}) | set(test.get("faults_armed") or {}))
     if not fired and not armed and not any(t.get("coverage") for t in report["tests"]):
         return ""
-    families = list(FAULT_FAMILIES) + sorted(set(fired) | set(armed) - set(FAULT_FAMILIES))
+    families = list(FAULT_FAMILIES) + sorted((set(fired) | set(armed)) - set(FAULT_FAMILIES))
     rows = "".join(
         f'<tr class="{"" if tests[f] else "zero"}"><td>{escape(f)}</td><td>{tests[f]}</td>'
         f"<td>{armed[f]}</td><td>{fired[f]}</td></tr>" for f in families)

@@ -122,13 +122,16 @@ def test_chaos_failures_show_the_minimal_plan_and_coverage_renders_a_matrix() ->
         "error": "chaos: after 40 plan(s), the body raised ValueError"}
     report["tests"][0]["coverage"] = {"db.read": {"raise": 3, "delay": 0}}
     report["tests"][0]["faults_armed"] = {"failpoint": 1}
+    report["tests"][0]["faults"] = {"failpoint": 3, "gremlin": 1}  # a family of the user's
     html = render_html(report)
     chaos = html[html.index('id="chaos"'):html.index('id="coverage"')]
     assert "<td>40</td>" in chaos
     assert "&quot;failpoint&quot;: &quot;db.read&quot;" in chaos
     assert "pytest x --resilience-replay=p" in chaos
     coverage = html[html.index('id="coverage"'):]
-    assert '<tr class=""><td>failpoint</td><td>1</td><td>1</td><td>0</td></tr>' in coverage
+    assert '<tr class=""><td>failpoint</td><td>1</td><td>1</td><td>3</td></tr>' in coverage
+    assert coverage.count("<td>failpoint</td>") == 1  # each family once
+    assert '<tr class=""><td>gremlin</td><td>1</td><td>0</td><td>1</td></tr>' in coverage
     assert '<tr class="zero"><td>network</td><td>0</td>' in coverage
     assert "<th>raise</th><th>delay</th>" in coverage
     assert '<td class="zero">0</td>' in coverage
