@@ -102,7 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="resilience_report",
         metavar="DIR",
-        help="write report.json (and more, per the report modules) into DIR.",
+        help="write report.json, report.md and report.html into DIR.",
     )
     group.addoption(
         ALLOW_MODULE_OPTION,
@@ -280,8 +280,7 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark,
     seed = marker.kwargs.get("seed")
     for arg in marker.args:
         if isinstance(arg, str | Path):
-            plan = FaultPlan.from_json(Path(arg).read_text(encoding="utf-8"),
-                                       allow_modules=allow_modules)
+            plan = FaultPlan.from_json(_plan_file(arg), allow_modules=allow_modules)
         elif isinstance(arg, Fault | FaultPlan):
             plan = arg if isinstance(arg, FaultPlan) else FaultPlan([arg])
         elif isinstance(arg, list | tuple) and all(isinstance(f, Fault) for f in arg):
@@ -293,6 +292,20 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark,
                 pytrace=False,
             )
         scope.activate(plan, seed=seed)
+
+
+def _plan_file(arg: str | Path) -> str:
+    """The text of a fault plan file named in ``@pytest.mark.faults``."""
+    try:
+        return Path(arg).read_text(encoding="utf-8")
+    except OSError as exc:
+        pytest.fail(
+            f"@pytest.mark.faults({str(arg)!r}): a string must be the path of a fault plan "
+            f"JSON file, and {str(arg)!r} cannot be read ({exc.strerror or exc}). To arm a "
+            f"failpoint, pass a Fault: @pytest.mark.faults(Fault({str(arg)!r}, "
+            "Action.raise_())).",
+            pytrace=False,
+        )
 
 
 # -- per-test bookkeeping ----------------------------------------------------------------

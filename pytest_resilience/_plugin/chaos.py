@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_resilience._plugin.progress import chaos_progress
 from pytest_resilience._plugin.state import (
     PLAN_RESETS,
     allowed_modules,
@@ -388,10 +389,15 @@ def _run(item: pytest.Function, settings: dict[str, Any]) -> str | None:
                 run_settings["max_examples"] = math.ceil(
                     int(settings.get("max_examples", 100)) / count)
                 key = key.replace(f"chaos-shard-{index + 1}of{count}", "chaos-shard")
-            result = run_chaos(
-                body, seed=derive_seed(state.seed, item.nodeid),
-                database=chaos_database(item.config), database_key=key,
-                **common, **run_settings)
+            progress = chaos_progress(item, int(run_settings.get("max_examples", 100)))
+            try:
+                result = run_chaos(
+                    body, seed=derive_seed(state.seed, item.nodeid),
+                    database=chaos_database(item.config), database_key=key,
+                    on_plan=progress, **common, **run_settings)
+            finally:
+                if progress is not None:
+                    progress.close()
     except ChaosFailure as exc:
         _record(item, exc.result, settings["maximize"], failure=exc)
         return str(exc)

@@ -443,6 +443,7 @@ def run_chaos(
     replay_command: Callable[[FaultPlan], str] | None = None,
     database: ExampleDatabase | None = None,
     database_key: str = "",
+    on_plan: Callable[[int, int], object] | None = None,
 ) -> ChaosResult:
     """Run ``body(run)`` once per fault plan generated from ``families``.
 
@@ -460,10 +461,10 @@ def run_chaos(
     else ``ChaosVacuous`` is raised. ``around_plan()`` is entered around each plan (the
     plugin re-creates fixtures there). With ``database`` (a Hypothesis example
     database) failing plans are saved under ``database_key`` and replayed first by later
-    runs that share it.
+    runs that share it. ``on_plan(plans_run, failures)`` is called after each plan
+    (shrinking included), e.g. to show progress.
     """
     from hypothesis import errors, given, target
-    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     from faults.strategies import fault_plans
@@ -497,18 +498,13 @@ def run_chaos(
             assert isinstance(decisions, DrawnRandom)
             failed.append((plan.with_draws(decisions.decisions, draws.draws), run.history,
                            error))
+            if on_plan is not None:
+                on_plan(result.plans, result.failures)
             raise error
+        if on_plan is not None:
+            on_plan(result.plans, result.failures)
 
-    explore.hypothesis.inner_test._hypothesis_internal_add_digest = (
-        database_key.encode())  # one corpus entry per test, not one for every chaos test
-    if seed is not None:
-        explore = hypothesis_seed(seed)(explore)
-        if database is not None:  # @seed turns the database off; here it is the point
-            from hypothesis import settings
-
-            explore._hypothesis_internal_use_settings = settings(
-                explore._hypothesis_internal_use_settings,
-                database=database)
+    explore = _seeded(explore, seed, database, database_key)
     try:
         explore()
     except errors.Flaky as exc:
@@ -521,6 +517,23 @@ def run_chaos(
         raise _failure(failed[-1], result, replay_command) from exc
     _check_vacuity(result, must_fire, sometimes, require_coverage)
     return result
+
+
+def _seeded(explore: Any, seed: int | None, database: ExampleDatabase | None,
+            database_key: str) -> Any:
+    """``explore`` keyed (one corpus entry per test, not one for every chaos test) and
+    seeded, with its example database kept (``@seed`` turns it off; here it is the point)."""
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import settings
+
+    explore.hypothesis.inner_test._hypothesis_internal_add_digest = database_key.encode()
+    if seed is None:
+        return explore
+    explore = hypothesis_seed(seed)(explore)
+    if database is not None:
+        explore._hypothesis_internal_use_settings = settings(
+            explore._hypothesis_internal_use_settings, database=database)
+    return explore
 
 
 def _failure(found: tuple[FaultPlan, History, BaseException], result: ChaosResult,

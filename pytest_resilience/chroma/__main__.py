@@ -24,9 +24,10 @@ from pytest_resilience.chroma._backup import FORMATS, BackupManager
 from pytest_resilience.chroma._integrity import seal_store, verify_store
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pytest_resilience.chroma",
-                                     description="Back up, verify and restore Chroma stores.")
+def _parser(prog: str = "python -m pytest_resilience.chroma") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Back up, verify and restore "
+                                     "Chroma stores.", epilog="exit status: 0 success, 1 a "
+                                     "check found problems, 2 bad usage, 3 a backup error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -69,9 +70,13 @@ def _emit(data: Any, as_json: bool, text: str) -> None:
     sys.stdout.write((json.dumps(data, indent=2, sort_keys=True) if as_json else text) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *,
+         prog: str = "python -m pytest_resilience.chroma") -> int:
+    """Run the CLI; returns the exit status (0 for ``--help``, 2 bad usage)."""
+    try:
+        args = _parser(prog).parse_args(argv)
+    except SystemExit as exc:  # argparse exits 0 for --help and 2 for bad usage
+        return int(exc.code or 0)
     try:
         return _run(args)
     except BackupError as exc:

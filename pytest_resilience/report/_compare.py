@@ -17,7 +17,7 @@ from typing import Any
 from pytest_resilience import _validate
 from pytest_resilience.sla._budgets import format_seconds
 
-__all__ = ["Regression", "Rule", "compare_reports"]
+__all__ = ["Regression", "Rule", "common_operations", "compare_reports"]
 
 _FIELDS = ("p50", "p90", "p95", "p99", "p99.9", "mean", "max", "min", "error_rate")
 _RULE = re.compile(r"^(?P<field>[a-z0-9._]+):\+?(?P<pct>[0-9]+(?:\.[0-9]+)?)%$")
@@ -106,3 +106,15 @@ def compare_reports(
             if grew > floor and (before == 0 or grew / before * 100 > rule.percent):
                 regressions.append(Regression(key[0], key[1], rule, before, after))
     return regressions, notes
+
+
+def common_operations(
+    baselines: Sequence[dict[str, Any]], currents: Sequence[dict[str, Any]]
+) -> set[tuple[str, str]]:
+    """``(operation, variant)`` pairs measured on both sides (nothing in common: nothing
+    can be compared)."""
+
+    def keys(runs: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(op["operation"], op["variant"]) for run in runs for op in run["operations"]}
+
+    return keys(baselines) & keys(currents)

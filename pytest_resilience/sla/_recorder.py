@@ -272,7 +272,8 @@ class SLARecorder:
         self.operations: dict[str, OperationStats] = {}
         #: (operation, "baseline" | "faults") -> stats of the samples of that variant.
         self.variants: dict[tuple[str, str], OperationStats] = {}
-        #: [end time, operation, seconds, ok, faults] of every ``stride``-th sample.
+        #: [end time (on the history's clock), operation, seconds, ok, faults] of every
+        #: ``stride``-th sample.
         self.samples: list[list[Any]] = []
         self._stride = 1
         self._seen = 0
@@ -347,10 +348,18 @@ class SLARecorder:
         if variant is None:
             variant = self.variants[key] = OperationStats()
         variant.add(seconds, ok, end)
-        self._keep_sample([end, operation, seconds, ok, faults])
+        self._keep_sample([self._timeline(end), operation, seconds, ok, faults])
         if self.emit_samples:
             emit(SLA_SAMPLE, operation, self.clock, history=self.history, seconds=seconds,
                  ok=ok, faults=faults)
+
+    def _timeline(self, end: float) -> float:
+        """``end`` on the history's time line (its own clock, when it has one), so samples
+        and fault windows share one axis."""
+        history = self.history
+        if history is None or history.clock is None or history.clock is self.clock:
+            return end
+        return history.clock.monotonic()
 
     def _keep_sample(self, row: list[Any]) -> None:
         self._seen += 1

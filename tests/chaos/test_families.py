@@ -267,20 +267,22 @@ def test_scheduled_entries_without_duration_stay_until_the_run_ends() -> None:
 
 def test_building_and_drawing_the_families_imports_neither_torch_nor_chromadb(
         tmp_path: Path) -> None:
-    # seeded and without an example database: an unseeded search for a plan holding all
-    # three families (each on in half the plans) sometimes gave up, failing the test
+    # One scheduled entry drawn from each family, derandomized: a search for one plan
+    # holding all three families at once failed to find one in about 1 run of 12.
     code = f"""
-import random, sys
+import sys
 from hypothesis import find, settings
 from faults.families import chroma_corruptions, cuda_spikes, network_toxics
 from faults.strategies import fault_plans
 families = [cuda_spikes(), chroma_corruptions({str(tmp_path)!r}), network_toxics(lambda: 0)]
-find(fault_plans(families, max_faults=3), lambda p: len({{s.family for s in p.scheduled}}) == 3,
-     settings=settings(max_examples=5000, database=None), random=random.Random(0))
+once = settings(derandomize=True, database=None)
+drawn = [find(fault_plans([f], max_faults=1), lambda p: len(p.scheduled) == 1, settings=once)
+         for f in families]
+assert sorted(p.scheduled[0].family for p in drawn) == ["chroma", "cuda", "network"], drawn
 print(sorted(m for m in ("torch", "chromadb", "pynvml", "faults.cuda") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False)
+                         check=False, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
