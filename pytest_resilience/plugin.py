@@ -335,6 +335,24 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         raise error
 
 
+#: Rows of the coverage matrix the terminal summary shows (report.json has them all).
+_COVERAGE_ROWS = 20
+
+
+def _write_coverage(tr: pytest.TerminalReporter, matrix: dict[str, Any]) -> None:
+    """The run's coverage matrix (operation x family: each property's status)."""
+    from pytest_resilience._coverage import render
+
+    lines = render(matrix)
+    if not lines:
+        return
+    tr.write_line("coverage (operation x fault family: property status):")
+    for line in lines[:_COVERAGE_ROWS]:
+        tr.write_line(f"  {line}", red="FAIL" in line)
+    if len(lines) > _COVERAGE_ROWS:
+        tr.write_line(f"  ... {len(lines) - _COVERAGE_ROWS} more rows in report.json")
+
+
 #: Event kinds the terminal summary counts, with their label.
 _SUMMARY_KINDS = {"migration.crash_point": "migration crash points"}
 
@@ -378,5 +396,6 @@ def pytest_terminal_summary(
     if chaos["tests"]:
         tr.write_line(f"chaos: {chaos['plans']} plans in {chaos['tests']} test(s), "
                       f"{chaos['failures']} failing")
+    _write_coverage(tr, summary["coverage"])
     for worker in session.lost_workers:
         tr.write_line(f"worker {worker} crashed: its tests' records are missing", red=True)

@@ -130,6 +130,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> dict[str, Any]:
 
     jsonschema.validate(report, SCHEMA)
     report["markdown"] = (out / "report.md").read_text(encoding="utf-8")
+    report["stdout"] = result.stdout.str()
     return report
 
 
@@ -153,6 +154,12 @@ def test_every_family_every_test_and_every_failure_reach_the_report(
     # The SLA samples taken while the failpoint was armed are filed as faults.
     sla = tests["test_suite.py::test_sla_under_a_failpoint"]["sla"]["operations"]["query"]
     assert (sla["baseline"]["count"], sla["faults"]["count"]) == (20, 20)
+    # The coverage matrix: the operation was exercised under the failpoint family and the
+    # budget judged it; merged over the run in the summary.
+    cell = tests["test_suite.py::test_sla_under_a_failpoint"]["coverage"]["cells"]["query"]
+    assert cell["failpoint"] == {"p50<=50ms": "PASS"}
+    assert summary["coverage"]["cells"]["query"]["failpoint"] == {"p50<=50ms": "PASS"}
+    assert "query x failpoint (20 observed): p50<=50ms: PASS" in report["stdout"]
     # The failures lead: their messages, their replay lines.
     chaos = tests["test_suite.py::test_chaos_failure"]
     assert chaos["chaos"]["failures"] >= 1  # failing plans, shrinking included
@@ -183,7 +190,8 @@ def test_the_same_numbers_under_xdist(pytester: pytest.Pytester) -> None:
                 "operations": [(o["operation"], o["variant"], o["count"])
                                for o in report["operations"]]}
 
-    assert numbers(parallel) == numbers(serial)
+    assert numbers(parallel) == numbers(serial)  # the coverage matrix too (in summary)
+    assert parallel["summary"]["coverage"]["operations"] == ["query"]
     assert parallel["lost_workers"] == []
 
 
