@@ -143,3 +143,18 @@ def test_peer_tar_czf(benchmark, backup_source, tmp_path) -> None:
                         backup_source.name], check=True, timeout=300)
 
     benchmark.pedantic(run, rounds=3)
+
+
+@pytest.mark.parametrize("fmt", ["dir", "tar.zst"])
+def test_restore(benchmark, backup_source, tmp_path, fmt) -> None:
+    """Verify (checksums, counts, a child-process probe) and swap in a 2,000-record backup."""
+    from pytest_resilience.chroma._backup import BackupManager
+
+    manager = BackupManager(backup_source, directory=tmp_path / "b", format=fmt)
+    info = manager.create()
+    target = tmp_path / "restored"
+
+    def run() -> None:
+        manager.restore(info, target=target)
+
+    benchmark.pedantic(run, rounds=3, teardown=lambda: shutil.rmtree(target))

@@ -28,12 +28,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from faults._patch import patched
 from pytest_resilience._clock import Clock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
 from pytest_resilience.chroma._files import SQLITE_NAME, vector_segments
 from pytest_resilience.chroma._integrity import latest_seal
 from pytest_resilience.chroma._probe import ProbeResult, run_probe
+from pytest_resilience.kinds import CHROMA_CORRUPT, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
     "CRASH_PRONE",
@@ -157,7 +159,6 @@ class Corruption:
     undone: bool = False
     clock: Clock | None = field(default=None, repr=False)
     history: History | None = field(default=None, repr=False)
-    label: str = ""
 
     def outcome(self, *, baseline: ProbeResult | dict[str, Any] | None = None,
                 timeout: float = 30.0) -> Outcome:
@@ -179,8 +180,11 @@ class Corruption:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         self.undone = True
-        emit("chroma.corrupt", self.label or self.store.name, self.clock,
-             history=self.history, path=list(self.files), mode=self.mode, outcome="undone")
+        source = store_label(self.store)
+        emit(CHROMA_CORRUPT, source, self.clock, history=self.history,
+             path=list(self.files), mode=self.mode, outcome="undone")
+        emit(FAULT_DISARMED, source, self.clock, history=self.history, family="chroma",
+             fault=self.mode)
 
     def __enter__(self) -> Corruption:
         return self
@@ -191,15 +195,12 @@ class Corruption:
 
 
 def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = None,
-            clock: Clock | None = None, history: History | None = None,
-            label: str | None = None) -> Corruption:
+            clock: Clock | None = None, history: History | None = None) -> Corruption:
     """Damage the closed store at ``store`` as ``mode`` says (see ``MODES``), seeded.
 
     Only files under ``store`` are touched. Use as ``with corrupt(...) as c:`` to have
     them restored on exit, or call ``c.undo()``. The ``chroma.corrupt`` events carry
-    ``clock``'s time, go to ``history`` (or the active one) and name the store by
-    ``label`` (default: the store directory's name, never its temporary path, so that
-    histories replay alike).
+    ``clock``'s time and go to ``history`` (or the active one).
     """
     root = Path(store)
     if mode not in MODES:
@@ -219,12 +220,20 @@ def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = 
     else:
         segment = _segment_dir(root)
         files, detail = _corrupt_segment(root, segment, mode, rng, saved)
-    source = label or root.name
     corruption = Corruption(root, mode, seed, files, detail, saved, clock=clock,
-                            history=history, label=source)
-    emit("chroma.corrupt", source, clock, history=history, path=list(files), mode=mode,
+                            history=history)
+    source = store_label(root)
+    emit(FAULT_ARMED, source, clock, history=history, family="chroma", fault=mode)
+    emit(CHROMA_CORRUPT, source, clock, history=history, path=list(files), mode=mode,
          outcome="injected")
+    emit(FAULT_FIRED, source, clock, history=history, family="chroma", action=mode,
+         trigger="always", call=1, seed=seed, detail=detail)
     return corruption
+
+
+def store_label(store: Path | str) -> str:
+    """The event source naming a store: ``chroma:<directory name>``, never a temp path."""
+    return f"chroma:{Path(store).name}"
 
 
 def _segment_dir(root: Path) -> str:
@@ -346,19 +355,20 @@ def _flip_neighbours(header: Path, data: bytearray, rng: random.Random) -> int:
 
 @contextmanager
 def fail_during(collection: Any, op: str, *, after: int = 0,
-                exc: BaseException | None = None) -> Iterator[dict[str, int]]:
+                exc: BaseException | None = None, clock: Clock | None = None,
+                history: History | None = None) -> Iterator[dict[str, int]]:
     """Make ``collection.<op>`` fail part-way: ``after`` records land, then it raises.
 
     ``op`` is add, upsert, update or delete; the count runs across calls, so a later call
     fails at once. Raises ``exc`` (default ``FaultInjected``). Yields a dict with the
-    records written (``"written"``) and failures raised (``"failed"``).
+    records written (``"written"``) and failures raised (``"failed"``). Events go to
+    ``history`` (or the active one: the test's), stamped by its clock.
     """
     if op not in ("add", "upsert", "update", "delete"):
         raise ValueError(f"op={op!r} is not a write. Pass add, upsert, update or delete.")
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ValueError(f"after={after!r} is not a count of records. Pass an int >= 0.")
     original = getattr(collection, op)
-    had_own = op in vars(collection)
     stats = {"written": 0, "failed": 0}
 
     def failing(ids: Any = None, **kwargs: Any) -> Any:
@@ -373,20 +383,20 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
             original(ids=id_list[:room], **part)
             stats["written"] += room
         stats["failed"] += 1
-        name = f"chroma.{op}"
-        emit("fault.fired", name, None, action="raise", trigger=f"after {after}",
-             call=stats["failed"])
+        emit(FAULT_FIRED, name, clock, history=history, family="chroma", action="raise",
+             trigger=f"after {after}", call=stats["failed"])
         raise exc if exc is not None else FaultInjected(
             f"Injected failure in {op} after {stats['written']} records", failpoint=name)
 
-    object.__setattr__(collection, op, failing)
+    name = f"chroma.{op}"
+    emit(FAULT_ARMED, name, clock, history=history, family="chroma", fault="fail_during",
+         after=after)
     try:
-        yield stats
+        with patched(collection, op, failing, raw=True):
+            yield stats
     finally:
-        if had_own:
-            object.__setattr__(collection, op, original)
-        else:
-            object.__delattr__(collection, op)
+        emit(FAULT_DISARMED, name, clock, history=history, family="chroma",
+             fault="fail_during", failed=stats["failed"])
 
 
 @dataclass(frozen=True)
@@ -419,7 +429,8 @@ for b in range(spec["batches"]):
 
 def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int = 8,
                 batches: int = 20, batch_size: int = 50, kill_after: int = 2,
-                prefix: str = "kill-", seed: int = 0, timeout: float = 60.0) -> KillReport:
+                prefix: str = "kill-", seed: int = 0, timeout: float = 60.0,
+                clock: Clock | None = None, history: History | None = None) -> KillReport:
     """Run a writer process on ``store`` and SIGKILL it once ``kill_after`` batches are acked.
 
     The writer sends batches of ``batch_size`` records (``prefix<batch>-<i>``) through
@@ -457,6 +468,9 @@ def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int
             proc.stdout.close()
     ids = [f"{prefix}{b}-{i}" for b in range(batches) for i in range(batch_size)]
     done = acked * batch_size
-    emit("chroma.corrupt", Path(store).name, None, path=[collection], mode=f"kill_during:{op}",
-         outcome=f"killed after {acked} batches")
+    source = store_label(store)
+    emit(FAULT_ARMED, source, clock, history=history, family="chroma", fault="kill_during")
+    emit(FAULT_FIRED, source, clock, history=history, family="chroma", action="kill",
+         trigger=f"after {acked} batches", call=1, op=op, collection=collection)
+    emit(FAULT_DISARMED, source, clock, history=history, family="chroma", fault="kill_during")
     return KillReport(tuple(ids[:done]), tuple(ids[done:done + batch_size]), proc.returncode)

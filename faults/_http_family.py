@@ -1,16 +1,17 @@
-"""The HTTP chaos family: ``HttpFault``s on the test's ``HttpFaultProxy`` in fault plans."""
+"""The HTTP fault family: ``HttpFault``s on the test's ``HttpFaultProxy`` in fault plans.
+
+Like every family it imports no Hypothesis: its entries are generated in
+``faults/_strategies.py`` (``_http``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
-from hypothesis import strategies as st
-
-from faults._strategies import Scheduled, _durations, _later_float, _ScheduledFamily
-from pytest_resilience._clock import VirtualClock
-from pytest_resilience._events import History
+from faults._plan import Scheduled
+from pytest_resilience import History, VirtualClock, _validate
 
 if TYPE_CHECKING:
     from faults.http import HttpFaultProxy
@@ -25,37 +26,40 @@ HTTP_KINDS: dict[str, tuple[str, int]] = {
 }
 
 
-class HttpFaults(_ScheduledFamily):
+@final
+class HttpFaults:
     """The HTTP family: from a virtual time on, for ``duration`` seconds, an HTTP fault on
     the test's ``HttpFaultProxy`` for the requests matching one of ``paths``.
 
-    ``abort`` answers with one of ``statuses`` (a 429 or 503 with ``Retry-After: 1``),
-    ``delay`` holds requests up to ``max_ms``, ``truncate_body`` cuts the body after up
-    to ``max_bytes`` bytes, ``drop_header`` removes one of ``headers``; each applies to
-    a share of the matching requests drawn from ``rates`` (the proxy's seeded RNG flips
-    the coin per request, reseeded per run, so a plan replays exactly). During each plan
-    the proxy serves on the run's clock and history (``HttpFaultProxy.run_on``). Values
-    shrink toward the first status, path and header, 1 ms, 0 bytes, the first rate,
-    10 ms durations and late starts.
+    ``abort`` answers with one of ``statuses`` (with ``Retry-After: 1``), ``delay`` holds
+    requests up to ``max_ms``, ``truncate_body`` cuts the body after up to ``max_bytes``
+    bytes, ``drop_header`` removes one of ``headers``; each applies to a share of the
+    matching requests drawn from ``rates`` (the proxy's seeded RNG flips the coin per
+    request, reseeded per run, so a plan replays exactly). During each plan the proxy
+    serves on the run's clock and history (``HttpFaultProxy.run_on``). Values shrink
+    toward the first status, path, header and rate, 1 ms, 0 bytes, 10 ms durations and
+    late starts.
     """
 
     name = "http"
 
     def __init__(self, proxy: HttpFaultProxy | Callable[[], HttpFaultProxy], *,
                  kinds: Sequence[str] = tuple(HTTP_KINDS), paths: Sequence[str] = ("*",),
-                 statuses: Sequence[int] = (503, 429), headers: Sequence[str] = (
-                     "Content-Type",), rates: Sequence[float] = (1.0,), max_ms: int = 2000,
-                 max_bytes: int = 1024, swarm: bool = True) -> None:
-        unknown = [k for k in kinds if k not in HTTP_KINDS]
-        if not kinds or unknown:
-            raise ValueError(f"kinds={kinds!r} names no HTTP fault or unknown ones "
-                             f"({unknown}). Pass some of: {', '.join(HTTP_KINDS)}.")
-        for arg, values in (("paths", paths), ("statuses", statuses), ("headers", headers),
-                            ("rates", rates)):
-            if not values:
-                raise ValueError(f"{arg}={values!r} is empty. Pass at least one value.")
+                 statuses: Sequence[int] = (503, 429),
+                 headers: Sequence[str] = ("Content-Type",), rates: Sequence[float] = (1.0,),
+                 max_ms: int = 2000, max_bytes: int = 1024, swarm: bool = True) -> None:
         from faults.http import Selector, abort, drop_header
 
+        unknown = [k for k in kinds if k not in HTTP_KINDS]
+        if isinstance(kinds, str) or not kinds or unknown:
+            raise ValueError(f"kinds={_validate.show(kinds)} names no HTTP fault or unknown "
+                             f"ones ({_validate.show(unknown)}). Pass some of: "
+                             f"{', '.join(HTTP_KINDS)}.")
+        for arg, values in (("paths", paths), ("statuses", statuses), ("headers", headers),
+                            ("rates", rates)):
+            if isinstance(values, str) or not values:
+                raise ValueError(f"{arg}={_validate.show(values)} names nothing. Pass a "
+                                 "list of at least one value.")
         for path in paths:
             Selector.build(path, None, 1.0, None)
         for status in statuses:
@@ -64,36 +68,15 @@ class HttpFaults(_ScheduledFamily):
             drop_header(header)
         for rate in rates:
             Selector.build("*", None, rate, None)
-        for arg, value in (("max_ms", max_ms), ("max_bytes", max_bytes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg}={value!r} is not valid. Pass an integer >= 1.")
         self.proxy = proxy
         self.kinds = tuple(kinds)
         self.paths, self.statuses = tuple(paths), tuple(statuses)
         self.headers, self.rates = tuple(headers), tuple(float(r) for r in rates)
-        self.max_ms, self.max_bytes = max_ms, max_bytes
-        super().__init__(swarm=swarm)
+        self.max_ms = _validate.count(max_ms, "max_ms", what="valid")
+        self.max_bytes = _validate.count(max_bytes, "max_bytes", what="valid")
+        self.swarm = swarm
         self._current: HttpFaultProxy | None = None
         self._installed = 0
-
-    def _entries(self, horizon: float) -> st.SearchStrategy[Any]:
-        values: dict[str, st.SearchStrategy[Any]] = {
-            "abort": st.sampled_from(self.statuses),
-            "delay": st.integers(1, self.max_ms),
-            "truncate_body": st.integers(0, self.max_bytes),
-            "drop_header": st.sampled_from(self.headers),
-        }
-
-        def build(kind: str) -> st.SearchStrategy[Scheduled]:
-            param = HTTP_KINDS[kind][0]
-            return st.builds(
-                lambda at, path, rate, value, duration: Scheduled(
-                    "http", kind, at, {"path": path, "rate": rate, param: value,
-                                       "duration": duration}),
-                _later_float(horizon), st.sampled_from(self.paths),
-                st.sampled_from(self.rates), values[kind], _durations(horizon))
-
-        return st.one_of(*(build(k) for k in self.kinds))
 
     def around(self, *, clock: VirtualClock,
                history: History | None) -> AbstractContextManager[Any]:

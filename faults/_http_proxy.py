@@ -25,6 +25,7 @@ from faults._loop import READ, WRITE, Timer
 from faults._proxy_base import BaseConn, ProxyBase
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, HTTP_REQUEST
 
 if TYPE_CHECKING:
     import h11
@@ -310,6 +311,7 @@ class _HttpConn(BaseConn):
         self._to_client(h11.Response(status_code=fault.status, headers=headers,
                                      reason=_phrase(fault.status).encode()))
         self._to_client(h11.Data(data=fault.body))
+        self.proxy._request_done(self, req)  # before the client can see the end
         self._to_client(h11.EndOfMessage())
         self._cycle()
 
@@ -353,6 +355,9 @@ class _HttpConn(BaseConn):
         if req.body is not None:
             req.head = (response, headers)
             return
+        if req.left == 0:
+            req.outcome = "truncated"
+            self.proxy._request_done(self, req)
         self._to_client(h11.Response(status_code=response.status_code, headers=headers,
                                      reason=response.reason, http_version=b"1.1"))
         if req.left == 0:
@@ -368,6 +373,9 @@ class _HttpConn(BaseConn):
         if req.left is not None:
             data = data[:req.left]
             req.left -= len(data)
+            if req.left == 0:
+                req.outcome = "truncated"
+                self.proxy._request_done(self, req)  # before the client sees the cut
         self._to_client(self.h11.Data(data=data))
         if req.left == 0:
             self._truncate()
@@ -397,6 +405,7 @@ class _HttpConn(BaseConn):
                                          reason=response.reason))
             self._to_client(h11.Data(data=fault.body))
             req.outcome = "replaced"
+        self.proxy._request_done(self, req)  # before the client can see the end
         self._to_client(h11.EndOfMessage(headers=end.headers))
         self._cycle()
 
@@ -411,8 +420,8 @@ class _HttpConn(BaseConn):
                 headers=[("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
                          ("Connection", "close")]))
             self._to_client(self.h11.Data(data=body))
-            self._to_client(self.h11.EndOfMessage())
             self.proxy._request_done(self, req)
+            self._to_client(self.h11.EndOfMessage())
             self._close_when_flushed("upstream_error")
             return
         if req is None or self.server.our_state is self.h11.DONE:
@@ -507,7 +516,7 @@ class HttpFaultProxy(ProxyBase):
         if self._locked(lambda: fault_name in self._faults):
             raise ValueError(f"name={fault_name!r} is already installed on proxy "
                              f"{self.name!r}. Pass another name= or remove it first.")
-        self._event("fault.armed", family="http", fault=fault_name, action=str(fault),
+        self._event(FAULT_ARMED, family="http", fault=fault_name, action=str(fault),
                     path=selector.path, methods=sorted(selector.methods or ()) or None,
                     rate=selector.rate, times=selector.times)
         self._locked(lambda: self._faults.__setitem__(
@@ -522,7 +531,7 @@ class HttpFaultProxy(ProxyBase):
                 return
             raise KeyError(f"no fault named {name!r} on proxy {self.name!r}; installed: "
                            f"{sorted(self.faults)}.")
-        self._event("fault.disarmed", family="http", fault=name,
+        self._event(FAULT_DISARMED, family="http", fault=name,
                     action=str(installed.fault), fired=installed.fired)
 
     def reset(self) -> None:
@@ -559,7 +568,7 @@ class HttpFaultProxy(ProxyBase):
             installed.fired += 1
             fired.append(installed.fault)
             req.fired.append(installed.name)
-            self._event("fault.fired", family="http", fault=installed.name,
+            self._event(FAULT_FIRED, family="http", fault=installed.name,
                         action=str(installed.fault), trigger=_trigger(selector),
                         call=req.n, conn=conn.id, method=req.method, path=req.path)
         return fired
@@ -569,7 +578,7 @@ class HttpFaultProxy(ProxyBase):
             return
         req.logged = True
         conn.requests += 1
-        self._event("http.request", conn=conn.id, request=req.n, method=req.method,
+        self._event(HTTP_REQUEST, conn=conn.id, request=req.n, method=req.method,
                     path=req.path, status=req.status, faults=list(req.fired),
                     outcome=req.outcome, elapsed=self._loop().now() - req.started)
 

@@ -33,6 +33,7 @@ from faults._proxy_base import BaseConn, ProxyBase, ProxyStats
 from faults._toxic_stages import DATA, EOF, Item, Stage, make_stage
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, PROXY_TOXIC
 
 __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]
 
@@ -120,10 +121,13 @@ class _Flow:
 
     # -- reading ---------------------------------------------------------------------
     def readable(self) -> None:
+        proxy = self.conn.proxy
         if self.stages or self.outbox:
             self._read_chunk()
             return
-        proxy = self.conn.proxy
+        if not proxy._splice_ok:
+            self._copy()
+            return
         pipes = proxy._pipes
         for _ in range(_SPINS):
             pipe = pipes.pop() if pipes else proxy._new_pipe()
@@ -526,9 +530,9 @@ class FaultProxy(ProxyBase):
                 "another name= or remove the existing toxic first."
             )
         entry = _Entry(toxic_name, toxic, direction, p)
-        self._event("fault.armed", family="network", fault=toxic_name, action=str(toxic),
+        self._event(FAULT_ARMED, family="network", fault=toxic_name, action=str(toxic),
                     direction=direction, toxicity=p)
-        self._event("proxy.toxic", event="added", toxic=toxic_name, toxic_kind=toxic.kind,
+        self._event(PROXY_TOXIC, event="added", toxic=toxic_name, toxic_kind=toxic.kind,
                     params=str(toxic), direction=direction, toxicity=p)
         self._locked(lambda: self._install(entry))
         return ToxicHandle(self, toxic_name)
@@ -541,9 +545,9 @@ class FaultProxy(ProxyBase):
                 return
             raise KeyError(f"no toxic named {name!r} on proxy {self.name!r}; installed: "
                            f"{sorted(self.toxics)}.")
-        self._event("proxy.toxic", event="removed", toxic=name, toxic_kind=entry.toxic.kind,
+        self._event(PROXY_TOXIC, event="removed", toxic=name, toxic_kind=entry.toxic.kind,
                     direction=entry.direction, toxicity=entry.toxicity)
-        self._event("fault.disarmed", family="network", fault=name, action=str(entry.toxic),
+        self._event(FAULT_DISARMED, family="network", fault=name, action=str(entry.toxic),
                     direction=entry.direction)
 
     def reset(self) -> None:
@@ -585,13 +589,13 @@ class FaultProxy(ProxyBase):
             return
         applied = entry.toxicity >= 1.0 or self.rng.random() < entry.toxicity
         conn.applied[entry.name] = applied
-        self._event("proxy.toxic", event="decided", toxic=entry.name, conn=conn.id,
+        self._event(PROXY_TOXIC, event="decided", toxic=entry.name, conn=conn.id,
                     direction=entry.direction, toxicity=entry.toxicity, applied=applied)
         if not applied:
             return
         conn.felt.append(entry.name)
         self._stats.toxics_applied += 1
-        self._event("fault.fired", family="network", fault=entry.name, action=str(entry.toxic),
+        self._event(FAULT_FIRED, family="network", fault=entry.name, action=str(entry.toxic),
                     trigger=f"toxicity({entry.toxicity:g})", call=conn.id, toxic=entry.name,
                     direction=entry.direction)
         stage = make_stage(entry.name, entry.toxic, conn, self.loop_now())

@@ -29,8 +29,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._loop import READ, WRITE, Loop, Timer
-from pytest_resilience._clock import Clock, SystemClock, VirtualClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock, VirtualClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import (
+    FAULT_ARMED,
+    FAULT_DISARMED,
+    FAULT_FIRED,
+    PROXY_CONNECTION,
+    PROXY_TOXIC,
+    PROXY_UPSTREAM,
+)
 
 __all__ = ["BaseConn", "ProxyBase", "ProxyStats", "reset_close"]
 
@@ -149,8 +158,9 @@ class ProxyBase:
             raise ValueError(f"name={name!r} is not a proxy name. Pass a non-empty string.")
         self.upstream = upstream
         self.name = name
-        self.seed = int(seed)
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                    accepted="an integer")
+        self.clock: Clock = _validate.clock(clock)
         self.history = history
         self.rng = random.Random(self.seed)
         self.loop: Loop | None = None
@@ -229,7 +239,7 @@ class ProxyBase:
                 raise
             self._holder, self._port = holder, holder.getsockname()[1]
             self._start_loop()
-        self._event("proxy.connection", event="listen", port=self._port,
+        self._event(PROXY_CONNECTION, event="listen", port=self._port,
                     upstream=f"{self.upstream[0]}:{self.upstream[1]}", seed=self.seed,
                     bytes_up=0, bytes_down=0, toxic=None)
         return self
@@ -248,7 +258,7 @@ class ProxyBase:
                 self._holder = None
             self._stopped()
         stats = self.stats()
-        self._event("proxy.connection", event="stop", connections=stats.connections,
+        self._event(PROXY_CONNECTION, event="stop", connections=stats.connections,
                     bytes_up=stats.bytes_up, bytes_down=stats.bytes_down, toxic=None)
         if loop.failures:
             raise RuntimeError(f"proxy {self.name!r} hit a bug while serving (every socket "
@@ -270,11 +280,11 @@ class ProxyBase:
         """Refuse new connections and drop the open ones; ``with proxy.down():`` undoes it."""
         loop = self._loop()
         if not self._down:
-            self._event("fault.armed", family=self.family, fault="down", action="down")
+            self._event(FAULT_ARMED, family=self.family, fault="down", action="down")
             loop.run(self._go_down)
-            self._event("fault.fired", family=self.family, fault="down", action="down",
+            self._event(FAULT_FIRED, family=self.family, fault="down", action="down",
                         trigger="always", call=0)
-            self._event("proxy.toxic", event="down", toxic="down", direction="both",
+            self._event(PROXY_TOXIC, event="down", toxic="down", direction="both",
                         toxicity=1.0)
         return _Down(self)
 
@@ -283,8 +293,8 @@ class ProxyBase:
         if not self._down or self.loop is None:
             return
         self.loop.run(self._go_up)
-        self._event("proxy.toxic", event="up", toxic="down", direction="both", toxicity=1.0)
-        self._event("fault.disarmed", family=self.family, fault="down", action="down")
+        self._event(PROXY_TOXIC, event="up", toxic="down", direction="both", toxicity=1.0)
+        self._event(FAULT_DISARMED, family=self.family, fault="down", action="down")
 
     @contextlib.contextmanager
     def run_on(self, clock: Clock, history: History | None) -> Iterator[Any]:
@@ -403,7 +413,7 @@ class ProxyBase:
             self._conns[conn.id] = conn
             self._stats.connections += 1
             self._stats.open += 1
-            self._event("proxy.connection", event="open", conn=conn.id, bytes_up=0,
+            self._event(PROXY_CONNECTION, event="open", conn=conn.id, bytes_up=0,
                         bytes_down=0, toxic=None)
             self._connect(conn)
 
@@ -435,7 +445,7 @@ class ProxyBase:
         if error == errno.ECONNREFUSED and not self._refusing:
             self._refusing = True
             self._close_listener()
-            self._event("proxy.upstream", state="refused", error=text,
+            self._event(PROXY_UPSTREAM, state="refused", error=text,
                         detail="the client got a reset; later clients are refused until "
                         "the upstream accepts again")
             self._schedule_probe()
@@ -448,7 +458,7 @@ class ProxyBase:
         up, down = conn.sent()
         self._stats.bytes_up += up
         self._stats.bytes_down += down
-        self._event("proxy.connection", event="close", conn=conn.id, outcome=conn.outcome,
+        self._event(PROXY_CONNECTION, event="close", conn=conn.id, outcome=conn.outcome,
                     **conn.close_attrs(), **attrs)
 
     # -- probing a refusing upstream -----------------------------------------------------
@@ -475,7 +485,7 @@ class ProxyBase:
         self._refusing = False
         if not self._down:
             self._listen()
-        self._event("proxy.upstream", state="reachable", error=None, detail="listening again")
+        self._event(PROXY_UPSTREAM, state="reachable", error=None, detail="listening again")
         return True
 
 

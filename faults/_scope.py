@@ -2,11 +2,15 @@
 
 Everything entered through a scope is undone when the scope closes, in reverse order,
 even when the test failed. Injectors of every family are context managers, so a scope
-takes any of them with ``enter``.
+takes any of them with ``enter``. A scope reads like the ``faults`` module it stands in
+for: ``scope.failpoint``, ``scope.Fault``, ``scope.network`` ... are the module's, and
+``scope.inject(...)`` works as a call (armed until the scope closes) and as a ``with``
+block (disarmed when the block ends).
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -14,12 +18,17 @@ from typing import Any, TypeVar
 
 from faults._plan import Action, Fault, Trigger
 from faults._registry import ActivePlan, PlanLike, activate
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
 
 __all__ = ["FaultScope"]
 
 T = TypeVar("T")
+
+#: ``faults.<name>`` submodules a scope hands out like the package does.
+_FAMILY_MODULES = ("chroma", "clock", "cuda", "families", "memory", "network", "strategies",
+                   "disk", "http", "subprocess")
 
 
 class FaultScope:
@@ -32,10 +41,12 @@ class FaultScope:
         seed: int = 0,
         history: History | None = None,
     ) -> None:
-        self.clock = clock
-        self.seed = seed
-        self.history = history
-        self.plans: list[ActivePlan] = []
+        # Private: ``scope.clock`` is the faults.clock module, as on the package.
+        self._clock = None if clock is None else _validate.clock(clock)
+        self._seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                     accepted="an integer")
+        self._history = history
+        self._plans: list[ActivePlan] = []
         self._stack = ExitStack()
         self._closed = False
 
@@ -45,14 +56,16 @@ class FaultScope:
 
         Random decisions draw from ``seed`` (the scope's seed, i.e. the test's, by default).
         """
-        active = activate(target, seed=self.seed if seed is None else seed, clock=self.clock,
-                          history=self.history, rng=rng)
-        self.plans.append(self.enter(active))
+        active = activate(target, seed=self._seed if seed is None else seed, clock=self._clock,
+                          history=self._history, rng=rng)
+        self._plans.append(self.enter(active))
+        active._scoped = True
         return active
 
     def inject(self, name: str, action: Action | None = None, *,
                trigger: Trigger | None = None) -> ActivePlan:
-        """Arm one failpoint until the scope closes (raises ``FaultInjected`` by default)."""
+        """Arm one failpoint until the scope closes, or until the end of the ``with`` block
+        it is used in (raises ``FaultInjected`` by default)."""
         return self.activate(Fault(name, action or Action.raise_(), trigger or Trigger.always()))
 
     def enter(self, cm: AbstractContextManager[T]) -> T:
@@ -67,12 +80,28 @@ class FaultScope:
 
     def fired(self) -> int:
         """Faults fired so far across every plan this scope activated."""
-        return sum(p.fired() for p in self.plans)
+        return sum(p.fired() for p in self._plans)
 
     def close(self) -> None:
         """Undo everything, last first. Safe to call twice."""
         self._closed = True
         self._stack.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """The ``faults`` module's public names and family modules (``faults.network``)."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        import faults
+
+        if name in faults.__all__:
+            return getattr(faults, name)
+        if name in _FAMILY_MODULES:
+            return importlib.import_module(f"faults.{name}")
+        raise AttributeError(
+            f"the faults fixture has no attribute {name!r}: it offers the faults module's "
+            f"names ({', '.join(faults.__all__)}) and its family modules "
+            f"({', '.join(_FAMILY_MODULES)})."
+        )
 
     def __enter__(self) -> FaultScope:
         return self

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pytest_resilience._deadletter import (
         DeadJob,
         DeadLetterQueue,
+        QuarantinedJob,
         ReplayResult,
     )
     from pytest_resilience._errors import (
@@ -67,16 +68,28 @@ if TYPE_CHECKING:
         HealthRegistry,
         HealthReport,
     )
+    from pytest_resilience._jobqueue import (
+        Job,
+        JobQueue,
+        QueueFull,
+    )
     from pytest_resilience._ratelimit import (
         RateLimiter,
         TokenBucket,
     )
+    from pytest_resilience._redis_storage import RedisStorage
     from pytest_resilience._retry import (
         Retry,
         RetryState,
         retry,
     )
     from pytest_resilience._retry_budget import RetryBudget
+    from pytest_resilience._storage import (
+        FailurePolicy,
+        MemoryStorage,
+        Storage,
+        StorageUnavailable,
+    )
 
 __version__ = "0.1.0"
 
@@ -87,7 +100,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "pytest_resilience._clock": ("Clock", "SystemClock", "VirtualClock"),
     "pytest_resilience._concurrency": ("AsyncRWLock", "FairSemaphore", "TimeoutLock"),
     "pytest_resilience._concurrency_pool": ("ResourcePool",),
-    "pytest_resilience._deadletter": ("DeadJob", "DeadLetterQueue", "ReplayResult"),
+    "pytest_resilience._deadletter": (
+        "DeadJob", "DeadLetterQueue", "QuarantinedJob", "ReplayResult",
+    ),
     "pytest_resilience._errors": (
         "Attempt", "BackupError", "BudgetExceeded", "CircuitOpenError", "CorruptionDetected",
         "FaultInjected", "LockTimeout", "RateLimitExceeded", "ResilienceError", "RetryError",
@@ -97,9 +112,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "Event", "History", "active_history", "add_listener", "emit", "recording",
     ),
     "pytest_resilience._health": ("CheckResult", "HealthRegistry", "HealthReport"),
+    "pytest_resilience._jobqueue": ("Job", "JobQueue", "QueueFull"),
     "pytest_resilience._ratelimit": ("RateLimiter", "TokenBucket"),
     "pytest_resilience._retry": ("Retry", "RetryState", "retry"),
+    "pytest_resilience._redis_storage": ("RedisStorage",),
     "pytest_resilience._retry_budget": ("RetryBudget",),
+    "pytest_resilience._storage": (
+        "FailurePolicy", "MemoryStorage", "Storage", "StorageUnavailable",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -132,14 +152,21 @@ __all__ = [
     "DeadJob",
     "DeadLetterQueue",
     "Event",
+    "FailurePolicy",
     "FairSemaphore",
     "FaultInjected",
     "HealthRegistry",
     "HealthReport",
     "History",
+    "Job",
+    "JobQueue",
     "LockTimeout",
+    "MemoryStorage",
+    "QuarantinedJob",
+    "QueueFull",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisStorage",
     "ReplayResult",
     "ResilienceError",
     "ResourcePool",
@@ -147,6 +174,8 @@ __all__ = [
     "RetryBudget",
     "RetryError",
     "RetryState",
+    "Storage",
+    "StorageUnavailable",
     "SystemClock",
     "TimeoutLock",
     "TokenBucket",

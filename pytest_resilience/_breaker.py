@@ -9,19 +9,23 @@ change a later one (a slow call from CLOSED cannot close a HALF_OPEN breaker).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import inspect
-import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from pytest_resilience import _events
+from pytest_resilience import _events, _validate
 from pytest_resilience._breaker_window import CountWindow, TimeWindow
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import CircuitOpenError
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import BREAKER_CALL, BREAKER_REJECTED, BREAKER_TRANSITION
+
+if TYPE_CHECKING:
+    from pytest_resilience._storage import Admission, BreakerStore, Storage
 
 __all__ = ["BreakerState", "CircuitBreaker", "Listener"]
 
@@ -46,21 +50,21 @@ Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
 def _rate(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if not (isinstance(value, int | float) and 0 < value <= 1):
-        raise ValueError(f"{name}={value!r} is not a rate. Pass a number in (0, 1], or None.")
-    return float(value)
+    return _validate.fraction(value, name, low_open=True, what="a rate",
+                              accepted="a number in (0, 1], or None")
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number of seconds > 0.")
-    return float(value)
+    return _validate.seconds(value, name, positive=True,
+                             accepted="a finite number of seconds > 0")
 
 
-def _count(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= {low}.")
-    return value
+def _count(name: str, value: object, low: int = 1, high: int | None = None) -> int:
+    return _validate.count(value, name, low=low, high=high)
+
+
+#: The largest count window (one byte per call per outcome kind).
+MAX_WINDOW = 1_000_000
 
 
 class CircuitBreaker:
@@ -72,6 +76,10 @@ class CircuitBreaker:
     ``recovery_timeout`` it admits ``half_open_max_calls`` trial calls: all succeed ->
     CLOSED, one fails (or is slow) -> OPEN again. Only ``expected`` exceptions count as
     failures; others pass through unrecorded.
+
+    With ``storage=RedisStorage(...)`` every breaker of the same ``name`` shares one
+    state, window and set of trial slots: a breaker opened in one process rejects in
+    the others on their next call.
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class CircuitBreaker:
         expected: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
         listeners: Iterable[Listener] = (),
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
         if failure_threshold is not None:
             _count("failure_threshold", failure_threshold)
@@ -110,12 +119,13 @@ class CircuitBreaker:
                 "Pass failure_threshold, failure_rate or slow_call_rate."
             )
         if window not in ("count", "time"):
-            raise ValueError(f"window={window!r} is not a window kind. Pass 'count' or 'time'.")
+            raise ValueError(f"window={_validate.show(window)} is not a window kind. Pass "
+                             f"'count' or 'time'.")
         self.minimum_calls = _count("minimum_calls", minimum_calls)
         self.window_kind = window
         self._window: CountWindow | TimeWindow
         if window == "count":
-            size = _count("window_size", window_size)
+            size = _count("window_size", window_size, high=MAX_WINDOW)
             if self.minimum_calls > size:
                 raise ValueError(
                     f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
@@ -128,10 +138,10 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.recovery_timeout = _positive("recovery_timeout", recovery_timeout)
         self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
-        self.expected = expected if isinstance(expected, tuple) else (expected,)
-        self.clock: Clock = clock or SystemClock()
+        self.expected = _validate.exception_types(expected, "expected")
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
-        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        self._listeners: tuple[Listener, ...] = _validate.callables(listeners, "listeners")
         self._lock = threading.Lock()
         self._phase: tuple[BreakerState, int] = (CLOSED, 0)
         self._consecutive = 0
@@ -141,11 +151,22 @@ class CircuitBreaker:
         self._windowed = self.failure_rate is not None or self.slow_call_rate is not None
         self._slow_rule = self.slow_call_duration is not None
         self._timed = self._windowed or self._slow_rule
+        self.storage = _validate.storage(storage)
+        self._store: BreakerStore | None = None
+        if storage is not None:
+            self._store = storage.breaker_store(self)
+        if self._store is not None:
+            self.call = self._call_shared  # type: ignore[method-assign]
+            self.acall = self._acall_shared  # type: ignore[method-assign]
 
     # -- state -----------------------------------------------------------------------
     @property
     def state(self) -> BreakerState:
         """The current state (OPEN turns HALF_OPEN here once the timeout has passed)."""
+        if self._store is not None:
+            state, moves = self._store.state()
+            self._announce(moves)
+            return state
         changes: list[tuple[BreakerState, BreakerState]] = []
         with self._lock:
             if self._phase[0] is OPEN and self._mono() >= self._opened_at + self.recovery_timeout:
@@ -157,6 +178,8 @@ class CircuitBreaker:
     @property
     def metrics(self) -> dict[str, float]:
         """Window counts, consecutive failures and rates, as plain numbers."""
+        if self._store is not None:
+            return self._store.metrics()
         with self._lock:
             self._window.expire(self._mono())
             w = self._window
@@ -189,6 +212,9 @@ class CircuitBreaker:
         self._force(CLOSED)
 
     def _force(self, state: BreakerState) -> None:
+        if self._store is not None:
+            self._announce(self._store.force(state))
+            return
         changes: list[tuple[BreakerState, BreakerState]] = []
         with self._lock:
             if self._phase[0] is not state:
@@ -210,7 +236,7 @@ class CircuitBreaker:
     def _announce(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
         for old, new in changes:
             attrs: dict[str, Any] = {"from": old.value, "to": new.value}
-            emit("breaker.transition", self.name, self.clock, **attrs)
+            emit(BREAKER_TRANSITION, self.name, self.clock, **attrs)
             for fn in self._listeners:
                 fn(self, old, new)
 
@@ -236,18 +262,21 @@ class CircuitBreaker:
                     retry_after = 0.0
         self._announce(changes)
         if retry_after >= 0:
-            emit("breaker.rejected", self.name, self.clock, retry_after=retry_after)
-            detail = (
-                f"retry in {retry_after:.3f}s" if retry_after > 0
-                else f"all {self.half_open_max_calls} half-open trial calls are in flight"
-            )
-            raise CircuitOpenError(
-                f"circuit {self.name!r} is {phase[0].value}: {detail}",
-                name=self.name,
-                retry_after=retry_after,
-                context={"state": phase[0].value},
-            )
+            self._reject(phase[0], retry_after)
         return phase
+
+    def _reject(self, state: BreakerState, retry_after: float) -> None:
+        emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
+        detail = (
+            f"retry in {retry_after:.3f}s" if retry_after > 0
+            else f"all {self.half_open_max_calls} half-open trial calls are in flight"
+        )
+        raise CircuitOpenError(
+            f"circuit {self.name!r} is {state.value}: {detail}",
+            name=self.name,
+            retry_after=retry_after,
+            context={"state": state.value},
+        )
 
     def _record(self, phase: tuple[BreakerState, int], failed: bool, duration: float) -> None:
         changes: list[tuple[BreakerState, BreakerState]] = []
@@ -270,7 +299,7 @@ class CircuitBreaker:
                         self._to(CLOSED, changes)
         if _events.listening():
             outcome = "error" if failed else "slow" if slow else "ok"
-            emit("breaker.call", self.name, self.clock, state=phase[0].value, outcome=outcome,
+            emit(BREAKER_CALL, self.name, self.clock, state=phase[0].value, outcome=outcome,
                  duration=duration)
         if changes:
             self._announce(changes)
@@ -349,6 +378,82 @@ class CircuitBreaker:
         self._record(phase, False, self._mono() - started if timed else 0.0)
         return result
 
+    # -- calling through a shared store ------------------------------------------------
+    def _admitted(self, admission: Admission) -> None:
+        self._announce(admission.changes)
+        if admission.retry_after >= 0:
+            self._reject(admission.phase[0], admission.retry_after)
+
+    def _store_outcome(self, admission: Admission, failed: bool, duration: float
+                       ) -> list[tuple[BreakerState, BreakerState]]:
+        """Record an outcome in the store: one round trip, none for a success that
+        cannot change the state (CLOSED, no failure streak, no rate window)."""
+        assert self._store is not None
+        limit = self.slow_call_duration
+        slow = limit is not None and duration >= limit
+        if (not failed and admission.phase[0] is CLOSED and not admission.consecutive
+                and not self._windowed):
+            return []
+        return self._store.record(admission.phase, failed, slow)
+
+    def _report(self, admission: Admission, failed: bool, duration: float,
+                changes: list[tuple[BreakerState, BreakerState]]) -> None:
+        if _events.listening():
+            limit = self.slow_call_duration
+            slow = limit is not None and duration >= limit
+            outcome = "error" if failed else "slow" if slow else "ok"
+            emit(BREAKER_CALL, self.name, self.clock, state=admission.phase[0].value,
+                 outcome=outcome, duration=duration)
+        self._announce(changes)
+
+    def _settle(self, admission: Admission, failed: bool, duration: float) -> None:
+        self._report(admission, failed, duration,
+                     self._store_outcome(admission, failed, duration))
+
+    async def _asettle(self, admission: Admission, failed: bool, duration: float) -> None:
+        changes = await asyncio.to_thread(self._store_outcome, admission, failed, duration)
+        self._report(admission, failed, duration, changes)
+
+    def _call_shared(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call`` when the state lives in a shared store."""
+        assert self._store is not None
+        admission = self._store.admit()
+        self._admitted(admission)
+        timed = self._slow_rule or _events.listening()
+        started = self._mono() if timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except self.expected:
+            self._settle(admission, True, self._mono() - started if timed else 0.0)
+            raise
+        except BaseException:
+            self._store.release(admission.phase)
+            raise
+        self._settle(admission, False, self._mono() - started if timed else 0.0)
+        return result
+
+    async def _acall_shared(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``acall`` when the state lives in a shared store: its round trips run in the
+        loop's executor, so the loop never blocks."""
+        store = self._store
+        assert store is not None
+        admission = await asyncio.to_thread(store.admit)
+        self._admitted(admission)
+        timed = self._slow_rule or _events.listening()
+        started = self._mono() if timed else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except self.expected:
+            await self._asettle(admission, True, self._mono() - started if timed else 0.0)
+            raise
+        except BaseException:
+            await asyncio.to_thread(store.release, admission.phase)
+            raise
+        await self._asettle(admission, False, self._mono() - started if timed else 0.0)
+        return result
+
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
         """Decorate a plain or ``async def`` function."""
         if inspect.iscoroutinefunction(fn):
@@ -368,4 +473,6 @@ class CircuitBreaker:
         return wrapper
 
     def __repr__(self) -> str:
+        if self.storage is not None:
+            return f"CircuitBreaker(name={self.name!r}, storage={self.storage!r})"
         return f"CircuitBreaker(name={self.name!r}, state={self._phase[0].value!r})"

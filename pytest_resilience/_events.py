@@ -1,9 +1,14 @@
 """The event history: every component decision and every fault is one ``Event``.
 
-Components call ``emit(...)``. An event is built only when somebody listens: a
-``History`` made active with ``recording()`` (the ``history`` fixture does this), a
-history passed explicitly, or a global listener added with ``add_listener``. With
-nobody listening, ``emit`` returns after two checks.
+Components call ``emit(KIND, source, clock, **attrs)`` with a kind declared in
+``pytest_resilience.kinds``. An event is built only when somebody listens: a ``History``
+made active with ``recording()`` (the ``history`` fixture does this), a history passed
+explicitly, or a global listener added with ``add_listener``. With nobody listening,
+``emit`` returns after two checks.
+
+A history made with ``clock=`` stamps every event with that clock (the test's), whatever
+clock the emitter holds, so one test's events share one time line. It also knows which
+faults are active: from a ``fault.armed`` event to the matching ``fault.disarmed``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+from pytest_resilience import _kinds
 from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED
 
 __all__ = [
     "Event",
@@ -28,6 +35,7 @@ __all__ = [
     "emit",
     "listening",
     "recording",
+    "set_strict",
 ]
 
 Listener = Callable[["Event"], None]
@@ -36,6 +44,7 @@ _SYSTEM_CLOCK = SystemClock()
 _active: History | None = None
 _listeners: tuple[Listener, ...] = ()
 _listeners_lock = threading.Lock()
+_strict = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,36 +69,79 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
-        """Inverse of ``to_dict``."""
-        return cls(
-            seq=int(data["seq"]),
-            time=float(data["time"]),
-            kind=str(data["kind"]),
-            source=str(data["source"]),
-            attrs=dict(data.get("attrs", {})),
-        )
+        """Inverse of ``to_dict``; malformed data is one ``ValueError`` naming ``data``."""
+        from pytest_resilience import _validate
+
+        with _validate.parsing("data", data, "an event", "data written by Event.to_dict"):
+            attrs = data.get("attrs", {})
+            if not isinstance(attrs, Mapping):
+                raise TypeError("attrs is not a mapping")
+            return cls(
+                seq=_validate.count(data["seq"], "seq", low=0),
+                time=_validate.number(data["time"], "time"),
+                kind=_validate.text(data["kind"], "kind"),
+                source=_validate.text(data["source"], "source", empty=True),
+                attrs=dict(attrs),
+            )
 
 
 class History:
-    """An append-only, thread-safe list of events with listeners and JSON-lines export."""
+    """An append-only, thread-safe list of events with listeners and JSON-lines export.
 
-    def __init__(self) -> None:
+    ``clock``: when given, every event is stamped with ``clock.monotonic()`` (the emitter's
+    clock is ignored), so all of a test's events share the test's time line.
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock = clock
         self._events: list[Event] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self._subscribers: tuple[Listener, ...] = ()
+        self._active: dict[str, int] = {}
+        self._armed = 0
 
     def append(
-        self, kind: str, source: str, *, time: float, attrs: Mapping[str, Any] | None = None
+        self,
+        kind: str,
+        source: str,
+        *,
+        time: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> Event:
-        """Record an event and tell the subscribers."""
+        """Record an event and tell the subscribers.
+
+        The time is the history's clock if it has one, else ``time``, else the system
+        clock's monotonic reading.
+        """
+        values = dict(attrs or {})
+        stamp_clock = self.clock
+        if stamp_clock is not None:
+            now = stamp_clock.monotonic()
+        else:
+            now = _SYSTEM_CLOCK.monotonic() if time is None else time
+        kind = str(kind)  # a declared Kind is a str subclass: store the plain name
         with self._lock:
-            event = Event(next(self._seq), time, kind, source, dict(attrs or {}))
+            event = Event(next(self._seq), now, kind, source, values)
             self._events.append(event)
+            if kind == FAULT_ARMED:
+                self._active[source] = self._active.get(source, 0) + 1
+                self._armed += 1
+            elif kind == FAULT_DISARMED and self._active.get(source):
+                self._active[source] -= 1
             subscribers = self._subscribers
         for fn in subscribers:
             fn(event)
         return event
+
+    def faults_active(self) -> list[str]:
+        """Sources of the faults active now (armed and not yet disarmed), sorted."""
+        with self._lock:
+            return sorted(s for s, n in self._active.items() if n > 0)
+
+    def armed_count(self) -> int:
+        """How many ``fault.armed`` events were recorded so far (a change marker)."""
+        return self._armed
 
     def subscribe(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn`` with every later event; returns a function that unsubscribes."""
@@ -146,14 +198,28 @@ class History:
     @classmethod
     def from_jsonl(cls, text: str) -> History:
         """Rebuild a history from ``to_jsonl()`` output (sequence numbers are kept)."""
+        from pytest_resilience import _validate
+
         history = cls()
-        events = [Event.from_dict(json.loads(line)) for line in text.splitlines() if line]
+        with _validate.parsing("text", text, "a history in JSON lines",
+                               "the text written by History.to_jsonl"):
+            if not isinstance(text, str):
+                raise TypeError(f"{type(text).__name__} is not text")
+            events = [Event.from_dict(json.loads(line)) for line in text.splitlines() if line]
         history._events.extend(events)
         history._seq = itertools.count(events[-1].seq + 1 if events else 0)
         return history
 
     def __repr__(self) -> str:
         return f"<History {len(self)} events>"
+
+
+def set_strict(enabled: bool) -> None:
+    """In strict mode ``emit`` refuses an undeclared kind or undeclared attributes
+    (``UndeclaredEvent``); this project's test suite runs strict. Histories built by hand
+    with ``History.append`` are not checked."""
+    global _strict  # noqa: PLW0603 - a process-wide switch for test suites
+    _strict = bool(enabled)
 
 
 def listening() -> bool:
@@ -202,16 +268,20 @@ def emit(
 ) -> None:
     """Record an event on ``history`` (or the active one) and tell global listeners.
 
-    ``time`` is ``clock.monotonic()`` (the system clock if none is given). Costs two
-    checks when nobody listens.
+    ``kind`` is a constant of ``pytest_resilience.kinds``. The time is the history's own
+    clock when it has one, else ``clock.monotonic()`` (the system clock if none is given).
+    Costs two checks when nobody listens.
     """
     target = history if history is not None else _active
     if target is None and not _listeners:
         return
-    now = (clock or _SYSTEM_CLOCK).monotonic()
+    now = None if target is not None and target.clock is not None else (
+        (clock or _SYSTEM_CLOCK).monotonic())
+    if _strict:
+        _kinds.validate(kind, attrs)
     if target is not None:
         event = target.append(kind, source, time=now, attrs=attrs)
     else:
-        event = Event(-1, now, kind, source, attrs)
+        event = Event(-1, now if now is not None else 0.0, kind, source, attrs)
     for fn in _listeners:
         fn(event)

@@ -18,9 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._concurrency import check_timeout
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import HEALTH_CHECK
 
 __all__ = ["CheckResult", "HealthRegistry", "HealthReport"]
 
@@ -79,7 +81,7 @@ class HealthRegistry:
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._checks: dict[str, _Check] = {}
 
     def register(
@@ -92,7 +94,8 @@ class HealthRegistry:
     ) -> None:
         """Add (or replace) check ``name``."""
         if not callable(check):
-            raise TypeError(f"check={check!r} is not callable. Pass a function or async function.")
+            raise TypeError(f"check={_validate.show(check)} is not callable. Pass a function "
+                            "or async function.")
         self._checks[name] = _Check(name, check, check_timeout("timeout", timeout), critical)
 
     def unregister(self, name: str) -> None:
@@ -135,7 +138,7 @@ class HealthRegistry:
         duration = self.clock.monotonic() - started
         if status == HEALTHY and duration > check.timeout:
             status, error = "timeout", f"took {duration:.3f}s, timeout {check.timeout}s"
-        emit("health.check", check.name, self.clock, status=status, duration=duration, error=error)
+        emit(HEALTH_CHECK, check.name, self.clock, status=status, duration=duration, error=error)
         return CheckResult(check.name, status, check.critical, duration, error)
 
     async def _bounded(self, check: _Check) -> Any:

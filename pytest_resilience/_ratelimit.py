@@ -3,24 +3,25 @@
 # ruff: noqa: ASYNC109 - timeouts run on the injected clock, not asyncio.timeout
 from __future__ import annotations
 
-import math
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from pytest_resilience import _events
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _events, _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import RateLimitExceeded
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import RATELIMIT_ACQUIRED, RATELIMIT_REJECTED
+
+if TYPE_CHECKING:
+    from pytest_resilience._storage import BucketStore, Storage
 
 __all__ = ["RateLimiter", "TokenBucket"]
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number > 0.")
-    return float(value)
+    return _validate.number(value, name, low=0.0, low_open=True, what="valid")
 
 
 class TokenBucket:
@@ -28,7 +29,8 @@ class TokenBucket:
 
     Never admits more than ``capacity + rate * elapsed`` tokens over any run. Starts
     full unless ``initial`` says otherwise. Thread-safe; ``aacquire`` waits with
-    ``clock.asleep`` so it never blocks the event loop.
+    ``clock.asleep`` so it never blocks the event loop. With ``storage=RedisStorage(...)``
+    every bucket of the same ``name`` on that storage shares one set of tokens.
     """
 
     def __init__(
@@ -39,24 +41,33 @@ class TokenBucket:
         initial: float | None = None,
         name: str = "bucket",
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.rate = _positive("rate", rate)
         self.capacity = _positive("capacity", capacity)
-        start = self.capacity if initial is None else float(initial)
-        if not 0 <= start <= self.capacity:
-            raise ValueError(
-                f"initial={initial!r} is outside the bucket. Pass 0 <= initial <= capacity."
-            )
+        start = self.capacity if initial is None else _validate.number(
+            initial, "initial", low=0.0, high=self.capacity, what="inside the bucket",
+            accepted="0 <= initial <= capacity, or None for a full bucket")
         self.name = name
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
         self._tokens = start
+        self._initial = start
         self._last = self._mono()
         self._lock = threading.Lock()
+        self.storage = _validate.storage(storage)
+        self._store: BucketStore | None = None
+        if storage is not None:
+            self._store = storage.bucket_store(self)
+        if self._store is not None:
+            self._take = self._store.take  # type: ignore[method-assign]
+            self._wait_for = self._store.reserve  # type: ignore[method-assign]
 
     @property
     def tokens(self) -> float:
         """Tokens available now."""
+        if self._store is not None:
+            return self._store.peek()
         with self._lock:
             return self._refill(self._mono())
 
@@ -67,18 +78,16 @@ class TokenBucket:
         return self._tokens
 
     def _check(self, n: float) -> None:
-        if not 0 < n <= self.capacity:
-            raise ValueError(
-                f"n={n!r} can never be granted by a bucket of capacity {self.capacity}. "
-                "Pass 0 < n <= capacity."
-            )
+        _validate.number(n, "n", low=0.0, low_open=True, high=self.capacity,
+                         what=f"a number of tokens a bucket of capacity {self.capacity} "
+                         "can grant", accepted="0 < n <= capacity")
 
     def try_acquire(self, n: float = 1) -> bool:
         """Take ``n`` tokens if they are there now; never waits."""
         granted = self._take(n)
         if _events.listening():
             self._check(n)
-            emit("ratelimit.acquired" if granted else "ratelimit.rejected", self.name,
+            emit(RATELIMIT_ACQUIRED if granted else RATELIMIT_REJECTED, self.name,
                  self.clock, tokens=n, waited=0.0)
         elif not granted:
             self._check(n)
@@ -91,23 +100,33 @@ class TokenBucket:
                 tokens = self._tokens + (now - self._last) * self.rate
                 self._tokens = tokens if tokens < self.capacity else self.capacity
                 self._last = now
-            if self._tokens >= n > 0:
-                self._tokens -= n
-                granted = True
-            else:
+            try:
+                granted = self._tokens >= n > 0
+            except TypeError:  # not a number: refused by _check with its message
                 granted = False
+            if granted:
+                self._tokens -= n
         return granted
 
-    def _reserve(self, n: float, waited: float, timeout: float | None) -> float:
-        """Take ``n`` tokens (returns 0) or the seconds to wait before trying again."""
+    def _wait_for(self, n: float) -> float:
+        """Take ``n`` tokens (returns 0) or the seconds until they are there."""
         with self._lock:
             tokens = self._refill(self._mono())
             if tokens >= n:
                 self._tokens -= n
                 return 0.0
-            wait = (n - tokens) / self.rate
+            return (n - tokens) / self.rate
+
+    def _reserve(self, n: float, waited: float, timeout: float | None,
+                 wait: float | None = None) -> float:
+        """Take ``n`` tokens (returns 0) or the seconds to wait before trying again;
+        ``wait`` is the store's answer when the caller already asked it."""
+        if wait is None:
+            wait = self._wait_for(n)
+        if wait == 0:
+            return 0.0
         if timeout is not None and waited + wait > timeout:
-            emit("ratelimit.rejected", self.name, self.clock, tokens=n, waited=waited)
+            emit(RATELIMIT_REJECTED, self.name, self.clock, tokens=n, waited=waited)
             raise RateLimitExceeded(
                 f"rate limit {self.name!r}: {n} token(s) not available within {timeout}s "
                 f"(next in {wait:.3f}s)",
@@ -124,28 +143,38 @@ class TokenBucket:
         """
         if self._take(n):
             if _events.listening():
-                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+                emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
         started = self._mono()
         for wait in self._waits(n, started, timeout):
             self.clock.sleep(wait)
         waited = self._mono() - started
-        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=waited)
         return waited
 
     async def aacquire(self, n: float = 1, *, timeout: float | None = None) -> float:
-        """``acquire`` for asyncio: waits with ``clock.asleep``."""
-        if self._take(n):
+        """``acquire`` for asyncio: waits with ``clock.asleep``; a shared store's round
+        trips run in the loop's executor, so the loop never blocks."""
+        store = self._store
+        if self._take(n) if store is None else await asyncio.to_thread(store.take, n):
             if _events.listening():
-                emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=0.0)
+                emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=0.0)
             return 0.0
         self._check(n)
         started = self._mono()
-        for wait in self._waits(n, started, timeout):
-            await self.clock.asleep(wait)
+        if store is None:
+            for wait in self._waits(n, started, timeout):
+                await self.clock.asleep(wait)
+        else:
+            while True:
+                answer = await asyncio.to_thread(store.reserve, n)
+                wait = self._reserve(n, self._mono() - started, timeout, answer)
+                if wait == 0:
+                    break
+                await self.clock.asleep(wait)
         waited = self._mono() - started
-        emit("ratelimit.acquired", self.name, self.clock, tokens=n, waited=waited)
+        emit(RATELIMIT_ACQUIRED, self.name, self.clock, tokens=n, waited=waited)
         return waited
 
     def _waits(self, n: float, started: float, timeout: float | None) -> Iterator[float]:
@@ -165,6 +194,7 @@ class RateLimiter:
     """Named per-service buckets: ``limiter.configure("search", rate=50, capacity=100)``.
 
     Unknown names use ``default=(rate, capacity)`` when given, else raise ``KeyError``.
+    Every bucket keeps its tokens in ``storage`` when one is given.
     """
 
     def __init__(
@@ -173,19 +203,32 @@ class RateLimiter:
         *,
         default: tuple[float, float] | None = None,
         clock: Clock | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
+        self.storage = _validate.storage(storage)
         self.default = default
         if default is not None:
-            TokenBucket(*default, clock=self.clock)  # validates
+            if not (isinstance(default, tuple) and len(default) == 2):
+                raise TypeError(f"default={_validate.show(default)} is not a (rate, capacity) "
+                                "pair. Pass e.g. default=(50, 100), or None.")
+            _positive("default rate", default[0])
+            _positive("default capacity", default[1])
+        self.default = default
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
-        for name, (rate, capacity) in (limits or {}).items():
-            self.configure(name, rate=rate, capacity=capacity)
+        if limits is not None and not isinstance(limits, Mapping):
+            raise TypeError(f"limits={_validate.show(limits)} is not a mapping. Pass "
+                            "{name: (rate, capacity)}, or None.")
+        for name, pair in (limits or {}).items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"limits[{name!r}]={_validate.show(pair)} is not a (rate, "
+                                "capacity) pair. Pass e.g. {'search': (50, 100)}.")
+            self.configure(name, rate=pair[0], capacity=pair[1])
 
     def configure(self, name: str, *, rate: float, capacity: float) -> TokenBucket:
         """Set (or replace) the limit of ``name``; returns its bucket."""
-        bucket = TokenBucket(rate, capacity, name=name, clock=self.clock)
+        bucket = TokenBucket(rate, capacity, name=name, clock=self.clock, storage=self.storage)
         with self._lock:
             self._buckets[name] = bucket
         return bucket
@@ -204,7 +247,8 @@ class RateLimiter:
                         "Call configure(name, rate=, capacity=) or pass default=(rate, capacity)."
                     )
                 rate, capacity = self.default
-                self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock)
+                self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock,
+                                                  storage=self.storage)
             return self._buckets[name]
 
     __getitem__ = bucket

@@ -10,27 +10,32 @@ import argparse
 import importlib.util
 import random
 import sys
+from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_resilience._plugin.calls import watch_calls
 from pytest_resilience._plugin.state import (
     RECORD_KEY,
-    STATE,
-    SessionState,
+    SESSION,
+    ResilienceSession,
+    allowed_modules,
     derive_seed,
     get_state,
+    item_record,
     request_marked_fixture,
+    take_item_record,
+    test_clock,
 )
 
 if TYPE_CHECKING:
     import types
 
     from faults import FaultScope
-    from pytest_resilience._clock import VirtualClock
-    from pytest_resilience._events import History
+    from pytest_resilience import History, VirtualClock
 
 pytest_plugins = (
     "pytest_resilience._plugin.report",
@@ -39,21 +44,32 @@ pytest_plugins = (
     "pytest_resilience._plugin.memory",
     "pytest_resilience._plugin.chroma",
     "pytest_resilience._plugin.chaos",
+    "pytest_resilience._plugin.migrations",
+    "pytest_resilience._plugin.process",
+    "pytest_resilience._plugin.redis",
+    "pytest_resilience._plugin.hang",
 )
 
 SEED_OPTION = "--resilience-seed"
+ALLOW_MODULE_OPTION = "--resilience-allow-module"
 REPORT_OPTION = "--resilience-report"
 _SEED_CACHE_KEY = "resilience/seed"
 _FAULTS_MARKER_KWARGS = ("seed",)
-_TEST_RECORD = pytest.StashKey[dict[str, Any]]()
 
 MARKERS = {
-    "sla": "sla(*budgets, name=None, clock='real'|'virtual'): SLA budgets such as "
-    "'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` fixture).",
+    "sla": "sla(*budgets, name=None, clock='real'|'virtual', recovery=None): SLA budgets "
+    "such as 'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` "
+    "fixture); recovery='5s': back inside them within 5 s after the last fault is lifted.",
     "faults": "faults(*faults_or_plans, seed=None): Fault objects, FaultPlans or paths to "
     "plan JSON files armed for the test (requests the `faults` fixture).",
     "chaos": "chaos(**settings): run the test body once per generated fault plan "
-    "(property-based fault run).",
+    "(property-based fault run); maximize='op: p95<200ms' searches for the cheapest plan "
+    "breaking a budget, require_coverage=[(op, family)] fails a run that never exercised "
+    "them, fresh=[fixture] re-creates fixtures per plan (docs/chaos.md).",
+    "migrations": "migrations(path=None, *, seed=True, kill_sample=2, kill_seed=0, "
+    "round_trip=True, table=, section=, options=): run the test once per migration of the "
+    "directory or alembic.ini at path (relative to the test file; default: ini key "
+    "resilience_migrations), with its MigrationCase as the `migration` argument.",
 }
 
 
@@ -86,9 +102,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="resilience_report",
         metavar="DIR",
-        help="write report.json (and more, per the report modules) into DIR.",
+        help="write report.json, report.md and report.html into DIR.",
+    )
+    group.addoption(
+        ALLOW_MODULE_OPTION,
+        action="append",
+        default=[],
+        dest="resilience_allow_module",
+        metavar="MODULE",
+        help="a module (and its submodules) that fault plans loaded from files may name "
+        "although it is not imported yet; repeat for more.",
     )
     parser.addini("resilience_seed", "default for --resilience-seed", default="random")
+    parser.addini("resilience_allow_modules",
+                  "modules fault plan files may name although they are not imported",
+                  type="linelist", default=[])
     parser.addini("resilience_report", "default for --resilience-report", default="")
 
 
@@ -151,7 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_faults_name()
     seed, source = _resolve_seed(config)
     report = config.getoption("resilience_report") or config.getini("resilience_report")
-    config.stash[STATE] = SessionState(
+    session = config.stash[SESSION] = ResilienceSession(
         seed=seed,
         seed_source=source,
         report_dir=Path(report) if report else None,
@@ -159,30 +187,24 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and not hasattr(config, "workerinput"):
         cache.set(_SEED_CACHE_KEY, seed)
-    config.pluginmanager.register(_RecordCollector(config.stash[STATE]), "resilience-records")
+    if not hasattr(config, "workerinput"):  # a worker's reports go to the controller as-is
+        from pytest_resilience._plugin.records import RecordCollector
+
+        config.pluginmanager.register(RecordCollector(session), "resilience-records")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "resilience-xdist")
 
 
 class _XdistHooks:
-    """Registered only with pytest-xdist: every worker gets the controller's seed."""
+    """Registered only with pytest-xdist: every worker gets the controller's seed, and a
+    worker that crashed is named (its tests' records are missing)."""
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["resilience_seed"] = get_state(node.config).seed
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        """Merge a worker's counters; name the worker if it crashed."""
-        state = get_state(node.config)
-        output = getattr(node, "workeroutput", None) or {}
-        state.counters.update(output.get("resilience_counters", {}))
         if error:
-            state.lost_workers.append(str(node.gateway.id))
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput["resilience_counters"] = dict(get_state(session.config).counters)
+            get_state(node.config).lost_workers.append(str(node.gateway.id))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -195,57 +217,57 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     request_marked_fixture(items, "faults")
 
 
-def _test_record(item: pytest.Item) -> dict[str, Any]:
-    record = item.stash.get(_TEST_RECORD, None)
-    if record is None:
-        record = item.stash[_TEST_RECORD] = {}
-    return record
-
-
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture
 def resilience_seed(request: pytest.FixtureRequest) -> int:
     """This test's seed: derived from the session seed and the test's node id."""
     seed = derive_seed(get_state(request.config).seed, request.node.nodeid)
-    _test_record(request.node)["seed"] = seed
+    item_record(request.node)["seed"] = seed
     return seed
 
 
 @pytest.fixture
 def clock() -> VirtualClock:
     """A fresh ``VirtualClock``: sleeps on it advance virtual time instantly."""
-    from pytest_resilience._clock import VirtualClock
+    from pytest_resilience import VirtualClock
 
     return VirtualClock()
 
 
 @pytest.fixture
 def history(request: pytest.FixtureRequest) -> Iterator[History]:
-    """The test's event history, active for the test: components and faults write to it."""
-    from pytest_resilience._events import recording
+    """The test's event history, active for the test and stamped by the test's clock
+    (the ``clock`` fixture when the test uses it, else the system clock). Components,
+    faults and checkers write to it; the test's report record is built from it."""
+    from pytest_resilience import History, recording
+    from pytest_resilience._plugin.records import history_part
 
-    with recording() as events:
+    events = History(clock=test_clock(request))
+    watch_calls(request.node, events)
+    with recording(events):
         yield events
-    _test_record(request.node)["events"] = len(events)
+    item_record(request.node).update(history_part(events))
 
 
 @pytest.fixture
 def faults(
     request: pytest.FixtureRequest, clock: VirtualClock, history: History, resilience_seed: int
 ) -> Generator[FaultScope, None, None]:
-    """A ``FaultScope`` on the test's clock and seed; undone at teardown, even on failure."""
+    """A ``FaultScope`` on the test's clock, history and seed that also reads like the
+    ``faults`` module it shadows (``faults.failpoint``, ``faults.Fault``, ...); whatever
+    it armed is undone at teardown, even on failure."""
     scope = _import_faults().FaultScope(clock=clock, seed=resilience_seed, history=history)
     try:
         marker = request.node.get_closest_marker("faults")
         if marker is not None:
-            _apply_faults_marker(scope, marker)
+            _apply_faults_marker(scope, marker, allowed_modules(request.config))
         yield scope
     finally:
         scope.close()
-        _test_record(request.node)["faults_fired"] = scope.fired()
 
 
-def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
+def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark,
+                         allow_modules: list[str]) -> None:
     unknown = sorted(set(marker.kwargs) - set(_FAULTS_MARKER_KWARGS))
     if unknown:
         pytest.fail(
@@ -258,7 +280,7 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
     seed = marker.kwargs.get("seed")
     for arg in marker.args:
         if isinstance(arg, str | Path):
-            plan = FaultPlan.from_json(Path(arg).read_text(encoding="utf-8"))
+            plan = FaultPlan.from_json(_plan_file(arg), allow_modules=allow_modules)
         elif isinstance(arg, Fault | FaultPlan):
             plan = arg if isinstance(arg, FaultPlan) else FaultPlan([arg])
         elif isinstance(arg, list | tuple) and all(isinstance(f, Fault) for f in arg):
@@ -272,64 +294,108 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
         scope.activate(plan, seed=seed)
 
 
-# -- per-test bookkeeping ----------------------------------------------------------------
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    """Attach the test's record, and stop any fault that leaked out of the test."""
+def _plan_file(arg: str | Path) -> str:
+    """The text of a fault plan file named in ``@pytest.mark.faults``."""
     try:
-        yield
-    finally:
-        record = item.stash.get(_TEST_RECORD, None)
-        if record:
-            item.user_properties.append((RECORD_KEY, dict(record)))
-        loaded = sys.modules.get("faults")  # not loaded yet: no failpoint can be armed
-        leaked = loaded.disarm_all() if loaded is not None else []
-    if leaked:
-        raise pytest.fail.Exception(
-            f"failpoints {leaked} were still armed after the test; they have been disarmed. "
-            "Arm faults with `with faults.inject(...)`, the `faults` fixture, or call "
-            ".stop() on the activation.",
+        return Path(arg).read_text(encoding="utf-8")
+    except OSError as exc:
+        pytest.fail(
+            f"@pytest.mark.faults({str(arg)!r}): a string must be the path of a fault plan "
+            f"JSON file, and {str(arg)!r} cannot be read ({exc.strerror or exc}). To arm a "
+            f"failpoint, pass a Fault: @pytest.mark.faults(Fault({str(arg)!r}, "
+            "Action.raise_())).",
             pytrace=False,
         )
 
 
-class _RecordCollector:
-    """Collects each test's outcome and record (on the xdist controller too).
+# -- per-test bookkeeping ----------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Attach the test's record, and stop any fault that leaked out of the test."""
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:  # another fixture's teardown failed: report both
+        error = exc
+    record = take_item_record(item)
+    if record:
+        item.user_properties.append((RECORD_KEY, record))
+    loaded = sys.modules.get("faults")  # not loaded yet: no failpoint can be armed
+    leaked = loaded.disarm_all() if loaded is not None else []
+    if leaked:
+        message = (
+            f"failpoints {leaked} were still armed after the test; they have been "
+            "disarmed. Arm faults with `with faults.inject(...)`, the `faults` fixture, or "
+            "call .stop() on the activation."
+        )
+        if error is not None:
+            message += f" The teardown also failed: {type(error).__name__}: {error}"
+        raise pytest.fail.Exception(message, pytrace=False) from error
+    if error is not None:
+        raise error
 
-    One per session, registered on that session's plugin manager, so nested pytester
-    sessions never share state.
-    """
 
-    def __init__(self, state: SessionState) -> None:
-        self.state = state
+#: Rows of the coverage matrix the terminal summary shows (report.json has them all).
+_COVERAGE_ROWS = 20
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.state
-        phase_counts = report.when == "call" or report.failed or report.skipped
-        if phase_counts and state.outcomes.get(report.nodeid) != "failed":
-            state.outcomes[report.nodeid] = report.outcome
-        for key, value in report.user_properties:
-            if key == RECORD_KEY and isinstance(value, dict):
-                state.records[report.nodeid] = value
+
+def _write_coverage(tr: pytest.TerminalReporter, matrix: dict[str, Any]) -> None:
+    """The run's coverage matrix (operation x family: each property's status)."""
+    from pytest_resilience._coverage import render
+
+    lines = render(matrix)
+    if not lines:
+        return
+    tr.write_line("coverage (operation x fault family: property status):")
+    for line in lines[:_COVERAGE_ROWS]:
+        tr.write_line(f"  {line}", red="FAIL" in line)
+    if len(lines) > _COVERAGE_ROWS:
+        tr.write_line(f"  ... {len(lines) - _COVERAGE_ROWS} more rows in report.json")
+
+
+#: Event kinds the terminal summary counts, with their label.
+_SUMMARY_KINDS = {"migration.crash_point": "migration crash points"}
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """A ``resilience`` section, silent unless a test used the harness."""
-    state = get_state(config)
-    if not state.records and not state.counters:
+    """A ``resilience`` section rendered from the per-test records; silent unless a test
+    used the harness."""
+    from pytest_resilience.report._json import summarise
+
+    session = get_state(config)
+    harness = [r for r in session.records.values() if "events" in r]
+    if not harness and not session.lost_workers:
         return
+    summary = summarise(list(session.records.values()))
     tr = terminalreporter
     tr.write_sep("-", "resilience")
-    tr.write_line(f"seed: {state.seed} ({state.seed_source}; replay: {SEED_OPTION}={state.seed})")
-    fired = sum(int(r.get("faults_fired", 0)) for r in state.records.values())
-    events = sum(int(r.get("events", 0)) for r in state.records.values())
     tr.write_line(
-        f"tests using the harness: {len(state.records)}, faults fired: {fired}, "
-        f"events recorded: {events}"
+        f"seed: {session.seed} ({session.seed_source}; replay: {SEED_OPTION}={session.seed})"
     )
-    for name, value in sorted(state.counters.items()):
-        tr.write_line(f"{name}: {value}")
-    for worker in state.lost_workers:
-        tr.write_line(f"worker {worker} crashed: its counters are missing", red=True)
+    fired = summary["faults_fired"]
+    by_family = ", ".join(f"{f} {n}" for f, n in fired.items()) or "none"
+    tr.write_line(
+        f"tests using the harness: {len(harness)}, faults fired: {sum(fired.values())} "
+        f"({by_family}), events recorded: {sum(int(r['events']) for r in harness)}"
+    )
+    budgets = summary["budgets"]
+    if budgets["total"]:
+        tr.write_line(f"SLA budgets met: {budgets['passed']}/{budgets['total']}")
+    verdicts = summary["verdicts"]
+    if verdicts["total"]:
+        tr.write_line(f"checker verdicts passed: {verdicts['passed']}/{verdicts['total']}")
+    kinds: Counter[str] = Counter()
+    for record in harness:
+        kinds.update(record.get("kinds", {}))
+    for kind, label in _SUMMARY_KINDS.items():
+        if kinds[kind]:
+            tr.write_line(f"{label}: {kinds[kind]}")
+    chaos = summary["chaos"]
+    if chaos["tests"]:
+        tr.write_line(f"chaos: {chaos['plans']} plans in {chaos['tests']} test(s), "
+                      f"{chaos['failures']} failing")
+    _write_coverage(tr, summary["coverage"])
+    for worker in session.lost_workers:
+        tr.write_line(f"worker {worker} crashed: its tests' records are missing", red=True)

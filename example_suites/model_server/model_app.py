@@ -164,6 +164,10 @@ class ModelService:
         model: LoadedModel = self.load_retry.call(self._get_once, name)
         return model
 
+    def load(self, name: str) -> str:
+        """Load ``name`` now, verified (what the CLI's ``load`` asks for)."""
+        return self.model(name).name
+
     def loaded(self) -> list[str]:
         """Names of the cached models, least recently used first."""
         return list(map(str, self.models.keys()))
@@ -206,7 +210,7 @@ def health_status(report: HealthReport) -> int:
 
 class ModelServer(LoopbackServer):
     """``POST /predict`` (JSON job), ``GET /health``, ``GET /models``,
-    ``POST /deadletters/replay``."""
+    ``POST /deadletters/replay``, ``POST /admin/load`` (``{"model": name}``, for the CLI)."""
 
     def __init__(self, service: ModelService) -> None:
         self.service = service
@@ -214,6 +218,13 @@ class ModelServer(LoopbackServer):
         def health() -> tuple[int, object]:
             report = service.health.run()
             return health_status(report), report.to_dict()
+
+        def admin_load(body: dict[str, Any]) -> tuple[int, object]:
+            try:
+                return 200, {"loaded": service.load(body["model"])}
+            except RetryError as exc:
+                return 503, {"error": f"{body['model']} could not be loaded: "
+                                      f"{exc.last_exception}"}
 
         def predict(job: dict[str, Any]) -> tuple[int, object]:
             output, job_id = service.submit(job)
@@ -226,6 +237,7 @@ class ModelServer(LoopbackServer):
             ("GET", "/models"): lambda _: (200, {"loaded": service.loaded()}),
             ("POST", "/predict"): predict,
             ("POST", "/deadletters/replay"): lambda _: (200, service.replay_deadletters()),
+            ("POST", "/admin/load"): admin_load,
         }
 
         class Handler(JSONHandler):

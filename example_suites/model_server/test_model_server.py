@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from _support.loopback import request
+from cli_loader import CLI_ATTEMPTS, CLI_BACKOFF, CLI_TIMEOUT, CliLoader, CliMissing
 from model_app import (
     LOAD_ATTEMPTS,
     LOAD_BACKOFF,
@@ -18,6 +19,7 @@ from model_app import (
 )
 
 from faults import Action, Fault, Trigger
+from pytest_resilience import RetryError
 from pytest_resilience.checks import check_eviction, check_retry
 from pytest_resilience.memory import MemoryPressureMonitor, PressureLevel
 
@@ -225,3 +227,70 @@ def test_predict_latency_budget_holds_under_each_fault(disturb, server, service,
             status, body = predict(server, {"model": name, "input": list(PROBE)})
         assert status == 200, body
     assert len(service.deadletters) == 0
+
+
+# -- CLI-driven loads: what the model CLI says is checked with real requests ------------
+
+@pytest.fixture
+def cli(server, clock):  # type: ignore[no-untyped-def]
+    """Loads through ``model_cli.py`` (a real child process that calls the server)."""
+    return CliLoader(server.url, clock=clock)
+
+
+def test_the_cli_loads_a_model_that_the_server_then_serves(cli, service, fake_gpu,  # type: ignore[no-untyped-def]
+                                                           history):
+    assert cli.load("sentiment") == "sentiment"
+    assert service.loaded() == ["sentiment"]
+    assert fake_gpu.device(0).used == 4 * GIB
+    assert [e.attrs["outcome"] for e in history.select(kind="retry.attempt",
+                                                       source="cli-load")] == ["ok"]
+
+
+def test_a_false_loaded_from_the_cli_is_caught_and_the_load_retried(cli, service, clock,  # type: ignore[no-untyped-def]
+                                                                     subprocess_faults,
+                                                                     history):
+    subprocess_faults.exits("model_cli.py", 0, stdout="loaded sentiment\n",
+                            trigger=Trigger.first(1))      # says so, loads nothing
+    assert cli.load("sentiment") == "sentiment"
+    attempts = history.select(kind="retry.attempt", source="cli-load")
+    assert [e.attrs["outcome"] for e in attempts] == ["error", "ok"]
+    assert "said 'sentiment' was loaded, but the server does not serve it" in \
+        attempts[0].attrs["error"]
+    assert clock.monotonic() == pytest.approx(0.5)         # one backoff, virtual
+    assert service.loaded() == ["sentiment"]               # loaded by the real CLI
+
+
+def test_a_hanging_cli_times_out_on_virtual_time_every_attempt(cli, service, clock,  # type: ignore[no-untyped-def]
+                                                                subprocess_faults,
+                                                                fake_gpu):
+    hang = subprocess_faults.hang("model_cli.py")
+    with pytest.raises(RetryError) as caught:
+        cli.load("sentiment")
+    assert str(caught.value.last_exception) == (
+        "the model CLI did not answer within 30s loading 'sentiment'; it was killed")
+    assert hang.fired == CLI_ATTEMPTS
+    backoffs = sum(CLI_BACKOFF.delay(n) for n in range(1, CLI_ATTEMPTS))
+    assert clock.monotonic() == pytest.approx(CLI_ATTEMPTS * CLI_TIMEOUT + backoffs)
+    assert service.loaded() == []
+    assert fake_gpu.device(0).used == 0
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_an_error_on_the_clis_stderr_fails_the_load_whatever_its_exit_status(  # type: ignore[no-untyped-def]
+        cli, service, subprocess_faults, code):
+    subprocess_faults.exits("model_cli.py", code, stdout="loaded sentiment\n",
+                            stderr="warning: slow disk\nerror: CUDA out of memory\n")
+    with pytest.raises(RetryError) as caught:
+        cli.load("sentiment")
+    assert str(caught.value.last_exception) == (
+        f"the model CLI failed to load 'sentiment' (exit status {code}): "
+        "error: CUDA out of memory")
+    assert len(caught.value.attempts) == CLI_ATTEMPTS
+    assert service.loaded() == []
+
+
+def test_a_missing_cli_is_reported_at_once_not_retried(cli, subprocess_faults, clock):  # type: ignore[no-untyped-def]
+    subprocess_faults.not_found("model_cli.py")
+    with pytest.raises(CliMissing, match="the model CLI is not installed"):
+        cli.load("sentiment")
+    assert clock.monotonic() == 0.0

@@ -7,16 +7,16 @@ Clock faults need no fixture of their own: enter them in the ``faults`` fixture
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, get_state
+from pytest_resilience._plugin.state import derive_seed, reset_after_each_plan, test_clock
 
 if TYPE_CHECKING:
-    from pytest_resilience._clock import Clock, VirtualClock
-    from pytest_resilience._events import History
+    from pytest_resilience import History
+    from pytest_resilience._clock import Clock
 
 _FACTORIES = pytest.StashKey[list["ProxyFactory"]]()
 
@@ -24,17 +24,20 @@ _FACTORIES = pytest.StashKey[list["ProxyFactory"]]()
 class ProxyFactory:
     """``fault_proxy(upstream, name=...)`` / ``http_fault_proxy(...)`` start a proxy.
 
-    Each proxy runs on the test's clock and writes to the test's history unless given
-    ``clock=``/``history=``, draws its decisions from a seed derived from the test's
-    seed and its name, and is stopped (every socket closed, thread joined) at teardown.
+    Each proxy runs on the test's clock (the ``clock`` fixture when the test uses it:
+    toxics and delays then wait in virtual time, driven by the test) and writes to the
+    test's history, unless given ``clock=``/``history=``; it draws its decisions from a
+    seed derived from the test's seed and its name, and is stopped (every socket closed,
+    thread joined) at teardown.
     """
 
-    def __init__(self, kind: str, seed: int, clock: VirtualClock, history: History) -> None:
+    def __init__(self, kind: str, seed: int, *, clock: Clock, history: History) -> None:
         self.kind = kind
         self.seed = seed
         self.clock = clock
         self.history = history
         self.proxies: list[Any] = []
+        self._retired: list[Any] = []
 
     def __call__(self, upstream: tuple[str, int], *, name: str | None = None,
                  seed: int | None = None, clock: Clock | None = None,
@@ -56,26 +59,36 @@ class ProxyFactory:
         self.proxies.append(proxy.start())
         return proxy
 
-    def close(self) -> tuple[int, int]:
-        """Stop every proxy (last first); returns (connections, toxic decisions applied)."""
-        connections = applied = 0
+    def plan_reset(self) -> Callable[[], None]:
+        """For a chaos test: after each plan, stop the proxies the plan started and
+        remove every fault from (and bring up) those started before it."""
+        kept = len(self.proxies)
+
+        def reset() -> None:
+            started, self.proxies[kept:] = self.proxies[kept:], []
+            for proxy in reversed(started):
+                proxy.stop()
+            self._retired.extend(started)
+            for proxy in self.proxies:
+                proxy.reset()
+
+        return reset
+
+    def close(self) -> None:
+        """Stop every proxy (last first), even when one fails to stop."""
         errors: list[BaseException] = []
-        for proxy in reversed(self.proxies):
+        for proxy in [*reversed(self.proxies), *self._retired]:
             try:
                 proxy.stop()
             except Exception as exc:  # keep stopping the others
                 errors.append(exc)
-            stats = proxy.stats()
-            connections += stats.connections
-            applied += stats.toxics_applied
         if errors:
             raise errors[0]
-        return connections, applied
 
     def explain(self) -> list[str]:
         """Lines for a failing test's report: what its proxies refused."""
         lines = []
-        for proxy in self.proxies:
+        for proxy in [*self.proxies, *self._retired]:
             refused = proxy.stats().refused
             if refused:
                 host, port = proxy.upstream
@@ -87,42 +100,39 @@ class ProxyFactory:
         return lines
 
 
-def _factory(request: pytest.FixtureRequest, kind: str, seed: int, clock: VirtualClock,
+def _factory(request: pytest.FixtureRequest, kind: str, seed: int,
              history: History) -> Iterator[ProxyFactory]:
-    factory = ProxyFactory(kind, seed, clock, history)
+    factory = ProxyFactory(kind, seed, clock=test_clock(request), history=history)
     request.node.stash.setdefault(_FACTORIES, []).append(factory)
+    reset_after_each_plan(request.node, factory.plan_reset)
     try:
         yield factory
     finally:
-        connections, applied = factory.close()
-        state = get_state(request.config)
-        state.count(f"{'http' if kind == 'http' else 'network'}: proxy connections",
-                    connections)
-        if kind != "http":
-            state.count("network: toxics applied", applied)
+        factory.close()
 
 
 @pytest.fixture
-def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int, clock: VirtualClock,
+def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
                 history: History) -> Iterator[ProxyFactory]:
     """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
 
-    Proxies run on the test's ``clock`` and ``history`` (toxics wait in virtual time,
-    driven by the test) unless given ``clock=``/``history=``; toxic decisions are seeded
-    from the test's seed; every proxy is stopped at teardown, even when the test failed.
+    Proxies run on the test's clock (virtual when the test uses the ``clock`` fixture:
+    toxics wait in virtual time, driven by the test) and write to the test's history,
+    unless given ``clock=``/``history=``; toxic decisions are seeded from the test's
+    seed; every proxy is stopped at teardown, even when the test failed.
     """
-    yield from _factory(request, "proxy", resilience_seed, clock, history)
+    yield from _factory(request, "proxy", resilience_seed, history)
 
 
 @pytest.fixture
 def http_fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
-                     clock: VirtualClock, history: History) -> Iterator[ProxyFactory]:
+                     history: History) -> Iterator[ProxyFactory]:
     """Start loopback ``HttpFaultProxy``s: ``proxy = http_fault_proxy(("127.0.0.1", port))``.
 
     Same defaults as ``fault_proxy`` (the test's clock, history and seed; stopped at
     teardown); needs h11 (the ``http`` extra).
     """
-    yield from _factory(request, "http", resilience_seed, clock, history)
+    yield from _factory(request, "http", resilience_seed, history)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,9 +18,6 @@ import pytest
 
 from pytest_resilience._plugin.state import get_state
 
-REPORT_PATHS = pytest.StashKey[list[str]]()
-_BENCHMARKS = pytest.StashKey[list[dict[str, Any]]]()
-
 
 def _environment(config: pytest.Config) -> dict[str, Any]:
     workers = getattr(config.option, "numprocesses", None)
@@ -34,51 +31,88 @@ def _environment(config: pytest.Config) -> dict[str, Any]:
 
 
 def build_report(config: pytest.Config) -> dict[str, Any]:
-    """The report as plain builtins: seed, environment, tests, operations, counters."""
-    from pytest_resilience._plugin.sla import get_sla_session  # a plugin: import it late
+    """The report as plain builtins, from the session's per-test records."""
     from pytest_resilience.report._json import build_report as build
 
-    state = get_state(config)
-    sla = get_sla_session(config)
+    session = get_state(config)
     operations = [
         {"operation": op, "variant": variant, **stats.to_dict()}
-        for (op, variant), stats in sorted(sla.operations.items())
+        for (op, variant), stats in sorted(session.operations.items())
     ]
     return build(
-        seed=state.seed,
-        seed_source=state.seed_source,
+        seed=session.seed,
+        seed_source=session.seed_source,
         environment=_environment(config),
-        outcomes=state.outcomes,
-        records=state.records,
-        sla_tests=sla.tests,
+        records=session.records,
         operations=operations,
-        counters=state.counters,
-        lost_workers=sorted(set(state.lost_workers) | set(sla.lost_workers)),
-        benchmarks=config.stash.get(_BENCHMARKS, []),
+        lost_workers=sorted(set(session.lost_workers)),
+        benchmarks=session.benchmarks,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
+COMPARE_OPTION = "--resilience-compare"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from pytest_resilience._plugin.progress import CHOICES, PROGRESS_OPTION
+
+    parser.getgroup("resilience").addoption(
+        PROGRESS_OPTION,
+        action="store",
+        choices=CHOICES,
+        default="auto",
+        dest="resilience_progress",
+        help="show chaos runs' progress (plans done, failures, plans/s, time left): auto "
+        "(default: on a terminal, not under -q), always or never.",
+    )
+    parser.getgroup("resilience").addoption(
+        COMPARE_OPTION,
+        action="store",
+        default=None,
+        dest="resilience_compare",
+        metavar="OLD/report.json",
+        help="with --resilience-report: compare this run with a previous report.json "
+        "(deltas per budget and percentile, regressions highlighted).",
+    )
+
+
+def _baseline(config: pytest.Config) -> dict[str, Any] | None:
+    """The report named by ``--resilience-compare`` (read at start-up: a bad path is a
+    usage error before any test runs)."""
+    path = config.getoption("resilience_compare", None)
+    if not path:
+        return None
+    from pytest_resilience.report._json import load_report
+
+    try:
+        return load_report(path)
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"{COMPARE_OPTION}={path}: {exc}") from None
+
+
+_BASELINE = pytest.StashKey["dict[str, Any] | None"]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        config.stash[_BASELINE] = _baseline(config)
+
+
 def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
     """Write the three report files into ``directory``; returns their paths."""
-    from pytest_resilience.report._html import render_html
+    from pytest_resilience.report._files import write_rendered
     from pytest_resilience.report._json import write_json
-    from pytest_resilience.report._markdown import render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
     report = build_report(config)
-    markdown = render_markdown(report)
-    paths = [
-        write_json(report, directory / "report.json"),
-        directory / "report.md",
-        directory / "report.html",
-    ]
-    paths[1].write_text(markdown, encoding="utf-8")
-    paths[2].write_text(render_html(report), encoding="utf-8")
+    paths = [write_json(report, directory / "report.json")]
+    paths += write_rendered(report, directory, baseline=config.stash.get(_BASELINE, None))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
+            fh.write(paths[1].read_text(encoding="utf-8"))
     return paths
 
 
@@ -88,8 +122,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = get_state(config)
     if state.report_dir is None or hasattr(config, "workerinput"):
         return
-    paths = write_reports(config, state.report_dir)
-    config.stash[REPORT_PATHS] = [*config.stash.get(REPORT_PATHS, []), *map(str, paths)]
+    state.report_paths += map(str, write_reports(config, state.report_dir))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -121,11 +154,11 @@ def pytest_benchmark_update_json(
                 "percentiles": percentiles,
             }
         )
-    config.stash[_BENCHMARKS] = folded
+    get_state(config).benchmarks = folded
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    for path in config.stash.get(REPORT_PATHS, []):
+    for path in get_state(config).report_paths:
         terminalreporter.write_line(f"resilience report: {path}")

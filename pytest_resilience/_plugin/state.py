@@ -1,61 +1,111 @@
-"""Per-session plugin state, kept in ``config.stash``.
+"""The plugin's session: one object in one stash key, and its one xdist wire format.
 
-Family modules count what they did with ``state.count(...)``; the terminal summary and
-the reports read the counters, which workers send to the xdist controller.
+Each test that uses the harness gets a test history (the ``history`` fixture); the
+record built from it (``_plugin/records.py``) travels on ``report.user_properties`` under
+``RECORD_KEY``, plain builtins, so it reaches the xdist controller like any report. The
+controller merges records into ``ResilienceSession.records``, and the SLA histograms
+they carry into ``operations``; every report renders those and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from pytest_resilience import Clock
+    from pytest_resilience.sla._recorder import OperationStats
+
 __all__ = [
+    "PLAN_RESETS",
     "RECORD_KEY",
-    "STATE",
-    "SessionState",
+    "SESSION",
+    "ResilienceSession",
+    "allowed_modules",
     "derive_seed",
     "get_state",
+    "item_record",
     "request_marked_fixture",
+    "reset_after_each_plan",
+    "test_clock",
 ]
 
-#: The ``user_properties`` key under which each test's resilience record travels.
+#: The ``user_properties`` key under which each test's record travels.
 RECORD_KEY = "resilience"
 
 
 @dataclass
-class SessionState:
-    """The session seed, the report directory, counters and per-test records."""
+class ResilienceSession:
+    """The session seed, the report directory, per-test records and merged SLA data."""
 
     seed: int
     seed_source: str
     report_dir: Path | None = None
-    counters: Counter[str] = field(default_factory=Counter)
+    #: nodeid -> the test's record (outcome, duration, faults, verdicts, sla, chaos, ...).
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outcomes: dict[str, str] = field(default_factory=dict)
+    #: (operation, variant) -> latencies merged over every test.
+    operations: dict[tuple[str, str], OperationStats] = field(default_factory=dict)
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
+    report_paths: list[str] = field(default_factory=list)
     lost_workers: list[str] = field(default_factory=list)
+    #: Names of per-session hook objects already registered (hooks on first use).
+    registered: set[str] = field(default_factory=set)
 
-    def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``name`` (shown in the terminal summary)."""
-        self.counters[name] += n
+    def add_operation(self, operation: str, variant: str, stats: OperationStats) -> None:
+        """Merge ``stats`` into the session's stats for ``operation`` under ``variant``."""
+        current = self.operations.get((operation, variant))
+        if current is None:
+            from pytest_resilience.sla._recorder import OperationStats
+
+            current = self.operations[(operation, variant)] = OperationStats()
+        current.merge(stats)
 
 
-STATE = pytest.StashKey[SessionState]()
+SESSION = pytest.StashKey[ResilienceSession]()
+#: Per chaos test, for each fixture the body may change: a function called before the
+#: first plan that returns the reset to call after each plan.
+PLAN_RESETS = pytest.StashKey[list[Callable[[], Callable[[], None]]]]()
 
 
-def get_state(config: pytest.Config) -> SessionState:
-    """The session state; raises a clear error if the plugin was not configured."""
+def get_state(config: pytest.Config) -> ResilienceSession:
+    """The session; raises a clear error if the plugin was not configured."""
     try:
-        return config.stash[STATE]
+        return config.stash[SESSION]
     except KeyError:
         raise RuntimeError(
             "pytest-resilience is not configured in this session. Load it with "
             "`-p resilience`."
         ) from None
+
+
+_ITEM_RECORD = pytest.StashKey[dict[str, Any]]()
+
+
+def item_record(item: pytest.Item) -> dict[str, Any]:
+    """The part of ``item``'s record its fixtures fill in (attached at teardown)."""
+    record = item.stash.get(_ITEM_RECORD, None)
+    if record is None:
+        record = item.stash[_ITEM_RECORD] = {}
+    return record
+
+
+def take_item_record(item: pytest.Item) -> dict[str, Any] | None:
+    """``item_record`` removed from the item (it is attached once)."""
+    record = item.stash.get(_ITEM_RECORD, None)
+    if record is not None:
+        del item.stash[_ITEM_RECORD]
+    return record
+
+
+def allowed_modules(config: pytest.Config) -> list[str]:
+    """Modules a plan loaded from a file may name although they are not imported yet."""
+    return [*config.getini("resilience_allow_modules"),
+            *config.getoption("resilience_allow_module")]
 
 
 def derive_seed(session_seed: int, nodeid: str) -> int:
@@ -64,10 +114,35 @@ def derive_seed(session_seed: int, nodeid: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def request_marked_fixture(items: list[pytest.Item], name: str) -> None:
-    """Make every test marked ``@pytest.mark.<name>`` request the fixture ``name``."""
+def test_clock(request: pytest.FixtureRequest) -> Clock:
+    """The test's clock: the ``clock`` fixture (virtual) when the test uses it, else the
+    system clock. Every harness fixture stamps the test's events with this one clock."""
+    if "clock" in request.fixturenames:
+        clock: Clock = request.getfixturevalue("clock")
+        return clock
+    from pytest_resilience import SystemClock
+
+    return SystemClock()
+
+
+test_clock.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
+
+
+def request_marked_fixture(items: list[pytest.Item], name: str,
+                           also: tuple[str, ...] = ()) -> None:
+    """Make every test marked ``@pytest.mark.<name>`` request the fixture ``name`` (and
+    the fixtures in ``also``)."""
     for item in items:
         if not isinstance(item, pytest.Function) or item.get_closest_marker(name) is None:
             continue
-        if name not in item.fixturenames:
-            item.fixturenames.append(name)
+        for fixture in (name, *also):
+            if fixture not in item.fixturenames:
+                item.fixturenames.append(fixture)
+
+
+def reset_after_each_plan(node: pytest.Item, start: Callable[[], Callable[[], None]]) -> None:
+    """In a ``chaos`` test, call ``start()`` before the first plan and the reset it returns
+    after each plan, so a fixture the body may change puts itself back and every plan
+    starts from the same state."""
+    if node.get_closest_marker("chaos") is not None:
+        node.stash.setdefault(PLAN_RESETS, []).append(start)

@@ -1,6 +1,7 @@
 """Adapters that write third-party components' decisions as this project's events, so the
-checkers judge them too: tenacity (``before_sleep`` / ``after`` hooks), pybreaker (a
-listener) and cachetools (a recording subclass).
+checkers judge them too: tenacity (``before_sleep`` / ``after`` hooks) and pybreaker (a
+listener, which also reports its transitions). A cachetools cache needs no adapter:
+``pytest_resilience.observe.watch_cache`` reads any mapping-like cache, cachetools' too.
 
 Nothing here imports the third-party library until it is used.
 """
@@ -12,8 +13,15 @@ from typing import Any, TypeVar
 
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, emit
+from pytest_resilience.kinds import (
+    BREAKER_CALL,
+    BREAKER_REJECTED,
+    BREAKER_TRANSITION,
+    RETRY_ATTEMPT,
+    RETRY_SLEEP,
+)
 
-__all__ = ["PybreakerRecorder", "TenacityRecorder", "recording_cache"]
+__all__ = ["PybreakerRecorder", "TenacityRecorder"]
 
 T = TypeVar("T")
 
@@ -38,14 +46,14 @@ class TenacityRecorder:
         exc = outcome.exception() if outcome is not None and outcome.failed else None
         error = repr(exc) if exc is not None else (
             f"result {outcome.result()!r}" if outcome is not None else None)
-        emit("retry.attempt", self.name, self.clock, history=self.history,
+        emit(RETRY_ATTEMPT, self.name, self.clock, history=self.history,
              attempt=retry_state.attempt_number, outcome="error", error=error,
              elapsed=float(retry_state.seconds_since_start or 0.0))
 
     def before_sleep(self, retry_state: Any) -> None:
         """tenacity ``before_sleep`` hook: the wait before the next attempt."""
         delay = float(retry_state.next_action.sleep) if retry_state.next_action else 0.0
-        emit("retry.sleep", self.name, self.clock, history=self.history,
+        emit(RETRY_SLEEP, self.name, self.clock, history=self.history,
              attempt=retry_state.attempt_number, delay=delay)
 
     def hooks(self) -> dict[str, Callable[..., Any]]:
@@ -80,7 +88,7 @@ class PybreakerRecorder:
     def _call(self, cb: Any, outcome: str) -> None:
         state, started = self._started.pop(id(cb), (_pybreaker_state(cb.current_state),
                                                     self.clock.monotonic()))
-        emit("breaker.call", cb.name or "pybreaker", self.clock, history=self.history,
+        emit(BREAKER_CALL, cb.name or "pybreaker", self.clock, history=self.history,
              state=state, outcome=outcome, duration=self.clock.monotonic() - started)
 
     def success(self, cb: Any) -> None:
@@ -95,7 +103,7 @@ class PybreakerRecorder:
         """Listener hook: a transition (pybreaker's ``half-open`` becomes ``half_open``)."""
         if old_state is None:
             return
-        emit("breaker.transition", cb.name or "pybreaker", self.clock, history=self.history,
+        emit(BREAKER_TRANSITION, cb.name or "pybreaker", self.clock, history=self.history,
              **{"from": _pybreaker_state(old_state), "to": _pybreaker_state(new_state)})
 
     def call(self, cb: Any, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -107,7 +115,7 @@ class PybreakerRecorder:
             return cb.call(fn, *args, **kwargs)  # type: ignore[no-any-return]
         except pybreaker.CircuitBreakerError:
             if id(cb) not in self._ran:  # rejected before the call ran
-                emit("breaker.rejected", cb.name or "pybreaker", self.clock,
+                emit(BREAKER_REJECTED, cb.name or "pybreaker", self.clock,
                      history=self.history, retry_after=float(cb.reset_timeout))
             raise
         finally:
@@ -122,55 +130,3 @@ class PybreakerRecorder:
             pass
 
         return _Listener(clock=clock, history=history)
-
-
-_CAUSES = {"LRUCache": "lru", "TTLCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
-           "RRCache": "random", "TLRUCache": "lru"}
-
-
-def recording_cache(cache_cls: type[T], *args: Any, name: str = "cachetools",
-                    clock: Clock | None = None, history: History | None = None,
-                    **kwargs: Any) -> T:
-    """An instance of a ``cachetools`` cache class that emits ``cache.*`` events.
-
-    ``recording_cache(cachetools.LRUCache, maxsize=3)`` behaves like ``LRUCache(maxsize=3)``
-    and records ``cache.hit`` / ``cache.miss`` / ``cache.load`` and ``cache.evict``
-    (cause ``lru`` for LRU and TTL caches, ``ttl`` for expiry, else the policy's name).
-    """
-    events_clock: Clock = clock if clock is not None else SystemClock()
-    base: Any = cache_cls
-    cause = next((c for b in base.__mro__ for n, c in _CAUSES.items() if b.__name__ == n),
-                 "evict")
-
-    def record(kind: str, **attrs: Any) -> None:
-        emit(kind, name, events_clock, history=history, **attrs)
-
-    class Recording(base):  # type: ignore[misc]
-        def __getitem__(self, key: Any) -> Any:
-            try:
-                value = super().__getitem__(key)
-            except KeyError:
-                record("cache.miss", key=key, bytes=0)
-                raise
-            record("cache.hit", key=key, bytes=self.getsizeof(value))
-            return value
-
-        def __setitem__(self, key: Any, value: Any) -> None:
-            super().__setitem__(key, value)
-            record("cache.load", key=key, bytes=self.getsizeof(value))
-
-        def popitem(self) -> Any:
-            key, value = super().popitem()
-            record("cache.evict", key=key, bytes=self.getsizeof(value), cause=cause)
-            return key, value
-
-        def expire(self, *a: Any, **kw: Any) -> Any:
-            expired = super().expire(*a, **kw)
-            for key, value in expired or ():
-                record("cache.evict", key=key, bytes=self.getsizeof(value), cause="ttl")
-            return expired
-
-    Recording.__name__ = Recording.__qualname__ = f"Recording{base.__name__}"
-    if not hasattr(base, "expire"):
-        del Recording.expire
-    return Recording(*args, **kwargs)

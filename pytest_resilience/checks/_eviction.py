@@ -1,7 +1,10 @@
 """The eviction checker: LRU order, capacity, and memory pressure answered by eviction.
 
-It reads ``cache.load`` / ``cache.hit`` / ``cache.evict`` (of one cache, or all) and
-``memory.pressure`` events.
+It reads ``cache.load`` / ``cache.hit`` / ``cache.evict`` (of one cache, or all) and the
+pressure readings: ``memory.pressure`` events, and ``fault.fired`` events of the memory
+family that report a ``percent`` used (the ``memory_pressure`` fault), ranked with
+``MemoryPressureMonitor``'s default thresholds. Readings in a row with no cache activity
+between them count as one.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from collections import OrderedDict
 
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
-from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
+from pytest_resilience.kinds import (
+    CACHE_EVICT,
+    CACHE_HIT,
+    CACHE_LOAD,
+    FAULT_FIRED,
+    MEMORY_PRESSURE,
+)
 
 __all__ = ["LEVELS", "check_eviction"]
 
@@ -18,6 +28,8 @@ NAME = "eviction"
 #: Pressure levels, least to most severe.
 LEVELS = ("normal", "warning", "critical", "emergency")
 _RECENCY_CAUSES = ("lru", "pressure", "gpu")
+#: Percent used at which each level above normal starts (MemoryPressureMonitor's defaults).
+_PERCENT_LEVELS = ((95.0, "emergency"), (80.0, "critical"), (70.0, "warning"))
 
 
 def _rank(level: object) -> int:
@@ -25,16 +37,33 @@ def _rank(level: object) -> int:
     return LEVELS.index(text) if text in LEVELS else -1
 
 
+def _is_reading(event: Event) -> bool:
+    return event.kind == MEMORY_PRESSURE or (
+        event.kind == FAULT_FIRED and event.attrs.get("family") == "memory"
+        and isinstance(event.attrs.get("percent"), int | float))
+
+
+def _level(event: Event) -> str:
+    """The pressure level a reading reports."""
+    if event.kind == MEMORY_PRESSURE:
+        return str(getattr(event.attrs.get("level"), "name", event.attrs.get("level"))).lower()
+    percent = float(event.attrs["percent"])
+    return next((name for start, name in _PERCENT_LEVELS if percent >= start), "normal")
+
+
 class _Pressure:
     """A pressure event at or above the threshold, and what was evicted after it."""
 
     def __init__(self, event: Event, resident: int) -> None:
         self.event = event
+        self.level = _level(event)
         self.resident = resident
         self.freed = 0
         self.evictions = 0
+        self.activity = 0
 
 
+@recorded
 def check_eviction(
     history: HistoryLike,
     *,
@@ -59,7 +88,7 @@ def check_eviction(
     events = [
         e for e in select(history, "")
         if (e.kind.startswith("cache.") and (source is None or e.source == source))
-        or e.kind == "memory.pressure"
+        or _is_reading(e)
     ]
     walk = _Walk(lru=lru, threshold=_rank(pressure_level), within=within,
                  target_bytes=target_bytes)
@@ -68,7 +97,7 @@ def check_eviction(
         if problem is None and capacity_bytes is not None and event.kind.startswith("cache."):
             following = events[i + 1] if i + 1 < len(events) else None
             total = walk.total()
-            if (following is None or following.kind != "cache.evict") and total > capacity_bytes:
+            if (following is None or following.kind != CACHE_EVICT) and total > capacity_bytes:
                 problem = (f"Resident bytes reached {total}, above the capacity of "
                            f"{capacity_bytes}, and no eviction followed", [event])
         if problem is not None:
@@ -76,7 +105,7 @@ def check_eviction(
     problem = walk.close_pressure(None)
     if problem is not None:
         return _fail(problem)
-    evictions = sum(1 for e in events if e.kind == "cache.evict")
+    evictions = sum(1 for e in events if e.kind == CACHE_EVICT)
     return passed(NAME, f"{evictions} eviction(s) kept LRU order"
                   + ("" if capacity_bytes is None else " and the capacity")
                   + f"; every pressure event at {pressure_level!r} or above was answered.")
@@ -113,19 +142,24 @@ class _Walk:
             return (f"Memory pressure was not answered by an eviction within "
                     f"{self.within:.6g}s", [pending.event, event])
         key = (event.source, str(event.attrs.get("key")))
-        if event.kind == "memory.pressure":
+        if _is_reading(event):
+            if pending is not None and pending.activity == 0 and \
+                    _rank(_level(event)) >= self.threshold:
+                return None  # the same pressure read again before the cache did anything
             problem = self.close_pressure(event)
             self.pending = None
             total = self.total()
-            if problem is None and _rank(event.attrs.get("level")) >= self.threshold and total:
+            if problem is None and _rank(_level(event)) >= self.threshold and total:
                 self.pending = _Pressure(event, total)
             return problem
-        if event.kind == "cache.load":
+        if pending is not None:
+            pending.activity += 1
+        if event.kind == CACHE_LOAD:
             self.resident.pop(key, None)
             self.resident[key] = (int(event.attrs.get("bytes", 0) or 0), event)
-        elif event.kind == "cache.hit" and key in self.resident:
+        elif event.kind == CACHE_HIT and key in self.resident:
             self.resident.move_to_end(key)
-        elif event.kind == "cache.evict":
+        elif event.kind == CACHE_EVICT:
             return self.evict(event, key)
         return None
 
@@ -151,7 +185,7 @@ class _Walk:
         if pending is None:
             return None
         if pending.evictions == 0:
-            return (f"Memory pressure {pending.event.attrs.get('level')!r} with "
+            return (f"Memory pressure {pending.level!r} with "
                     f"{pending.resident} bytes resident was not followed by any eviction",
                     [pending.event] + ([now] if now is not None else []))
         target = self.target_bytes

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_resilience.checks._select import HistoryLike, select
-from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
+from pytest_resilience.kinds import CHROMA_ROLLBACK
 
 __all__ = ["check_rollback", "snapshot"]
 
@@ -39,6 +40,7 @@ def _ids(keys: set[str]) -> str:
     return ", ".join(repr(k) for k in shown) + (f" and {more} more" if more else "")
 
 
+@recorded
 def check_rollback(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -52,7 +54,7 @@ def check_rollback(
     the verdict names the ``chroma.rollback`` event(s) and fails if there was none.
     """
     rollbacks = [] if history is None else [
-        e for e in select(history, "chroma.", source) if e.kind == "chroma.rollback"
+        e for e in select(history, "chroma.", source) if e.kind == CHROMA_ROLLBACK
     ]
     named = ("; rollback events: " + "; ".join(describe(e) for e in rollbacks)) if rollbacks \
         else ""

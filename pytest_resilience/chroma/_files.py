@@ -21,6 +21,7 @@ __all__ = [
     "close_store",
     "collection_counts",
     "copy_store",
+    "fsync_path",
     "sha256_file",
     "store_files",
     "vector_segments",
@@ -38,6 +39,16 @@ def chroma_version() -> str:
         return metadata.version("chromadb")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (which makes the names created or removed in it
+    durable: POSIX needs both for a file to survive a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

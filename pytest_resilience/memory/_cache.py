@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import inspect
-import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import ResilienceError
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import CACHE_EVICT, CACHE_HIT, CACHE_LOAD, CACHE_MISS
 from pytest_resilience.memory._sizing import measure_bytes, release_memory
 
 __all__ = ["CacheStats", "ModelCache", "ModelLoadError"]
@@ -80,20 +81,21 @@ class ModelCache:
         name: str = "models",
         clock: Clock | None = None,
     ) -> None:
-        if capacity_bytes is not None and (
-            not isinstance(capacity_bytes, int) or capacity_bytes <= 0
-        ):
-            raise ValueError(
-                f"capacity_bytes={capacity_bytes!r} is not a positive integer. Pass a byte "
-                "count, or None for no capacity limit."
-            )
+        if capacity_bytes is not None:
+            capacity_bytes = _validate.count(
+                capacity_bytes, "capacity_bytes", what="a positive integer",
+                accepted="a byte count, or None for no capacity limit")
+        for hook, accepted in (("loader", "a function of the key, or None"),
+                               ("on_evict", "a function of (key, value, cause), or None"),
+                               ("verify", "a function of (key, value), or None")):
+            _validate.callable_or_none(locals()[hook], hook, accepted=accepted)
         self.ttl = _check_ttl(ttl)
         self.capacity_bytes = capacity_bytes
         self.loader = loader
         self.on_evict = on_evict
         self.verify = verify
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._lock = threading.RLock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._loading: dict[Hashable, _Flight] = {}
@@ -269,11 +271,11 @@ class ModelCache:
             entry = None
         if entry is None:
             self._misses += 1
-            emit("cache.miss", self.name, self.clock, key=key, bytes=0)
+            emit(CACHE_MISS, self.name, self.clock, key=key, bytes=0)
             return False, None
         self._entries.move_to_end(key)
         self._hits += 1
-        emit("cache.hit", self.name, self.clock, key=key, bytes=entry.nbytes)
+        emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
         return True, entry.value
 
     def _store(self, key: Hashable, value: Any, *, ttl: float | None, size: int | None) -> Any:
@@ -288,7 +290,7 @@ class ModelCache:
         self._entries[key] = _Entry(value, nbytes, self.clock.monotonic() + lifetime)
         self._bytes += nbytes
         self._loads += 1
-        emit("cache.load", self.name, self.clock, key=key, bytes=nbytes)
+        emit(CACHE_LOAD, self.name, self.clock, key=key, bytes=nbytes)
         if self.capacity_bytes is not None:
             while self._bytes > self.capacity_bytes and len(self._entries) > 1:
                 freed += self._remove(next(iter(self._entries)), cause="lru")
@@ -299,7 +301,7 @@ class ModelCache:
         entry = self._entries.pop(key)
         self._bytes -= entry.nbytes
         self._evictions[cause] += 1
-        emit("cache.evict", self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)
+        emit(CACHE_EVICT, self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)
         if self.on_evict is not None:
             self.on_evict(key, entry.value)
         return entry.nbytes
@@ -319,24 +321,17 @@ def _release(freed: int) -> None:
 
 
 def _check_ttl(ttl: float) -> float:
-    seconds = float(ttl)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise ValueError(
-            f"ttl={ttl!r} is not a valid lifetime. Pass finite seconds > 0; every entry "
-            "has a TTL (default 600)."
-        )
-    return seconds
+    return _validate.seconds(ttl, "ttl", positive=True, what="a valid lifetime", accepted=(
+        "finite seconds > 0; every entry has a TTL (default 600)"))
 
 
 def _check_entry(ttl: float | None, size: int | None) -> None:
     """Per-entry arguments, checked before anything is loaded."""
     if ttl is not None:
         _check_ttl(ttl)
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise ValueError(
-            f"size={size!r} is not a byte count. Pass an int >= 0, or None to measure the "
-            "value."
-        )
+    if size is not None:
+        _validate.count(size, "size", low=0, what="a byte count",
+                        accepted="an int >= 0, or None to measure the value")
 
 
 def _check_cause(cause: str) -> None:

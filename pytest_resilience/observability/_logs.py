@@ -1,8 +1,8 @@
 """Events as stdlib log records, and JSON / human formatters that show the context.
 
 ``log_events()`` adds a global event listener: each event becomes one record on the
-logger ``pytest_resilience._events.<family>`` (``retry.attempt`` goes to
-``pytest_resilience._events.retry``) at the level ``event_level`` gives it. When that
+logger ``pytest_resilience.events.<family>`` (``retry.attempt`` goes to
+``pytest_resilience.events.retry``) at the level ``event_level`` gives it. When that
 logger is not enabled for the level, the listener returns before building anything.
 """
 
@@ -17,6 +17,31 @@ from types import TracebackType
 from typing import Any
 
 from pytest_resilience._events import Event, add_listener
+from pytest_resilience.kinds import (
+    BREAKER_CALL,
+    BREAKER_REJECTED,
+    BREAKER_TRANSITION,
+    CACHE_EVICT,
+    CACHE_HIT,
+    CACHE_MISS,
+    CHROMA_CORRUPT,
+    CHROMA_ROLLBACK,
+    CLOCK_SKEW,
+    DEADLETTER_ADDED,
+    FAULT_FIRED,
+    GPU_USAGE,
+    HEALTH_CHECK,
+    LOCK_TIMEOUT,
+    MEMORY_PRESSURE,
+    PROXY_CONNECTION,
+    RATELIMIT_ACQUIRED,
+    RATELIMIT_REJECTED,
+    RETRY_ATTEMPT,
+    RETRY_GIVEUP,
+    RETRY_SLEEP,
+    SLA_SAMPLE,
+    TRACE_OPERATION,
+)
 from pytest_resilience.observability._context import current_context
 from pytest_resilience.observability._redact import Redactor
 
@@ -29,18 +54,18 @@ __all__ = [
     "log_events",
 ]
 
-EVENT_LOGGER = "pytest_resilience._events"
+EVENT_LOGGER = "pytest_resilience.events"
 
 # Kinds that mean something went wrong or degraded: WARNING. High-volume routine kinds:
 # DEBUG. Everything else: INFO.
 _WARNING_KINDS = frozenset({
-    "retry.giveup", "breaker.rejected", "ratelimit.rejected", "lock.timeout",
-    "deadletter.added", "cache.evict", "chroma.rollback", "chroma.corrupt", "fault.fired",
-    "clock.skew",
+    RETRY_GIVEUP, BREAKER_REJECTED, RATELIMIT_REJECTED, LOCK_TIMEOUT,
+    DEADLETTER_ADDED, CACHE_EVICT, CHROMA_ROLLBACK, CHROMA_CORRUPT, FAULT_FIRED,
+    CLOCK_SKEW,
 })
 _DEBUG_KINDS = frozenset({
-    "retry.sleep", "breaker.call", "ratelimit.acquired", "cache.hit", "cache.miss",
-    "proxy.connection", "sla.sample",
+    RETRY_SLEEP, BREAKER_CALL, RATELIMIT_ACQUIRED, CACHE_HIT, CACHE_MISS,
+    PROXY_CONNECTION, SLA_SAMPLE,
 })
 
 # Attributes of a LogRecord that the formatters own; anything else a caller put in
@@ -55,15 +80,15 @@ def event_level(event: Event) -> int:
     kind, attrs = event.kind, event.attrs
     if kind in _WARNING_KINDS:
         return logging.WARNING
-    if kind == "breaker.transition":
+    if kind == BREAKER_TRANSITION:
         return logging.WARNING if attrs.get("to") == "open" else logging.INFO
-    if kind == "health.check":
+    if kind == HEALTH_CHECK:
         return logging.INFO if attrs.get("status") == "healthy" else logging.WARNING
-    if kind in ("memory.pressure", "gpu.usage"):
+    if kind in (MEMORY_PRESSURE, GPU_USAGE):
         return logging.INFO if attrs.get("level") == "normal" else logging.WARNING
-    if kind == "retry.attempt":
+    if kind == RETRY_ATTEMPT:
         return logging.DEBUG if attrs.get("outcome") == "ok" else logging.INFO
-    if kind == "trace.operation":
+    if kind == TRACE_OPERATION:
         return logging.INFO if attrs.get("outcome") == "ok" else logging.WARNING
     if kind in _DEBUG_KINDS:
         return logging.DEBUG

@@ -21,11 +21,25 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._events import Event, add_listener
+from pytest_resilience.kinds import (
+    BREAKER_TRANSITION,
+    CACHE_EVICT,
+    CHROMA_ROLLBACK,
+    GPU_USAGE,
+    MEMORY_PRESSURE,
+    RATELIMIT_REJECTED,
+    RETRY_ATTEMPT,
+    RETRY_GIVEUP,
+    RETRY_SLEEP,
+    TRACE_OPERATION,
+)
 
 __all__ = ["BREAKER_STATES", "PRESSURE_LEVELS", "PrometheusMetrics"]
 
@@ -60,9 +74,11 @@ class PrometheusMetrics:
                 "PrometheusMetrics needs prometheus-client. Install it with "
                 "`pip install pytest-resilience[metrics]`."
             ) from exc
+        buckets = _check_buckets(buckets)
         if not isinstance(namespace, str) or not namespace.isidentifier():
             raise ValueError(
-                f"namespace={namespace!r} is not a metric prefix. Pass e.g. 'resilience'."
+                f"namespace={_validate.show(namespace)} is not a metric prefix. Pass e.g. "
+                f"'resilience'."
             )
         self._prom = prom
         self.registry = registry if registry is not None else prom.CollectorRegistry()
@@ -97,20 +113,20 @@ class PrometheusMetrics:
             namespace=ns, registry=reg, buckets=tuple(buckets))
         self._remove: Callable[[], None] | None = None
         self._handlers: dict[str, Callable[[Event], None]] = {
-            "retry.attempt": lambda e: self.retry_attempts.labels(
+            RETRY_ATTEMPT: lambda e: self.retry_attempts.labels(
                 e.source, str(e.attrs.get("outcome", "unknown"))).inc(),
-            "retry.sleep": lambda e: self.retries.labels(e.source).inc(),
-            "retry.giveup": lambda e: self.retry_giveups.labels(
+            RETRY_SLEEP: lambda e: self.retries.labels(e.source).inc(),
+            RETRY_GIVEUP: lambda e: self.retry_giveups.labels(
                 e.source, str(e.attrs.get("reason", "unknown"))).inc(),
-            "breaker.transition": self._on_transition,
-            "ratelimit.rejected": lambda e: self.ratelimit_rejected.labels(e.source).inc(),
-            "cache.evict": lambda e: self.cache_evictions.labels(
+            BREAKER_TRANSITION: self._on_transition,
+            RATELIMIT_REJECTED: lambda e: self.ratelimit_rejected.labels(e.source).inc(),
+            CACHE_EVICT: lambda e: self.cache_evictions.labels(
                 e.source, str(e.attrs.get("cause", "unknown"))).inc(),
-            "chroma.rollback": lambda e: self.chroma_rollbacks.labels(e.source).inc(),
-            "memory.pressure": lambda e: self.memory_pressure.labels(e.source).set(
+            CHROMA_ROLLBACK: lambda e: self.chroma_rollbacks.labels(e.source).inc(),
+            MEMORY_PRESSURE: lambda e: self.memory_pressure.labels(e.source).set(
                 _level(e.attrs.get("level"))),
-            "gpu.usage": self._on_gpu,
-            "trace.operation": lambda e: self.operation_duration.labels(
+            GPU_USAGE: self._on_gpu,
+            TRACE_OPERATION: lambda e: self.operation_duration.labels(
                 e.source, str(e.attrs.get("outcome", "unknown"))).observe(
                 float(e.attrs.get("duration", 0.0))),
         }
@@ -168,3 +184,15 @@ class PrometheusMetrics:
         """The registry in the Prometheus text format."""
         text: bytes = self._prom.generate_latest(self.registry)
         return text.decode("utf-8")
+
+
+def _check_buckets(buckets: object) -> tuple[float, ...]:
+    accepted = "increasing finite upper bounds in seconds, e.g. (0.01, 0.1, 1.0)"
+    if isinstance(buckets, str | bytes) or not isinstance(buckets, Iterable):
+        raise TypeError(f"buckets={_validate.show(buckets)} is not a sequence. Pass {accepted}.")
+    items = tuple(buckets)
+    values = tuple(_validate.number(b, "buckets", what="a bucket bound", accepted=accepted)
+                   for b in items)
+    if not values or any(b >= c for b, c in itertools.pairwise(values)):
+        raise ValueError(f"buckets={_validate.show(items)} are not increasing. Pass {accepted}.")
+    return values

@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
+from pytest_resilience.kinds import TRACE_OPERATION
 from pytest_resilience.observability._context import Correlation, correlation
 
 __all__ = ["TraceOperation", "peak_rss", "trace_operation"]
@@ -87,7 +89,7 @@ class TraceOperation:
         duration = self.clock.monotonic() - started
         rss_after = peak_rss()
         try:
-            emit("trace.operation", self.name, self.clock, duration=duration,
+            emit(TRACE_OPERATION, self.name, self.clock, duration=duration,
                  outcome=_outcome(exc), error=None if exc is None else repr(exc),
                  peak_rss_delta=(None if rss_before is None or rss_after is None
                                  else rss_after - rss_before),
@@ -131,5 +133,6 @@ def trace_operation(name: str, *, clock: Clock | None = None, **fields: Any) -> 
     ``fields`` join the correlation context of the block.
     """
     if not isinstance(name, str) or not name:
-        raise TypeError(f"name={name!r} is not an operation name. Pass a non-empty string.")
+        raise TypeError(f"name={_validate.show(name)} is not an operation name. Pass a "
+                        f"non-empty string.")
     return TraceOperation(name, clock if clock is not None else SystemClock(), fields)

@@ -1,130 +1,85 @@
-"""``report.json``: the schema-versioned run report, built from plain builtins.
+"""``report.json``: the schema-versioned run report, built from the per-test records.
 
 Top level: ``schema_version``, ``datetime``, run ``seed``/``seed_source``,
-``environment``, ``verdict`` (budget counts), ``tests`` (outcome, harness record, SLA
-budgets and quantiles), ``operations`` (merged histograms per operation and variant),
-``faults`` and ``events`` summaries, ``counters``, ``lost_workers``, ``benchmarks``.
+``environment``, ``summary`` (test outcomes, faults fired by family, budgets, checker
+verdicts, chaos runs, ``ok``), ``tests`` (one record per test, built from its history),
+``operations`` (SLA histograms merged per operation and variant), ``lost_workers``,
+``benchmarks``. The JSON Schema ships beside this module (``report.schema.json``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "build_report", "load_report", "write_json"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "build_report", "load_report", "summarise", "write_json"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_NUM = {"type": ["number", "null"]}
-_STATS = {
-    "type": "object",
-    "required": ["count", "errors", "error_rate", "percentiles", "alpha"],
-    "properties": {
-        "count": {"type": "integer", "minimum": 0},
-        "errors": {"type": "integer", "minimum": 0},
-        "error_rate": _NUM,
-        "throughput": _NUM,
-        "min": _NUM,
-        "max": _NUM,
-        "mean": _NUM,
-        "alpha": {"type": "number"},
-        "percentiles": {"type": "object", "additionalProperties": _NUM},
-    },
-}
-_VERDICT = {
-    "type": "object",
-    "required": ["budget", "metric", "threshold", "observed", "passed", "reason"],
-    "properties": {
-        "budget": {"type": "string"},
-        "metric": {"type": "string"},
-        "operation": {"type": ["string", "null"]},
-        "threshold": {"type": "number"},
-        "observed": _NUM,
-        "passed": {"type": ["boolean", "null"]},
-        "reason": {"type": "string"},
-    },
-}
-#: JSON Schema (draft 2020-12) of ``report.json``.
-SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "pytest-resilience report",
-    "type": "object",
-    "required": [
-        "schema_version",
-        "datetime",
-        "seed",
-        "seed_source",
-        "environment",
-        "verdict",
-        "tests",
-        "operations",
-        "faults",
-        "events",
-        "counters",
-        "lost_workers",
-        "benchmarks",
-    ],
-    "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
-        "datetime": {"type": "string"},
-        "seed": {"type": "integer"},
-        "seed_source": {"type": "string"},
-        "environment": {"type": "object", "required": ["python", "platform", "pytest"]},
-        "verdict": {
-            "type": "object",
-            "required": ["budgets", "passed", "failed", "unverified"],
-            "additionalProperties": {"type": "integer", "minimum": 0},
+#: JSON Schema (draft 2020-12) of ``report.json``, as shipped in ``report.schema.json``.
+SCHEMA: dict[str, Any] = json.loads(
+    resources.files("pytest_resilience.report").joinpath("report.schema.json").read_text(
+        encoding="utf-8")
+)
+
+_OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+def summarise(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The headline numbers of a run, from its per-test records alone."""
+    outcomes = Counter(str(t.get("outcome")) for t in tests)
+    fired: Counter[str] = Counter()
+    budgets = [b for t in tests for b in (t.get("sla") or {}).get("budgets", [])]
+    verdicts = [v for t in tests for v in t.get("verdicts", [])]
+    chaos = [t["chaos"] for t in tests if t.get("chaos")]
+    for test in tests:
+        fired.update({k: int(v) for k, v in test.get("faults", {}).items()})
+    budget_counts = {
+        "total": len(budgets),
+        "passed": sum(b["passed"] is True for b in budgets),
+        "failed": sum(b["passed"] is False for b in budgets),
+        "unverified": sum(b["passed"] is None for b in budgets),
+    }
+    return {
+        "tests": len(tests),
+        "passed": outcomes["passed"],
+        "failed": outcomes["failed"],
+        "errors": outcomes["error"],
+        "skipped": outcomes["skipped"],
+        "xfailed": outcomes["xfailed"],
+        "xpassed": outcomes["xpassed"],
+        "faults_fired": dict(sorted(fired.items())),
+        "budgets": budget_counts,
+        "verdicts": {
+            "total": len(verdicts),
+            "passed": sum(v["passed"] is True for v in verdicts),
+            "failed": sum(v["passed"] is not True for v in verdicts),
         },
-        "tests": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["nodeid", "outcome"],
-                "properties": {
-                    "nodeid": {"type": "string"},
-                    "outcome": {"type": "string"},
-                    "sla": {
-                        "type": "object",
-                        "required": ["budgets", "operations", "variant"],
-                        "properties": {
-                            "budgets": {"type": "array", "items": _VERDICT},
-                            "operations": {"type": "object", "additionalProperties": _STATS},
-                            "variant": {"enum": ["baseline", "faults"]},
-                        },
-                    },
-                },
-            },
+        "chaos": {
+            "tests": len(chaos),
+            "plans": sum(int(c.get("plans", 0)) for c in chaos),
+            "failures": sum(int(c.get("failures", 0)) for c in chaos),
         },
-        "operations": {
-            "type": "array",
-            "items": {
-                "allOf": [
-                    _STATS,
-                    {
-                        "type": "object",
-                        "required": ["operation", "variant", "histogram"],
-                        "properties": {
-                            "operation": {"type": "string"},
-                            "variant": {"enum": ["baseline", "faults"]},
-                            "histogram": {
-                                "type": "object",
-                                "required": ["v", "alpha", "count", "index", "counts"],
-                            },
-                        },
-                    },
-                ]
-            },
-        },
-        "faults": {"type": "object", "required": ["fired", "tests_with_faults"]},
-        "events": {"type": "object", "required": ["recorded", "kinds"]},
-        "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "lost_workers": {"type": "array", "items": {"type": "string"}},
-        "benchmarks": {"type": "array", "items": {"type": "object"}},
-    },
-}
+        "coverage": _merged_coverage(tests),
+        "ok": (outcomes["failed"] + outcomes["error"] == 0
+               and budget_counts["failed"] + budget_counts["unverified"] == 0),
+    }
+
+
+def _merged_coverage(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every fault or chaos test's coverage matrix, merged (operations x families x
+    properties over the whole run)."""
+    from pytest_resilience._coverage import empty, merge
+
+    merged = empty()
+    for test in tests:
+        if test.get("coverage"):
+            merged = merge(merged, test["coverage"])
+    return merged
 
 
 def build_report(
@@ -132,54 +87,39 @@ def build_report(
     seed: int,
     seed_source: str,
     environment: Mapping[str, Any],
-    outcomes: Mapping[str, str],
     records: Mapping[str, Mapping[str, Any]],
-    sla_tests: Mapping[str, Mapping[str, Any]],
     operations: list[dict[str, Any]],
-    counters: Mapping[str, int],
     lost_workers: list[str],
     benchmarks: list[dict[str, Any]],
     created: str,
 ) -> dict[str, Any]:
     """The report as plain builtins (see the module docstring for its shape)."""
-    tests = []
-    for nodeid in sorted(set(records) | set(sla_tests)):
-        entry: dict[str, Any] = {"nodeid": nodeid, "outcome": outcomes.get(nodeid, "unknown")}
-        entry.update(records.get(nodeid, {}))
-        if nodeid in sla_tests:
-            entry["sla"] = dict(sla_tests[nodeid])
-        tests.append(entry)
-    verdicts = [v for t in sla_tests.values() for v in t.get("budgets", [])]
-    kinds: Counter[str] = Counter(
-        row[1] for t in sla_tests.values() for row in t.get("timeline", [])
-    )
-    fired = sum(int(r.get("faults_fired", 0)) for r in records.values())
+    tests = [_test(records[nodeid]) for nodeid in sorted(records)]
+    summary = summarise(tests)
+    if lost_workers:
+        summary["ok"] = False
     return {
         "schema_version": SCHEMA_VERSION,
         "datetime": created,
         "seed": seed,
         "seed_source": seed_source,
         "environment": dict(environment),
-        "verdict": {
-            "budgets": len(verdicts),
-            "passed": sum(v["passed"] is True for v in verdicts),
-            "failed": sum(v["passed"] is False for v in verdicts),
-            "unverified": sum(v["passed"] is None for v in verdicts),
-        },
+        "summary": summary,
         "tests": tests,
         "operations": operations,
-        "faults": {
-            "fired": fired,
-            "tests_with_faults": sum(int(r.get("faults_fired", 0)) > 0 for r in records.values()),
-        },
-        "events": {
-            "recorded": sum(int(r.get("events", 0)) for r in records.values()),
-            "kinds": dict(sorted(kinds.items())),
-        },
-        "counters": dict(sorted(counters.items())),
         "lost_workers": list(lost_workers),
         "benchmarks": benchmarks,
     }
+
+
+def _test(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record with every key the schema requires (tests without the harness have none
+    of the history's keys)."""
+    test = dict(record)
+    test.setdefault("faults", {})
+    test.setdefault("verdicts", [])
+    test.setdefault("sla", None)
+    return test
 
 
 def write_json(report: Mapping[str, Any], path: Path) -> Path:

@@ -15,6 +15,8 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pytest_resilience import _validate
+
 __all__ = ["ALPHA", "LatencyHistogram", "min_samples"]
 
 #: Relative error bound of every quantile.
@@ -229,7 +231,15 @@ class LatencyHistogram:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
-        """Inverse of ``to_dict``; refuses another format version or alpha."""
+        """Inverse of ``to_dict``; refuses another format version or alpha, and any
+        malformed data with one ``ValueError`` naming ``data``."""
+        with _validate.parsing("data", data, "histogram data", "data written by to_dict"):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{type(data).__name__} is not a mapping")
         if data.get("v") != _FORMAT_VERSION or data.get("alpha") != ALPHA:
             raise ValueError(
                 f"histogram data v={data.get('v')!r} alpha={data.get('alpha')!r} is not "
@@ -248,11 +258,11 @@ class LatencyHistogram:
                     "written by to_dict."
                 )
             np.add.at(np.frombuffer(out._counts, dtype=np.int64), index, counts)
-        out._n = int(data["count"])
-        out._total = float(data["sum"])
+        out._n = _validate.count(data["count"], "count", low=0)
+        out._total = _validate.number(data["sum"], "sum", low=0.0)
         if out._n:
-            out._min = float(data["min"])
-            out._max = float(data["max"])
+            out._min = _validate.number(data["min"], "min", low=0.0)
+            out._max = _validate.number(data["max"], "max", low=out._min)
         return out
 
     def __eq__(self, other: object) -> bool:

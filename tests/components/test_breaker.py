@@ -1,4 +1,7 @@
-"""CircuitBreaker: trip rules, windows, half-open trials, listeners, events, bad input."""
+"""CircuitBreaker: trip rules, windows, half-open trials, listeners, events, bad input.
+
+Each test that takes ``storage`` runs on both backends (tests/components/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_resilience import Storage
 from pytest_resilience._breaker import BreakerState, CircuitBreaker
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._errors import CircuitOpenError
@@ -42,9 +46,10 @@ def fail(breaker: CircuitBreaker, mode: str, times: int = 1) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_consecutive_failures_open_then_half_open_then_close(mode: str) -> None:
+def test_consecutive_failures_open_then_half_open_then_close(mode: str, storage: Storage) -> None:
     clock = VirtualClock()
-    breaker = CircuitBreaker(failure_threshold=3, recovery_timeout=10.0, clock=clock, name="db")
+    breaker = CircuitBreaker(failure_threshold=3, recovery_timeout=10.0, clock=clock, name="db",
+                             storage=storage)
     fail(breaker, mode, 2)
     through(breaker, ok, mode)  # a success resets the consecutive count
     fail(breaker, mode, 2)
@@ -64,9 +69,10 @@ def test_consecutive_failures_open_then_half_open_then_close(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_half_open_failure_reopens(mode: str) -> None:
+def test_half_open_failure_reopens(mode: str, storage: Storage) -> None:
     clock = VirtualClock()
-    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=5.0, clock=clock)
+    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=5.0, clock=clock,
+                             storage=storage)
     fail(breaker, mode)
     clock.advance(5.0)
     fail(breaker, mode)
@@ -75,9 +81,9 @@ def test_half_open_failure_reopens(mode: str) -> None:
         through(breaker, ok, mode)
 
 
-def test_failure_rate_over_count_window_after_minimum_calls() -> None:
+def test_failure_rate_over_count_window_after_minimum_calls(storage: Storage) -> None:
     breaker = CircuitBreaker(failure_threshold=None, failure_rate=0.5, window="count",
-                             window_size=4, minimum_calls=4, clock=VirtualClock())
+                             window_size=4, minimum_calls=4, clock=VirtualClock(), storage=storage)
     fail(breaker, "sync")
     breaker.call(ok)
     fail(breaker, "sync")
@@ -86,9 +92,9 @@ def test_failure_rate_over_count_window_after_minimum_calls() -> None:
     assert breaker.state is OPEN
 
 
-def test_count_window_forgets_old_calls() -> None:
+def test_count_window_forgets_old_calls(storage: Storage) -> None:
     breaker = CircuitBreaker(failure_threshold=None, failure_rate=0.75, window_size=4,
-                             minimum_calls=4, clock=VirtualClock())
+                             minimum_calls=4, clock=VirtualClock(), storage=storage)
     fail(breaker, "sync", 2)
     for _ in range(3):
         breaker.call(ok)
@@ -97,10 +103,10 @@ def test_count_window_forgets_old_calls() -> None:
     assert breaker.metrics["failures"] == 2
 
 
-def test_time_window_drops_calls_older_than_its_size() -> None:
+def test_time_window_drops_calls_older_than_its_size(storage: Storage) -> None:
     clock = VirtualClock()
     breaker = CircuitBreaker(failure_threshold=None, failure_rate=0.5, window="time",
-                             window_size=10.0, minimum_calls=3, clock=clock)
+                             window_size=10.0, minimum_calls=3, clock=clock, storage=storage)
     fail(breaker, "sync", 2)
     clock.advance(10.0)
     breaker.call(ok)
@@ -112,10 +118,10 @@ def test_time_window_drops_calls_older_than_its_size() -> None:
     assert breaker.state is OPEN
 
 
-def test_slow_call_rate_trips_on_latency() -> None:
+def test_slow_call_rate_trips_on_latency(storage: Storage) -> None:
     clock = VirtualClock()
     breaker = CircuitBreaker(failure_threshold=None, slow_call_duration=1.0, slow_call_rate=0.5,
-                             window_size=10, minimum_calls=2, clock=clock)
+                             window_size=10, minimum_calls=2, clock=clock, storage=storage)
 
     def slow() -> str:
         clock.advance(2.0)
@@ -130,10 +136,10 @@ def test_slow_call_rate_trips_on_latency() -> None:
     assert calls[1].attrs["duration"] == 2.0
 
 
-def test_half_open_admits_exactly_the_permitted_calls() -> None:
+def test_half_open_admits_exactly_the_permitted_calls(storage: Storage) -> None:
     clock = VirtualClock()
     breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=1.0, half_open_max_calls=2,
-                             clock=clock)
+                             clock=clock, storage=storage)
     fail(breaker, "sync")
     clock.advance(1.0)
     inner: list[str] = []
@@ -152,9 +158,9 @@ def test_half_open_admits_exactly_the_permitted_calls() -> None:
     assert breaker.state is CLOSED
 
 
-def test_unexpected_exceptions_are_not_counted() -> None:
+def test_unexpected_exceptions_are_not_counted(storage: Storage) -> None:
     breaker = CircuitBreaker(failure_threshold=1, expected=(ConnectionError,),
-                             clock=VirtualClock())
+                             clock=VirtualClock(), storage=storage)
 
     def bad() -> None:
         raise KeyError("x")
@@ -165,11 +171,12 @@ def test_unexpected_exceptions_are_not_counted() -> None:
     assert breaker.state is CLOSED
 
 
-def test_listeners_and_transition_events() -> None:
+def test_listeners_and_transition_events(storage: Storage) -> None:
     clock = VirtualClock()
     seen: list[tuple[str, str]] = []
     breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=1.0, clock=clock, name="s",
-                             listeners=[lambda b, old, new: seen.append((old.value, new.value))])
+                             listeners=[lambda b, old, new: seen.append((old.value, new.value))],
+                             storage=storage)
     with recording() as history:
         fail(breaker, "sync")
         with pytest.raises(CircuitOpenError):
@@ -184,16 +191,16 @@ def test_listeners_and_transition_events() -> None:
     assert {e.source for e in history} == {"s"}
 
 
-def test_manual_trip_and_reset() -> None:
-    breaker = CircuitBreaker(clock=VirtualClock())
+def test_manual_trip_and_reset(storage: Storage) -> None:
+    breaker = CircuitBreaker(clock=VirtualClock(), storage=storage)
     breaker.trip()
     assert breaker.state is OPEN
     breaker.reset()
     assert breaker.state is CLOSED
 
 
-def test_decorator_sync_and_async() -> None:
-    breaker = CircuitBreaker(failure_threshold=1, clock=VirtualClock())
+def test_decorator_sync_and_async(storage: Storage) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, clock=VirtualClock(), storage=storage)
 
     @breaker
     def f(x: int) -> int:
@@ -208,9 +215,9 @@ def test_decorator_sync_and_async() -> None:
     assert f.__name__ == "f"
 
 
-def test_breaker_does_not_hold_its_lock_during_the_call() -> None:
+def test_breaker_does_not_hold_its_lock_during_the_call(storage: Storage) -> None:
     breaker = CircuitBreaker(failure_threshold=3, slow_call_duration=10.0,
-                             clock=VirtualClock())
+                             clock=VirtualClock(), storage=storage)
     inside = threading.Barrier(4, timeout=10)
 
     def meet() -> str:
@@ -227,10 +234,10 @@ def test_breaker_does_not_hold_its_lock_during_the_call() -> None:
     assert results == ["ok"] * 4
 
 
-def test_sixteen_threads_lose_no_transition_and_admit_exactly_the_trials() -> None:
+def test_sixteen_threads_lose_no_transition_and_admit_exactly_the_trials(storage: Storage) -> None:
     clock = VirtualClock()
     breaker = CircuitBreaker(failure_threshold=5, recovery_timeout=1.0, half_open_max_calls=3,
-                             clock=clock)
+                             clock=clock, storage=storage)
     with recording() as history:
         start = threading.Barrier(16, timeout=10)
 
@@ -274,20 +281,40 @@ def test_sixteen_threads_lose_no_transition_and_admit_exactly_the_trials() -> No
     assert moves == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
 
-def test_many_asyncio_tasks_half_open_admits_exactly_the_permitted_number() -> None:
+def test_many_asyncio_tasks_half_open_admits_exactly_the_permitted_number(
+    storage: Storage,
+) -> None:
     clock = VirtualClock()
     breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=1.0, half_open_max_calls=4,
-                             clock=clock)
+                             clock=clock, storage=storage)
     fail(breaker, "sync")
     clock.advance(1.0)
 
-    async def work() -> str:
-        await clock.asleep(0.5)
-        return "ok"
-
     async def main() -> list[Any]:
-        return await asyncio.gather(*(breaker.acall(work) for _ in range(100)),
-                                    return_exceptions=True)
+        # Every trial stays in flight until all 100 calls were admitted or refused, so
+        # no admission can see a verdict (a shared store's admissions take real I/O).
+        decided = 0
+        everyone = asyncio.Event()
+
+        def count() -> None:
+            nonlocal decided
+            decided += 1
+            if decided == 100:
+                everyone.set()
+
+        async def work() -> str:
+            count()
+            await everyone.wait()
+            return "ok"
+
+        async def one() -> object:
+            try:
+                return await breaker.acall(work)
+            except CircuitOpenError as exc:
+                count()
+                return exc
+
+        return await asyncio.gather(*(one() for _ in range(100)))
 
     results = asyncio.run(main())
     assert results.count("ok") == 4
@@ -298,12 +325,14 @@ def test_many_asyncio_tasks_half_open_admits_exactly_the_permitted_number() -> N
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"failure_threshold": 0}, "failure_threshold=0 is not valid. Pass an integer >= 1."),
+        ({"failure_threshold": 0},
+         "failure_threshold=0 is not a valid count. Pass an integer >= 1."),
         ({"failure_rate": 1.5}, "failure_rate=1.5 is not a rate. Pass a number in (0, 1]"),
         ({"window_size": 5, "minimum_calls": 10},
          "minimum_calls=10 exceeds window_size=5: the window can never hold enough calls."),
-        ({"recovery_timeout": -1}, "recovery_timeout=-1 is not valid."),
-        ({"half_open_max_calls": 0}, "half_open_max_calls=0 is not valid."),
+        ({"recovery_timeout": -1}, "recovery_timeout=-1 is not a valid number of seconds. "
+                                   "Pass a finite number of seconds > 0."),
+        ({"half_open_max_calls": 0}, "half_open_max_calls=0 is not a valid count."),
         ({"window": "sliding"}, "window='sliding' is not a window kind. Pass 'count' or 'time'."),
         ({"slow_call_rate": 0.5}, "slow_call_rate=0.5 needs slow_call_duration."),
         ({"failure_threshold": None}, "failure_threshold=None leaves no rule to trip on."),

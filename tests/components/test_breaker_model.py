@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
+from pytest_resilience import RedisStorage, Storage
 from pytest_resilience._breaker import BreakerState, CircuitBreaker
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._errors import CircuitOpenError
@@ -67,6 +76,8 @@ class Model:
 
 
 class BreakerMachine(RuleBasedStateMachine):
+    storage: Storage | None = None  # where the breaker keeps its state
+
     @initialize(threshold=st.integers(1, 6), rate=st.sampled_from([0.25, 0.5, 0.75, 1.0]),
                 size=st.integers(2, 8), timeout=st.sampled_from([1.0, 2.5]),
                 trials=st.integers(1, 3), kind=st.sampled_from(["count", "time"]),
@@ -80,7 +91,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.breaker = CircuitBreaker(
             failure_threshold=threshold, failure_rate=rate, window_size=size,
             minimum_calls=minimum, recovery_timeout=timeout, half_open_max_calls=trials,
-            window=kind, clock=self.clock,
+            window=kind, clock=self.clock, storage=self.storage, name=uuid.uuid4().hex,
         )
         self.model = Model(threshold, rate, size, minimum, timeout, trials, kind)
 
@@ -124,3 +135,19 @@ class BreakerMachine(RuleBasedStateMachine):
 BreakerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
                                             deadline=None)
 TestBreakerMatchesReferenceModel = BreakerMachine.TestCase
+
+
+def test_breaker_on_redis_matches_the_reference_model(redis_server: Any) -> None:
+    """The Lua scripts against the same model, on a real Redis."""
+    redis_server.flush()
+    storage = RedisStorage(redis_server.url, time="clock")
+
+    class OnRedis(BreakerMachine):
+        pass
+
+    OnRedis.storage = storage
+    try:
+        run_state_machine_as_test(OnRedis, settings=settings(
+            max_examples=40, stateful_step_count=40, deadline=None))
+    finally:
+        storage.close()

@@ -1,24 +1,29 @@
-"""TokenBucket and RateLimiter: refill, waits, timeouts, the admission bound under threads."""
+"""TokenBucket and RateLimiter: refill, waits, timeouts, the admission bound under threads.
+
+Each test that takes ``storage`` runs on both backends (tests/components/conftest.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_resilience import Storage
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._errors import RateLimitExceeded
 from pytest_resilience._events import recording
 from pytest_resilience._ratelimit import RateLimiter, TokenBucket
 
 
-def test_burst_then_continuous_refill() -> None:
+def test_burst_then_continuous_refill(storage: Storage) -> None:
     clock = VirtualClock()
-    bucket = TokenBucket(rate=2.0, capacity=3, clock=clock)
+    bucket = TokenBucket(rate=2.0, capacity=3, clock=clock, storage=storage)
     assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
     clock.advance(0.25)
     assert not bucket.try_acquire()  # half a token
@@ -29,9 +34,10 @@ def test_burst_then_continuous_refill() -> None:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_acquire_waits_exactly_the_deficit_on_the_clock(mode: str) -> None:
+def test_acquire_waits_exactly_the_deficit_on_the_clock(mode: str, storage: Storage) -> None:
     clock = VirtualClock()
-    bucket = TokenBucket(rate=4.0, capacity=2, initial=0, clock=clock, name="api")
+    bucket = TokenBucket(rate=4.0, capacity=2, initial=0, clock=clock, name="api",
+                         storage=storage)
     with recording() as history:
         waited = bucket.acquire(2) if mode == "sync" else asyncio.run(bucket.aacquire(2))
     assert waited == 0.5
@@ -40,9 +46,10 @@ def test_acquire_waits_exactly_the_deficit_on_the_clock(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_acquire_timeout_raises_with_retry_after(mode: str) -> None:
+def test_acquire_timeout_raises_with_retry_after(mode: str, storage: Storage) -> None:
     clock = VirtualClock()
-    bucket = TokenBucket(rate=1.0, capacity=5, initial=0, clock=clock, name="api")
+    bucket = TokenBucket(rate=1.0, capacity=5, initial=0, clock=clock, name="api",
+                         storage=storage)
     def attempt() -> None:
         if mode == "sync":
             bucket.acquire(3, timeout=1.0)
@@ -57,8 +64,8 @@ def test_acquire_timeout_raises_with_retry_after(mode: str) -> None:
     assert history.kinds() == ["ratelimit.rejected"]
 
 
-def test_try_acquire_events() -> None:
-    bucket = TokenBucket(rate=1, capacity=1, clock=VirtualClock(), name="b")
+def test_try_acquire_events(storage: Storage) -> None:
+    bucket = TokenBucket(rate=1, capacity=1, clock=VirtualClock(), name="b", storage=storage)
     with recording() as history:
         bucket.try_acquire()
         bucket.try_acquire()
@@ -66,10 +73,10 @@ def test_try_acquire_events() -> None:
     assert history[1].attrs == {"tokens": 1, "waited": 0.0}
 
 
-def test_sixteen_threads_never_over_admit_over_ten_virtual_seconds() -> None:
+def test_sixteen_threads_never_over_admit_over_ten_virtual_seconds(storage: Storage) -> None:
     clock = VirtualClock()
     rate, capacity = 50.0, 20
-    bucket = TokenBucket(rate=rate, capacity=capacity, clock=clock)
+    bucket = TokenBucket(rate=rate, capacity=capacity, clock=clock, storage=storage)
     admitted = [0] * 16
     stop = threading.Event()
 
@@ -95,14 +102,16 @@ def test_sixteen_threads_never_over_admit_over_ten_virtual_seconds() -> None:
     assert sum(admitted) >= capacity  # the burst at least was served
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # a name per example
 @given(rate=st.integers(1, 100), capacity=st.integers(1, 50),
        steps=st.lists(st.tuples(st.integers(0, 1000), st.integers(1, 5)), max_size=40))
 def test_admission_bound_holds_for_any_schedule(
-    rate: int, capacity: int, steps: list[tuple[int, int]]
+    storage: Storage, rate: int, capacity: int, steps: list[tuple[int, int]]
 ) -> None:
     clock = VirtualClock()
-    bucket = TokenBucket(rate=rate, capacity=capacity, clock=clock)
+    bucket = TokenBucket(rate=rate, capacity=capacity, clock=clock, storage=storage,
+                         name=uuid.uuid4().hex)  # a fresh shared bucket per example
     admitted = 0
     for millis, n in steps:
         clock.advance(millis / 1000)
@@ -111,9 +120,10 @@ def test_admission_bound_holds_for_any_schedule(
     assert admitted <= capacity + rate * clock.monotonic() + 1e-9
 
 
-def test_registry_of_named_limits() -> None:
+def test_registry_of_named_limits(storage: Storage) -> None:
     clock = VirtualClock()
-    limiter = RateLimiter({"search": (1.0, 2)}, default=(10.0, 1), clock=clock)
+    limiter = RateLimiter({"search": (1.0, 2)}, default=(10.0, 1), clock=clock,
+                          storage=storage)
     assert [limiter.try_acquire("search") for _ in range(3)] == [True, True, False]
     assert limiter.try_acquire("other")  # created from the default
     assert limiter["other"].capacity == 1
@@ -129,7 +139,7 @@ def test_registry_of_named_limits() -> None:
     [
         ({"rate": 0, "capacity": 1}, "rate=0 is not valid. Pass a finite number > 0."),
         ({"rate": 1, "capacity": -1}, "capacity=-1 is not valid."),
-        ({"rate": 1, "capacity": 2, "initial": 3}, "initial=3 is outside the bucket."),
+        ({"rate": 1, "capacity": 2, "initial": 3}, "initial=3 is not inside the bucket."),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], message: str) -> None:
@@ -138,9 +148,10 @@ def test_bad_configuration(kwargs: dict[str, Any], message: str) -> None:
     assert str(info.value).startswith(message)
 
 
-def test_requests_larger_than_capacity_or_not_positive_are_refused() -> None:
-    bucket = TokenBucket(rate=1, capacity=2, clock=VirtualClock())
-    with pytest.raises(ValueError, match=r"n=3 can never be granted by a bucket of capacity 2\.0"):
+def test_requests_larger_than_capacity_or_not_positive_are_refused(storage: Storage) -> None:
+    bucket = TokenBucket(rate=1, capacity=2, clock=VirtualClock(), storage=storage)
+    with pytest.raises(ValueError, match=r"n=3 is not a number of tokens a bucket of "
+                       r"capacity 2\.0 can grant\. Pass 0 < n <= capacity\."):
         bucket.acquire(3)
-    with pytest.raises(ValueError, match="n=0 can never be granted"):
+    with pytest.raises(ValueError, match="n=0 is not a number of tokens"):
         bucket.try_acquire(0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_resilience import Storage
 from pytest_resilience._backoff import Backoff
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._errors import RetryError
@@ -230,9 +231,9 @@ def test_generators_are_refused_with_a_clear_error() -> None:
         policy.call(coro)
 
 
-def test_retry_budget_caps_extra_calls_across_a_window() -> None:
+def test_retry_budget_caps_extra_calls_across_a_window(storage: Storage) -> None:
     clock = VirtualClock()
-    budget = RetryBudget(ratio=0.1, window=10.0, min_retries=0, clock=clock)
+    budget = RetryBudget(ratio=0.1, window=10.0, min_retries=0, clock=clock, storage=storage)
     policy = Retry(attempts=3, backoff=Backoff.constant(0), budget=budget, clock=clock)
     for _ in range(20):
         policy.call(lambda: 1)
@@ -253,7 +254,8 @@ def test_retry_budget_caps_extra_calls_across_a_window() -> None:
         ({"attempts": -2}, "attempts=-2 is not a valid number of attempts."),
         ({"jitter": "some"}, "jitter='some' is not a jitter mode. Pass one of full, equal, "
                              "decorrelated, none."),
-        ({"deadline": 0}, "deadline=0 is not valid. Pass seconds > 0, or None."),
+        ({"deadline": 0}, "deadline=0 is not a valid number of seconds. Pass seconds > 0, "
+                          "or None."),
     ],
 )
 def test_bad_configuration_raises_value_error(kwargs: dict[str, Any], message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import TypedDict
 
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import (
@@ -14,31 +15,42 @@ from pytest_resilience._events import (
     emit,
     recording,
 )
+from pytest_resilience.kinds import RETRY_ATTEMPT, RETRY_SLEEP, declare
+
+
+class _Open(TypedDict):
+    """Test kinds carry any attributes."""
+
+
+# Kinds of these tests' own, declared as a user would declare theirs.
+A_B, A_C, A_D, A_E, C_D = (declare(k, _Open, source="test", doc="a test kind", open=True)
+                           for k in ("a.b", "a.c", "a.d", "a.e", "c.d"))
 
 
 def test_emit_without_listeners_records_nothing() -> None:
     assert active_history() is None
-    emit("retry.attempt", "svc", attempt=1)  # no history, no listener: a no-op
+    # no history, no listener: a no-op
+    emit(RETRY_ATTEMPT, "svc", attempt=1, outcome="ok", error=None, elapsed=0.0)
 
 
 def test_recording_collects_events_with_clock_time() -> None:
     clock = VirtualClock(start=5.0)
     with recording() as history:
-        emit("retry.attempt", "svc", clock, attempt=1)
+        emit(RETRY_ATTEMPT, "svc", clock, attempt=1, outcome="ok", error=None, elapsed=0.0)
         clock.advance(2)
-        emit("retry.sleep", "svc", clock, delay=0.5)
+        emit(RETRY_SLEEP, "svc", clock, attempt=1, delay=0.5)
     assert active_history() is None
     assert history.kinds() == ["retry.attempt", "retry.sleep"]
     assert [e.time for e in history] == [5.0, 7.0]
-    assert history[0].attrs == {"attempt": 1}
+    assert history[0].attrs == {"attempt": 1, "outcome": "ok", "error": None, "elapsed": 0.0}
     assert [e.seq for e in history] == [0, 1]
 
 
 def test_recording_nests_and_restores_the_previous_history() -> None:
     with recording() as outer:
         with recording() as inner:
-            emit("a.b", "x")
-        emit("c.d", "x")
+            emit(A_B, "x")
+        emit(C_D, "x")
     assert inner.kinds() == ["a.b"]
     assert outer.kinds() == ["c.d"]
 
@@ -46,7 +58,7 @@ def test_recording_nests_and_restores_the_previous_history() -> None:
 def test_explicit_history_wins_over_the_active_one() -> None:
     mine = History()
     with recording() as active:
-        emit("a.b", "x", history=mine)
+        emit(A_B, "x", history=mine)
     assert len(mine) == 1
     assert len(active) == 0
 
@@ -92,13 +104,13 @@ def test_subscribers_and_global_listeners_see_every_event() -> None:
     try:
         with recording() as history:
             unsubscribe = history.subscribe(seen.append)
-            emit("a.b", "x", value=1)
+            emit(A_B, "x", value=1)
             unsubscribe()
-            emit("a.c", "x")
-        emit("a.d", "x")  # no history: listeners still hear it
+            emit(A_C, "x")
+        emit(A_D, "x")  # no history: listeners still hear it
     finally:
         remove()
-    emit("a.e", "x")
+    emit(A_E, "x")
     assert [e.kind for e in seen] == ["a.b"]
     assert [e.kind for e in global_seen] == ["a.b", "a.c", "a.d"]
     assert global_seen[-1].seq == -1

@@ -10,8 +10,21 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable, Iterator
+from typing import TypedDict
 
 import pytest
+
+from pytest_resilience.kinds import declare
+
+
+class BodyAttrs(TypedDict):
+    """What a test body says about itself (open: any attributes)."""
+
+
+# The tests' own event kinds (the suite runs in strict mode), also used by the bodies
+# of the pytester runs here, which share this process.
+for _name in ("test.echo", "test.after_sleep", "test.reset", "test.predict"):
+    declare(_name, BodyAttrs, source="body", doc="a network test's own event", open=True)
 
 
 class _Echo(socketserver.BaseRequestHandler):

@@ -12,14 +12,10 @@ from hypothesis import find, given, settings
 
 pytest.importorskip("h11", reason="faults.http needs h11 (the http extra)")
 
+from faults import FaultPlan, Scheduled
+from faults.families import HTTP_KINDS, http_faults
 from faults.http import HttpFaultProxy
-from faults.strategies import (
-    HTTP_KINDS,
-    ChaosPlan,
-    Scheduled,
-    fault_plans,
-    http_faults,
-)
+from faults.strategies import fault_plans
 from pytest_resilience import Retry, emit
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, replay, run_chaos
 
@@ -31,7 +27,7 @@ PLANS = fault_plans([FAMILY], max_faults=3, horizon=2.0)
 
 @settings(max_examples=60, deadline=None)
 @given(PLANS)
-def test_http_plans_stay_inside_their_bounds(plan: ChaosPlan) -> None:
+def test_http_plans_stay_inside_their_bounds(plan: FaultPlan) -> None:
     for entry in plan.scheduled:
         assert entry.family == "http"
         assert entry.kind in HTTP_KINDS
@@ -111,7 +107,7 @@ def test_a_chaos_run_finds_the_outage_retries_cannot_hide_and_replays_it(
     assert found.plan.scheduled  # an outage or a delay broke it
     assert proxy.faults == {}  # every fault was undone after the run
     with pytest.raises(ChaosFailure) as again:
-        replay(body, ChaosPlan.from_json(found.plan.to_json()), families=[family])
+        replay(body, FaultPlan.from_json(found.plan.to_json()), families=[family])
     assert again.value.history.to_jsonl() == found.history.to_jsonl()
     requests = again.value.history.select("http.request")
     assert requests

@@ -85,11 +85,13 @@ def test_a_failing_test_shows_what_its_proxy_refused(pytester: pytest.Pytester) 
 
 
 def leak_state(port: int) -> tuple[set[int | None], int, list[Any]]:
+    """The proxies' threads, the process's descriptors, the port's TCP connections."""
     process = psutil.Process()
     conns = [c for c in process.net_connections("tcp")
              if port in (c.laddr[1], c.raddr[1] if c.raddr else 0)
              and c.status != psutil.CONN_TIME_WAIT]
-    return {t.ident for t in threading.enumerate()}, process.num_fds(), conns
+    proxies = {t.ident for t in threading.enumerate() if t.name.startswith("FaultProxy")}
+    return proxies, process.num_fds(), conns
 
 
 @pytest.mark.parametrize("clock", [None, VirtualClock()], ids=["real", "virtual"])

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from hypothesis import find
 
+from faults import FaultPlan, Scheduled
+from faults.families import NETWORK_KINDS as KINDS
+from faults.families import network_toxics
 from faults.network import FaultProxy
-from faults.strategies import NETWORK_KINDS as KINDS
-from faults.strategies import ChaosPlan, Scheduled, fault_plans, network_toxics
+from faults.strategies import fault_plans
 from pytest_resilience import emit
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, replay, run_chaos
 
@@ -61,7 +63,7 @@ def test_reset_peer_after_n_ms_and_slow_close_are_drawn_by_default(proxy: FaultP
 
 def test_a_plan_with_latency_reset_peer_after_n_ms_and_slow_close_replays_exactly(
         proxy: FaultProxy) -> None:
-    plan = ChaosPlan(scheduled=(
+    plan = FaultPlan(scheduled=(
         Scheduled("network", "latency", 0.0,
                   {"direction": "downstream", "ms": 150, "duration": 0.2}),
         Scheduled("network", "reset_peer", 0.5,
@@ -78,7 +80,7 @@ def test_a_plan_with_latency_reset_peer_after_n_ms_and_slow_close_replays_exactl
     histories = []
     for _ in range(3):
         with pytest.raises(ChaosFailure) as info:
-            replay(body, ChaosPlan.from_json(plan.to_json()), families=[family])
+            replay(body, FaultPlan.from_json(plan.to_json()), families=[family])
         histories.append(info.value.history)
     assert str(info.value.error).startswith(
         "['ok', 'ok', 'ConnectionResetError', 'ok', 'slow']")
@@ -104,8 +106,8 @@ def test_a_failing_plan_found_by_the_search_replays_from_its_line(proxy: FaultPr
         run_chaos(body, families=[family], horizon=0.5, seed=5, max_examples=100,
                   max_faults=1)
     found = info.value
-    argument = found.replay_command.split("ChaosPlan.from_json(", 1)[1].removesuffix("))")
-    plan = ChaosPlan.from_json(ast.literal_eval(argument))
+    argument = found.replay_command.split("FaultPlan.from_json(", 1)[1].removesuffix("))")
+    plan = FaultPlan.from_json(ast.literal_eval(argument))
     assert plan == found.plan
     for _ in range(2):
         with pytest.raises(ChaosFailure) as again:
@@ -116,7 +118,7 @@ def test_a_failing_plan_found_by_the_search_replays_from_its_line(proxy: FaultPr
 PYTESTER_BODY = '''
 import os, socket, socketserver, threading
 import pytest
-from faults.strategies import network_toxics
+from faults.families import network_toxics
 from pytest_resilience import emit
 from pytest_resilience.checks import Verdict
 

@@ -6,12 +6,13 @@ import io
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import Event, emit
+from pytest_resilience.kinds import declare
 from pytest_resilience.observability._context import correlation
 from pytest_resilience.observability._logs import (
     HumanFormatter,
@@ -22,35 +23,47 @@ from pytest_resilience.observability._logs import (
 from pytest_resilience.observability._redact import REDACTED
 
 
+class _LoginAttrs(TypedDict):
+    """A user's own event kind, with whatever attributes it carries."""
+
+    status: str
+
+
+APP_LOGIN = declare("app.login", _LoginAttrs, source="service", doc="a login", open=True)
+
+
 def test_each_event_is_one_record_with_its_attributes_and_context(captured: Any) -> None:
     clock = VirtualClock(start=5.0)
     with log_events(), correlation("checkout", correlation_id="c-1", user="u7"):
-        emit("retry.attempt", "fetch", clock, attempt=2, outcome="error", error="Timeout()")
+        emit("retry.attempt", "fetch", clock, attempt=2, outcome="error", error="Timeout()",
+             elapsed=0.0)
         emit("breaker.transition", "payments", clock, **{"from": "closed", "to": "open"})
     first, second = captured.records()
-    assert first["logger"] == "pytest_resilience._events.retry"
+    assert first["logger"] == "pytest_resilience.events.retry"
     assert first["level"] == "INFO"
-    assert first["message"] == "retry.attempt fetch attempt=2 outcome=error error=Timeout()"
+    assert first["message"] == (
+        "retry.attempt fetch attempt=2 outcome=error error=Timeout() elapsed=0.0")
     assert first["event"]["kind"] == "retry.attempt"
-    assert first["event"]["attrs"] == {"attempt": 2, "outcome": "error", "error": "Timeout()"}
+    assert first["event"]["attrs"] == {"attempt": 2, "outcome": "error", "error": "Timeout()",
+                                       "elapsed": 0.0}
     assert first["event"]["time"] == 5.0
     assert first["context"] == {"correlation_id": "c-1", "operation": "checkout", "user": "u7"}
-    assert second["logger"] == "pytest_resilience._events.breaker"
+    assert second["logger"] == "pytest_resilience.events.breaker"
     assert second["level"] == "WARNING"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", second["ts"])
 
 
 def test_closing_the_bridge_stops_logging(captured: Any) -> None:
     bridge = log_events()
-    emit("cache.evict", "models", key="a", cause="lru")
+    emit("cache.evict", "models", key="a", bytes=1, cause="lru")
     bridge.close()
     bridge.close()
-    emit("cache.evict", "models", key="b", cause="lru")
+    emit("cache.evict", "models", key="b", bytes=1, cause="lru")
     assert [r["event"]["attrs"]["key"] for r in captured.records()] == ["a"]
 
 
 def test_disabled_level_builds_no_record(captured: Any) -> None:
-    logging.getLogger("pytest_resilience._events").setLevel(logging.WARNING)
+    logging.getLogger("pytest_resilience.events").setLevel(logging.WARNING)
     calls = []
 
     class CountingRedactor:
@@ -59,15 +72,15 @@ def test_disabled_level_builds_no_record(captured: Any) -> None:
             return data
 
     with log_events(redactor=CountingRedactor()):  # type: ignore[arg-type]
-        emit("cache.hit", "models", key="a")           # DEBUG: dropped before any work
-        emit("ratelimit.rejected", "api", tokens=1)    # WARNING: logged
+        emit("cache.hit", "models", key="a", bytes=1)  # DEBUG: dropped before any work
+        emit("ratelimit.rejected", "api", tokens=1, waited=0.0)  # WARNING: logged
     assert [r["event"]["kind"] for r in captured.records()] == ["ratelimit.rejected"]
     assert len(calls) == 1
 
 
 def test_secret_attributes_are_redacted_in_message_and_fields(captured: Any) -> None:
     with log_events(), correlation(correlation_id="c", api_key="k-123"):
-        emit("health.check", "db", status="healthy", password="hunter2", tokens=3)
+        emit(APP_LOGIN, "db", status="healthy", password="hunter2", tokens=3)
     (record,) = captured.records()
     line = json.dumps(record)
     assert "hunter2" not in line

@@ -22,7 +22,8 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def _scripted_run(clock: VirtualClock) -> None:
     for attempt, outcome in ((1, "error"), (2, "error"), (3, "ok")):
-        emit("retry.attempt", "fetch", clock, attempt=attempt, outcome=outcome)
+        emit("retry.attempt", "fetch", clock, attempt=attempt, outcome=outcome, error=None,
+             elapsed=0.0)
         if outcome == "error":
             emit("retry.sleep", "fetch", clock, attempt=attempt, delay=0.1)
     emit("retry.giveup", "upload", clock, attempts=3, reason="deadline")
@@ -33,10 +34,10 @@ def _scripted_run(clock: VirtualClock) -> None:
     emit("cache.evict", "models", clock, key="a", bytes=10, cause="lru")
     emit("cache.evict", "models", clock, key="b", bytes=10, cause="pressure")
     emit("cache.evict", "models", clock, key="c", bytes=10, cause="pressure")
-    emit("chroma.rollback", "docs", clock, ops=3, ids=["x"])
+    emit("chroma.rollback", "docs", clock, ops=3, ids=1, outcome="ok", unrestored=0)
     emit("memory.pressure", "memory", clock, level="critical", previous="normal", percent=85.0)
     emit("gpu.usage", "gpu", clock, device=0, used=6 * 2**30, total=8 * 2**30, level="warning")
-    emit("cache.hit", "models", clock, key="a")  # not a metric
+    emit("cache.hit", "models", clock, key="a", bytes=1)  # not a metric
     for seconds in (0.004, 0.02, 0.3):
         with trace_operation("embed", clock=clock):
             clock.sleep(seconds)

@@ -31,7 +31,7 @@ def test_history_fixture_collects_the_tests_events(pytester: pytest.Pytester) ->
 
         def test_events(history, clock):
             assert active_history() is history
-            emit("retry.attempt", "svc", clock, attempt=1)
+            emit("retry.attempt", "svc", clock, attempt=1, outcome="ok", error=None, elapsed=0.0)
             assert history.kinds() == ["retry.attempt"]
 
         def test_after():
@@ -123,6 +123,43 @@ def test_faults_marker_rejects_unknown_arguments(pytester: pytest.Pytester) -> N
     assert ("@pytest.mark.faults got 42. Pass Fault objects, FaultPlans, lists of Faults or "
             "paths to plan JSON files.") in out
     assert "@pytest.mark.faults got unknown keyword(s) ['sead']. Accepted: ['seed']." in out
+
+
+def test_faults_marker_with_a_failpoint_name_says_what_a_string_means(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.faults("db.read")
+        def test_failpoint_name(faults):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.faults('db.read'): a string must be the path of a fault plan JSON "
+            "file, and 'db.read' cannot be read (No such file or directory). To arm a "
+            "failpoint, pass a Fault: @pytest.mark.faults(Fault('db.read', "
+            "Action.raise_())).") in result.stdout.lines
+    assert "FileNotFoundError" not in result.stdout.str()
+
+
+def test_fake_gpu_marker_lists_the_keywords_it_takes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fake_gpu(device=2)
+        def test_gpu(fake_gpu):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.fake_gpu got device=2. It takes keywords only: devices, total, used, "
+            "name (e.g. fake_gpu(devices=2, total='24GiB')).") in result.stdout.lines
 
 
 def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
@@ -221,7 +258,7 @@ def test_summary_reports_what_the_harness_did(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines([
         "*- resilience -*",
         "seed: 8 (option; replay: --resilience-seed=8)",
-        "tests using the harness: 1, faults fired: 1, events recorded: 3",
+        "tests using the harness: 1, faults fired: 1 (failpoint 1), events recorded: 3",
     ])
 
 

@@ -33,6 +33,7 @@ def test_loading_the_plugin_imports_no_component_and_not_faults() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == str(["pytest_resilience", "pytest_resilience._plugin",
+                                      "pytest_resilience._plugin.calls",
                                       "pytest_resilience._plugin.state",
                                       "pytest_resilience.plugin"])
 

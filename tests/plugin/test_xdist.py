@@ -29,7 +29,7 @@ def test_n2_run_shares_the_seed_and_collects_every_record(pytester: pytest.Pytes
     parallel.assert_outcomes(passed=6)
     parallel.stdout.fnmatch_lines([
         "*resilience: seed=21*",
-        "tests using the harness: 6, faults fired: 6, events recorded: 18",
+        "tests using the harness: 6, faults fired: 6 (failpoint 6), events recorded: 18",
     ])
     a = json.loads((pytester.path / "serial" / "report.json").read_text())
     b = json.loads((pytester.path / "par" / "report.json").read_text())

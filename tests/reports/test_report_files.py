@@ -60,7 +60,10 @@ def test_report_files_exist_and_validate(
     report = _report(out)
     assert report["seed"] == 7
     assert report["seed_source"] == "option"
-    assert report["verdict"] == {"budgets": 9, "passed": 8, "failed": 1, "unverified": 0}
+    summary_ = report["summary"]
+    assert summary_["budgets"] == {"total": 9, "passed": 8, "failed": 1, "unverified": 0}
+    assert (summary_["tests"], summary_["passed"], summary_["failed"], summary_["ok"]) == (
+        6, 5, 1, False)
     assert _counts(report) == {("search", "baseline"): 1000, ("write", "baseline"): 30}
     tests = {t["nodeid"]: t for t in report["tests"]}
     broken = tests["test_report_files_exist_and_validate.py::test_broken"]
@@ -72,15 +75,22 @@ def test_report_files_exist_and_validate(
     assert search["percentiles"]["p50"] == pytest.approx(0.0055, rel=0.1)
 
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    assert markdown.startswith("## ❌ pytest-resilience: 8/9 SLA budgets met")
+    assert markdown.startswith(
+        "## ❌ pytest-resilience: 1 of 6 tests failed · 1 of 9 SLA budgets not met")
+    failures = markdown.index("### Failures")
+    assert markdown.index("test_broken") > failures  # the failure leads, before the tables
+    assert failures < markdown.index("### SLA budgets")
     assert "| `test_report_files_exist_and_validate.py::test_broken` | `max<1ms` |" in markdown
     assert summary.read_text(encoding="utf-8") == "# earlier step\n" + markdown
 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 2
-    assert "search: latency by percentile" in html
-    assert "<script" not in html
+    assert html.index('id="failures"') < html.index('id="tests"') < html.index('id="operations"')
+    assert html.count('aria-label="search: latency by percentile"') == 1
+    assert html.count('aria-label="write: latency histogram"') == 1
+    assert 'class="budget-line" data-budget="max&lt;1ms" data-verdict="broken"' in html
+    assert html.count("<script") == 1  # the inline sorting script; nothing loaded
+    assert "src=" not in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
@@ -103,11 +113,13 @@ def test_xdist_merge_has_the_serial_sample_count(pytester: pytest.Pytester) -> N
     assert [op["histogram"] for op in one["operations"]] == [
         op["histogram"] for op in two["operations"]
     ]
-    assert two["verdict"] == one["verdict"]
+    assert two["summary"] == one["summary"]
     assert two["lost_workers"] == []
 
 
-def test_a_crashed_worker_loses_only_its_own_samples(pytester: pytest.Pytester) -> None:
+def test_a_crashed_worker_loses_only_the_crashed_tests_samples(
+    pytester: pytest.Pytester,
+) -> None:
     pytest.importorskip("xdist", reason="pytest-xdist runs the -n 2 case")
     ok = "@pytest.mark.sla(clock='virtual')\ndef test_ok_{}(sla):\n"
     ok += "    for _ in range(10):\n        sla.record('op', 0.001)\n"
@@ -122,7 +134,52 @@ def test_a_crashed_worker_loses_only_its_own_samples(pytester: pytest.Pytester) 
     report = _report(pytester.path / "out")
     assert report["lost_workers"], result.stdout.str()
     assert len(report["lost_workers"]) == 1
-    # the crashed worker's samples (its 1 and any 10s before it) are gone, no one else's
-    count = sum(op["count"] for op in report["operations"])
-    assert count % 10 == 0
-    assert count <= 60
+    # Samples travel with each test's report: only the crashed test's one sample is lost.
+    assert sum(op["count"] for op in report["operations"]) == 60
+    crashed = next(t for t in report["tests"] if t["nodeid"].endswith("test_crash"))
+    assert crashed["outcome"] == "failed"
+    assert report["summary"]["ok"] is False
+
+
+def test_compare_option_puts_the_previous_run_beside_this_one(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SUITE)
+    pytester.runpytest("--resilience-report=old").assert_outcomes(passed=5, failed=1)
+    result = pytester.runpytest("--resilience-report=new", "--resilience-compare=old/report.json")
+    result.assert_outcomes(passed=5, failed=1)
+    html = (pytester.path / "new" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="comparison">' in html
+    assert "<p class=\"pass\">0 regression(s)" in html  # the same suite, the same figures
+    markdown = (pytester.path / "new" / "report.md").read_text(encoding="utf-8")
+    assert "### Compared with the run of " in markdown
+    bad = pytester.runpytest("--resilience-compare=nowhere/report.json")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--resilience-compare=nowhere/report.json: [Errno 2] No such file or directory" in \
+        bad.stderr.str()
+
+
+def test_junit_properties_are_clean_key_values(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(SUITE + """
+
+from faults import Action
+
+def test_faulted(faults, history):
+    faults.inject("db.read", Action.returns(1))
+    import faults as fp
+    assert fp.failpoint("db.read") == 1
+""")
+    result = pytester.runpytest("--junitxml=junit.xml", "--resilience-seed=5")
+    result.assert_outcomes(passed=6, failed=1)
+    tree = ET.parse(pytester.path / "junit.xml")
+    properties = {
+        case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for case in tree.iter("testcase")}
+    for props in properties.values():
+        for name, value in props:
+            assert name.startswith(("resilience:", "sla:")), name
+            assert not value.startswith(("{", "[")), (name, value)
+    assert ("resilience:faults:failpoint", "1") in properties["test_faulted"]
+    assert ("resilience:seed", "5") not in properties["test_faulted"]  # a derived seed
+    assert ("sla:max<1ms", "FAIL: max=2ms breaks max<1ms (30 samples)") in \
+        properties["test_broken"]
