@@ -574,9 +574,10 @@ class FaultProxy(ProxyBase):
         for conn in list(self._conns.values()):
             if not isinstance(conn, _Conn) or not conn.applied.pop(name, False):
                 continue
-            timer = conn.timers.pop(name, None)
-            if timer is not None:
-                timer.cancel()
+            if entry.toxic.kind != "reset_peer":  # once armed, reset_peer.go waits it out
+                timer = conn.timers.pop(name, None)
+                if timer is not None:
+                    timer.cancel()
             if entry.toxic.kind == "timeout":  # Toxiproxy closes what it held
                 conn.finish("timeout")
                 continue

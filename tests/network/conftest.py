@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
+import selectors
 import socket
 import socketserver
 import threading
@@ -27,6 +29,34 @@ for _name in ("test.echo", "test.after_sleep", "test.reset", "test.predict"):
     declare(_name, BodyAttrs, source="body", doc="a network test's own event", open=True)
 
 
+class _Stoppable(socketserver.BaseServer):
+    """Serves on a thread that sleeps in ``select`` with no timeout (so a proxy looking
+    for a quiet process sees it asleep) and stops at once when ``close`` wakes it
+    through a pipe (``shutdown()`` would wait for the next poll)."""
+
+    def serve_in_thread(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.fileno(), selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                ready = {key.fd for key, _ in selector.select()}
+                if self._wake_r in ready:
+                    return
+                self._handle_request_noblock()
+
+    def close(self) -> None:
+        os.write(self._wake_w, b"x")
+        self.thread.join(5)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.server_close()
+
+
 class _Echo(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         with contextlib.suppress(OSError):
@@ -34,7 +64,7 @@ class _Echo(socketserver.BaseRequestHandler):
                 self.request.sendall(data)
 
 
-class EchoServer(socketserver.ThreadingTCPServer):
+class EchoServer(_Stoppable, socketserver.ThreadingTCPServer):
     """Echoes every byte back; closes its side when the client closes its side."""
 
     daemon_threads = True
@@ -44,19 +74,13 @@ class EchoServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Echo)
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.5})
-        self.thread.start()
+        self.serve_in_thread()
 
     @property
     def address(self) -> tuple[str, int]:
         host, port = self.server_address[:2]
         return str(host), int(port)
 
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join(5)
 
 
 class ModelHandler(http.server.BaseHTTPRequestHandler):
@@ -101,7 +125,7 @@ class ModelHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class ModelServer(http.server.ThreadingHTTPServer):
+class ModelServer(_Stoppable, http.server.ThreadingHTTPServer):
     """An HTTP/1.1 keep-alive server counting requests and connections."""
 
     daemon_threads = True
@@ -112,9 +136,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.connections = 0
-        self.thread = threading.Thread(target=self.serve_forever,
-                                       kwargs={"poll_interval": 0.5})
-        self.thread.start()
+        self.serve_in_thread()
 
     def get_request(self) -> tuple[socket.socket, object]:
         conn, addr = super().get_request()
@@ -127,10 +149,6 @@ class ModelServer(http.server.ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return str(host), int(port)
 
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture

@@ -222,6 +222,23 @@ def test_reset_peer_resets_n_ms_after_the_first_data(proxy: FaultProxy,
     assert proxy.stats().bytes_down == 0  # the data that armed it is dropped
 
 
+def test_reset_peer_once_armed_resets_even_if_removed_before_its_time(
+        proxy: FaultProxy, clock: VirtualClock) -> None:
+    """reset_peer.go waits out its timeout uninterruptibly once data arrived, then
+    resets: removing the toxic meanwhile does not give back the dropped data (the old
+    proxy cancelled the reset, and the client hung on data that never came)."""
+    handle = proxy.add_toxic(network.reset_peer(300))
+    with socket.create_connection(proxy.address, timeout=2) as sock:
+        start = clock.monotonic()
+        sock.sendall(b"ping")
+        clock.sleep(0.1)  # the echo reaches the toxic at once and arms it
+        handle.remove()
+        with pytest.raises(ConnectionResetError):
+            sock.recv(10)
+        assert clock.monotonic() - start == pytest.approx(0.3)
+    assert proxy.stats().bytes_down == 0
+
+
 def test_down_refuses_then_serves_on_the_same_port(proxy: FaultProxy) -> None:
     port = proxy.port
     with network.down(proxy), pytest.raises(ConnectionRefusedError):
