@@ -33,7 +33,8 @@ from pytest_resilience.kinds import (
     TRACE_OPERATION,
 )
 
-__all__ = ["FAIL", "NOT_EXERCISED", "PASS", "coverage_matrix", "merge", "missing", "render"]
+__all__ = ["FAIL", "NOT_EXERCISED", "PASS", "coverage_matrix", "merge", "missing", "render",
+           "union"]
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -241,6 +242,30 @@ def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Matrix:
     return filled
 
 
+def union(a: Mapping[str, Any], b: Mapping[str, Any]) -> Matrix:
+    """Two matrices of different tests side by side: the cells each has (a cell in both is
+    its worse status), observation counts added; unlike ``merge``, no cell is made up for
+    an operation of one test and a property or family of another."""
+    out: Matrix = empty()
+    for key in ("operations", "families"):
+        out[key] = sorted({*a.get(key, ()), *b.get(key, ())})
+    for source in (a, b):
+        for name, prop in source.get("properties", {}).items():
+            entry = out["properties"].setdefault(name, {"operation": prop.get("operation"),
+                                                        "verdict": None})
+            entry["verdict"] = _worst(entry["verdict"], prop.get("verdict"))
+        for op, row in source.get("exercised", {}).items():
+            mine = out["exercised"].setdefault(op, {})
+            for family, n in row.items():
+                mine[family] = mine.get(family, 0) + int(n)
+        for op, row in source.get("cells", {}).items():
+            for family, props in row.items():
+                cells = out["cells"].setdefault(op, {}).setdefault(family, {})
+                for name, status in props.items():
+                    cells[name] = _worst(cells.get(name), status) or NOT_EXERCISED
+    return out
+
+
 def missing(matrix: Mapping[str, Any], required: Iterable[Sequence[str]]) -> list[str]:
     """The required cells never exercised, described: ``(operation, family)`` needs the
     operation observed under the family; ``(operation, family, property)`` also needs
@@ -258,14 +283,17 @@ def missing(matrix: Mapping[str, Any], required: Iterable[Sequence[str]]) -> lis
     return out
 
 
-def render(matrix: Mapping[str, Any]) -> list[str]:
-    """Lines for a terminal: one per operation x family, each property's status."""
+def render(matrix: Mapping[str, Any], *, observed_only: bool = False) -> list[str]:
+    """Lines for a terminal: one per operation x family, each property's status (only
+    the pairs observed at least once with ``observed_only``)."""
     lines = []
     for op in matrix.get("operations", ()):
         row = matrix.get("cells", {}).get(op, {})
         for family in matrix.get("families", ()):
             cells = row.get(family, {})
             seen = matrix.get("exercised", {}).get(op, {}).get(family, 0)
+            if observed_only and not seen:
+                continue
             shown = ", ".join(f"{name}: {status}" for name, status in cells.items())
             lines.append(f"{op} x {family} ({seen} observed): {shown or NOT_EXERCISED}")
     return lines

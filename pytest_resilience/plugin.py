@@ -343,10 +343,10 @@ def _write_coverage(tr: pytest.TerminalReporter, matrix: dict[str, Any]) -> None
     """The run's coverage matrix (operation x family: each property's status)."""
     from pytest_resilience._coverage import render
 
-    lines = render(matrix)
+    lines = render(matrix, observed_only=True)
     if not lines:
         return
-    tr.write_line("coverage (operation x fault family: property status):")
+    tr.write_line("coverage (operation x fault family observed: property status):")
     for line in lines[:_COVERAGE_ROWS]:
         tr.write_line(f"  {line}", red="FAIL" in line)
     if len(lines) > _COVERAGE_ROWS:

@@ -71,14 +71,14 @@ def summarise(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _merged_coverage(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every fault or chaos test's coverage matrix, merged (operations x families x
-    properties over the whole run)."""
-    from pytest_resilience._coverage import empty, merge
+    """Every fault or chaos test's coverage matrix side by side (each test's own cells,
+    the worse status where two tests judged the same cell)."""
+    from pytest_resilience._coverage import empty, union
 
     merged = empty()
     for test in tests:
         if test.get("coverage"):
-            merged = merge(merged, test["coverage"])
+            merged = union(merged, test["coverage"])
     return merged
 
 

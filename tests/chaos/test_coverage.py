@@ -17,6 +17,7 @@ from pytest_resilience._coverage import (
     merge,
     missing,
     render,
+    union,
 )
 
 
@@ -111,6 +112,23 @@ def test_merging_takes_the_worst_judged_status_and_fills_the_gaps() -> None:
     }
     assert merged["properties"]["retry"]["verdict"] == FAIL
     assert merge(merged, a)["exercised"]["search"] == {"network": 2}
+
+
+def test_the_union_of_two_tests_keeps_each_tests_own_cells_only() -> None:
+    a = coverage_matrix(build(armed(0, "p", "network"), fired(0, "p", "network"),
+                              sample(1, "search"), verdict(2, "retry", True)))
+    b = coverage_matrix(build(armed(0, "c", "clock"), fired(0, "c", "clock"),
+                              sample(1, "ingest"), verdict(2, "retry", False),
+                              verdict(2, "rollback", True)))
+    both = union(a, b)
+    assert both["cells"] == {"ingest": {"clock": {"retry": FAIL, "rollback": PASS}},
+                             "search": {"network": {"retry": PASS}}}  # no made-up cells
+    assert both["operations"] == ["ingest", "search"]
+    assert union(both, a)["exercised"]["search"] == {"network": 2}
+    assert render(both, observed_only=True) == [
+        "ingest x clock (1 observed): retry: FAIL, rollback: PASS",
+        "search x network (1 observed): retry: PASS",
+    ]
 
 
 def test_a_chaos_run_event_carries_the_matrix_of_its_plans() -> None:

@@ -30,12 +30,14 @@ def test_the_readme_is_a_short_path_in() -> None:
     assert [link for link in links if not (ROOT / link).is_file()] == []
 
 
-def test_every_readme_python_block_is_code_of_the_tested_tutorial_suite() -> None:
+def test_every_readme_python_block_is_code_of_a_tested_example_suite() -> None:
     sources = "\n".join(p.read_text(encoding="utf-8") for p in sorted(TUTORIAL.glob("*.py")))
+    your_code = "\n".join(p.read_text(encoding="utf-8")
+                          for p in sorted((ROOT / "example_suites" / "your_code").glob("*.py")))
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    tutorial = [b for b in blocks if "import pytest_resilience" not in b]
-    assert len(tutorial) == 5
-    assert [b for b in tutorial if b not in sources] == []
+    blocks = [b for b in blocks if "import pytest_resilience" not in b]
+    assert len([b for b in blocks if b in sources]) == 5  # the tutorial
+    assert [b for b in blocks if b not in sources and b not in your_code] == []
 
 
 def test_the_readme_names_the_extras_pyproject_declares() -> None:
