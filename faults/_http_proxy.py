@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 from faults._http_faults import HttpFault, Selector, _phrase
 from faults._loop import READ, WRITE, Timer
 from faults._proxy_base import BaseConn, ProxyBase
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History
+from pytest_resilience import Clock, History
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, HTTP_REQUEST
 
 if TYPE_CHECKING:

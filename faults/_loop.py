@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from faults._quiet import Quiet
-from pytest_resilience._clock import Clock, VirtualClock
+from pytest_resilience import Clock, VirtualClock
 
 __all__ = ["READ", "WRITE", "Loop", "Timer"]
 

@@ -31,8 +31,7 @@ from faults._loop import READ, WRITE, Timer
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
 from faults._proxy_base import BaseConn, ProxyBase, ProxyStats
 from faults._toxic_stages import DATA, EOF, Item, Stage, make_stage
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History
+from pytest_resilience import Clock, History
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, PROXY_TOXIC
 
 __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]

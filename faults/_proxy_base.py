@@ -29,9 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._loop import READ, WRITE, Loop, Timer
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock, VirtualClock
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, History, VirtualClock, _validate, emit
 from pytest_resilience.kinds import (
     FAULT_ARMED,
     FAULT_DISARMED,
