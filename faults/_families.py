@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, final, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, final, runtime_checkable
 
 from faults._plan import Action, Scheduled
 from pytest_resilience import History, VirtualClock, _validate
@@ -301,8 +301,49 @@ NETWORK_KINDS: dict[str, tuple[str, int]] = {
 DEFAULT_NETWORK_KINDS = tuple(NETWORK_KINDS)
 
 
+class _Serves(Protocol):
+    def run_on(self, clock: VirtualClock,
+               history: History | None) -> AbstractContextManager[Any]: ...
+
+
+P = TypeVar("P", bound=_Serves)
+
+
+class ProxyFamily(Generic[P]):
+    """What the network and HTTP families share: the test's proxy (or a function
+    returning it, read once per plan), served on each run's clock and history."""
+
+    name: str
+    proxy: P | Callable[[], P]
+    _current: P | None = None
+    _installed = 0
+
+    def around(self, *, clock: VirtualClock,
+               history: History | None) -> AbstractContextManager[Any]:
+        """Serve the proxy on the run's clock and history for the run."""
+        return self._on_run(clock, history)
+
+    @contextmanager
+    def _on_run(self, clock: VirtualClock, history: History | None) -> Iterator[None]:
+        proxy = self.proxy() if callable(self.proxy) else self.proxy
+        self._current, self._installed = proxy, 0
+        try:
+            with proxy.run_on(clock, history):
+                yield
+        finally:
+            self._current = None
+
+    def _run_proxy(self, entry: Scheduled) -> P:
+        """The proxy of the run ``entry`` belongs to; counts one more entry installed."""
+        if self._current is None:
+            raise RuntimeError(f"{entry} applies outside a chaos run: the {self.name} family "
+                               "needs its run (around()) to know the proxy.")
+        self._installed += 1
+        return self._current
+
+
 @final
-class NetworkToxics:
+class NetworkToxics(ProxyFamily["FaultProxy"]):
     """The network family: from a virtual time on, for ``duration`` seconds, a toxic on the
     test's ``FaultProxy`` (``kinds`` of ``NETWORK_KINDS``, by default all; either
     direction) or the proxy down.
@@ -332,40 +373,19 @@ class NetworkToxics:
         self.kinds = tuple(kinds)
         self.max_ms = max_ms
         self.swarm = swarm
-        self._current: FaultProxy | None = None
-        self._installed = 0
-
-    def around(self, *, clock: VirtualClock,
-               history: History | None) -> AbstractContextManager[Any]:
-        """Serve the proxy on the run's clock and history for the run."""
-        return self._on_run(clock, history)
-
-    @contextmanager
-    def _on_run(self, clock: VirtualClock, history: History | None) -> Iterator[None]:
-        proxy = self.proxy() if callable(self.proxy) else self.proxy
-        self._current, self._installed = proxy, 0
-        try:
-            with proxy.run_on(clock, history):
-                yield
-        finally:
-            self._current = None
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,
               history: History | None) -> AbstractContextManager[Any] | None:
         """Install the toxic (or take the proxy down) until the entry is undone."""
         from faults import network
 
-        proxy = self._current
-        if proxy is None:
-            raise RuntimeError(f"{entry} applies outside a chaos run: the network family "
-                               "needs its run (around()) to know the proxy.")
+        proxy = self._run_proxy(entry)
         if entry.kind == "down":
             return proxy.down()
         param, least = NETWORK_KINDS[entry.kind]
         toxic = getattr(network, entry.kind)(*[entry.params.get(param, least)] if param
                                              else [])
         direction = entry.params["direction"]
-        self._installed += 1
         return proxy.add_toxic(toxic, direction=direction,
                                name=f"chaos{self._installed}_{entry.kind}_{direction}")
 

@@ -6,10 +6,11 @@ Like every family it imports no Hypothesis: its entries are generated in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, final
 
+from faults._families import ProxyFamily
 from faults._plan import Scheduled
 from pytest_resilience import History, VirtualClock, _validate
 
@@ -27,7 +28,7 @@ HTTP_KINDS: dict[str, tuple[str, int]] = {
 
 
 @final
-class HttpFaults:
+class HttpFaults(ProxyFamily["HttpFaultProxy"]):
     """The HTTP family: from a virtual time on, for ``duration`` seconds, an HTTP fault on
     the test's ``HttpFaultProxy`` for the requests matching one of ``paths``.
 
@@ -75,33 +76,13 @@ class HttpFaults:
         self.max_ms = _validate.count(max_ms, "max_ms", what="valid")
         self.max_bytes = _validate.count(max_bytes, "max_bytes", what="valid")
         self.swarm = swarm
-        self._current: HttpFaultProxy | None = None
-        self._installed = 0
-
-    def around(self, *, clock: VirtualClock,
-               history: History | None) -> AbstractContextManager[Any]:
-        """Serve the proxy on the run's clock and history for the run."""
-        return self._on_run(clock, history)
-
-    @contextmanager
-    def _on_run(self, clock: VirtualClock, history: History | None) -> Iterator[None]:
-        proxy = self.proxy() if callable(self.proxy) else self.proxy
-        self._current, self._installed = proxy, 0
-        try:
-            with proxy.run_on(clock, history):
-                yield
-        finally:
-            self._current = None
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,
               history: History | None) -> AbstractContextManager[Any] | None:
         """Install the fault until the entry is undone."""
         from faults import http
 
-        proxy = self._current
-        if proxy is None:
-            raise RuntimeError(f"{entry} applies outside a chaos run: the http family "
-                               "needs its run (around()) to know the proxy.")
+        proxy = self._run_proxy(entry)
         params = entry.params
         if entry.kind == "abort":
             fault = http.abort(int(params["status"]), retry_after=1)
@@ -111,7 +92,6 @@ class HttpFaults:
             fault = http.truncate_body(int(params["nbytes"]))
         else:
             fault = http.drop_header(str(params["header"]))
-        self._installed += 1
         return proxy.add_fault(fault, path=str(params.get("path", "*")),
                                rate=float(params.get("rate", 1.0)),
                                name=f"chaos{self._installed}_{entry.kind}")
