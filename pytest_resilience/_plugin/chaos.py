@@ -226,7 +226,10 @@ def _replay_plan(item: pytest.Function) -> FaultPlan | None:
         pytest.fail(f"{REPLAY_OPTION}={file} holds the plan of {owner!r}, not of this test "
                     f"({item.nodeid!r}). Replay it on its own test: pytest '{owner}' "
                     f"{REPLAY_OPTION}={file}", pytrace=False)
-    return FaultPlan.from_dict(data, allow_modules=allowed_modules(item.config))
+    try:
+        return FaultPlan.from_dict(data, allow_modules=allowed_modules(item.config))
+    except (TypeError, ValueError) as exc:
+        pytest.fail(f"{REPLAY_OPTION}={file}: {exc}", pytrace=False)
 
 
 # -- fixtures made fresh for each plan ----------------------------------------------------
