@@ -103,20 +103,20 @@ def resilience_chaos_shard(request: pytest.FixtureRequest) -> tuple[int, int]:
     return shard
 
 
-_CHAOS_DB = pytest.StashKey["ExampleDatabase | None"]()
-
-
 def chaos_database(config: pytest.Config) -> ExampleDatabase | None:
     """The session's chaos corpus (``--resilience-chaos-db`` or its ini key), built once."""
-    if _CHAOS_DB not in config.stash:
+    state = get_state(config)
+    if not state.chaos_db_built:
         from pytest_resilience.chaos._corpus import example_database
 
         value = config.getoption("resilience_chaos_db") or config.getini("resilience_chaos_db")
         try:
-            config.stash[_CHAOS_DB] = example_database(str(value))
+            state.chaos_db = example_database(str(value))
         except ValueError as exc:
             raise pytest.UsageError(f"{CHAOS_DB_OPTION}={exc}") from None
-    return config.stash[_CHAOS_DB]
+        state.chaos_db_built = True
+    database: ExampleDatabase | None = state.chaos_db
+    return database
 
 
 _RUNNER = "resilience-chaos-runner"
