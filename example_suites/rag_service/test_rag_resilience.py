@@ -23,7 +23,7 @@ from faults import clock as clock_faults
 from faults.chroma import corrupt, fail_during
 from faults.cuda import cuda_spike
 from faults.families import clock_skews
-from pytest_resilience import BudgetExceeded
+from pytest_resilience import BudgetExceeded, SystemClock
 from pytest_resilience._errors import CircuitOpenError, FaultInjected, RetryError
 from pytest_resilience.checks import check_retry, check_rollback, snapshot
 from pytest_resilience.chroma import BackupManager, verify_store
@@ -39,7 +39,9 @@ def upstream():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def proxy(fault_proxy, upstream):  # type: ignore[no-untyped-def]
-    return fault_proxy(upstream.address, name="upstream")
+    # the service's upstream timeout is a real socket timeout, so toxics wait in real
+    # time too (on the test's virtual clock a 150 ms latency would take no real time)
+    return fault_proxy(upstream.address, name="upstream", clock=SystemClock())
 
 
 @pytest.fixture
