@@ -6,7 +6,7 @@ Like every family it imports no Hypothesis: its entries are generated in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, final
 
@@ -51,28 +51,38 @@ class HttpFaults(ProxyFamily["HttpFaultProxy"]):
                  max_ms: int = 2000, max_bytes: int = 1024, swarm: bool = True) -> None:
         from faults.http import Selector, abort, drop_header
 
-        unknown = [k for k in kinds if k not in HTTP_KINDS]
-        if isinstance(kinds, str) or not kinds or unknown:
-            raise ValueError(f"kinds={_validate.show(kinds)} names no HTTP fault or unknown "
-                             f"ones ({_validate.show(unknown)}). Pass some of: "
+        given: dict[str, object] = {"kinds": kinds, "paths": paths, "statuses": statuses,
+                                    "headers": headers, "rates": rates}
+        lists: dict[str, tuple[Any, ...]] = {}
+        for arg, values in given.items():
+            if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+                raise TypeError(f"{arg}={_validate.show(values)} is not a list. Pass a "
+                                "list of at least one value.")
+            lists[arg] = tuple(values)
+        kinds, paths, statuses = lists["kinds"], lists["paths"], lists["statuses"]
+        headers, rates = lists["headers"], lists["rates"]
+        unknown = [k for k in kinds if not isinstance(k, str) or k not in HTTP_KINDS]
+        if not kinds or unknown:
+            raise ValueError(f"kinds={_validate.show(given['kinds'])} names no HTTP fault or "
+                             f"unknown ones ({_validate.show(unknown)}). Pass some of: "
                              f"{', '.join(HTTP_KINDS)}.")
-        for arg, values in (("paths", paths), ("statuses", statuses), ("headers", headers),
-                            ("rates", rates)):
-            if isinstance(values, str) or not values:
-                raise ValueError(f"{arg}={_validate.show(values)} names nothing. Pass a "
+        checks: dict[str, Callable[[Any], object]] = {
+            "paths": lambda path: Selector.build(path, None, 1.0, None),
+            "statuses": abort, "headers": drop_header,
+            "rates": lambda rate: Selector.build("*", None, rate, None),
+        }
+        for arg, check in checks.items():
+            if not lists[arg]:
+                raise ValueError(f"{arg}={_validate.show(given[arg])} names nothing. Pass a "
                                  "list of at least one value.")
-        for path in paths:
-            Selector.build(path, None, 1.0, None)
-        for status in statuses:
-            abort(status)
-        for header in headers:
-            drop_header(header)
-        for rate in rates:
-            Selector.build("*", None, rate, None)
+            for value in lists[arg]:
+                try:
+                    check(value)
+                except (TypeError, ValueError) as exc:  # name the list, then the item
+                    raise type(exc)(f"{arg}={_validate.show(given[arg])}: {exc}") from None
         self.proxy = proxy
-        self.kinds = tuple(kinds)
-        self.paths, self.statuses = tuple(paths), tuple(statuses)
-        self.headers, self.rates = tuple(headers), tuple(float(r) for r in rates)
+        self.kinds, self.paths, self.statuses, self.headers = kinds, paths, statuses, headers
+        self.rates = tuple(float(r) for r in rates)
         self.max_ms = _validate.count(max_ms, "max_ms", what="valid")
         self.max_bytes = _validate.count(max_bytes, "max_bytes", what="valid")
         self.swarm = swarm

@@ -149,11 +149,12 @@ class ProxyBase:
             or not 0 < upstream[1] < 65536
         ):
             raise ValueError(
-                f"upstream={upstream!r} is not an address. Pass a (host, port) tuple such "
-                "as ('127.0.0.1', 8080)."
+                f"upstream={_validate.show(upstream)} is not an address. Pass a (host, port) "
+                "tuple such as ('127.0.0.1', 8080)."
             )
         if not isinstance(name, str) or not name:
-            raise ValueError(f"name={name!r} is not a proxy name. Pass a non-empty string.")
+            raise ValueError(f"name={_validate.show(name)} is not a proxy name. Pass a "
+                             "non-empty string.")
         self.upstream = upstream
         self.name = name
         self.seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",

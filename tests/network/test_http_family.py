@@ -59,8 +59,32 @@ def test_the_family_needs_its_proxy_and_checks_its_arguments() -> None:
                                "'http'.")
     with pytest.raises(ValueError, match=r"kinds=\['jam'\] names no HTTP fault or unknown"):
         http_faults(lambda: None, kinds=["jam"])  # type: ignore[arg-type,return-value]
-    with pytest.raises(ValueError, match=r"status=200 is not an error status"):
+    with pytest.raises(ValueError) as info:
         http_faults(lambda: None, statuses=[200])  # type: ignore[arg-type,return-value]
+    assert str(info.value) == ("statuses=[200]: status=200 is not an error status. Pass an "
+                               "int from 400 to 599, such as 503 or 429.")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"paths": True}, TypeError, "paths=True is not a list. Pass a list of at least one "
+                                 "value."),
+    ({"kinds": None}, TypeError, "kinds=None is not a list. Pass a list of at least one "
+                                 "value."),
+    ({"headers": []}, ValueError, "headers=[] names nothing. Pass a list of at least one "
+                                  "value."),
+    ({"rates": {"a": 1}}, TypeError, "rates={'a': 1}: rate='a' is not a probability. Pass a "
+                                     "number in [0, 1]."),
+    ({"paths": [1]}, ValueError, "paths=[1]: path=1 is not a path pattern. Pass a glob on "
+                                 "the path without its query, such as '/v1/predict' or "
+                                 "'/v1/*'."),
+])
+def test_the_familys_lists_are_named_when_wrong(kwargs: dict[str, Any], error: type[Exception],
+                                                message: str) -> None:
+    """Found by fuzzing: a bool or None crashed in iteration, an item's error named the
+    item's parameter instead of the list."""
+    with pytest.raises(error) as info:
+        http_faults(lambda: None, **kwargs)  # type: ignore[arg-type,return-value]
+    assert str(info.value) == message
 
 
 @pytest.fixture

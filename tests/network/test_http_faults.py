@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -320,6 +321,45 @@ def test_bad_selectors_name_the_fix(proxy: HttpFaultProxy, kwargs: dict[str, Any
     with pytest.raises(ValueError) as info:
         proxy.add_fault(fh.abort(), **kwargs)
     assert str(info.value) == message
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: fh.abort(_NoRepr()), ValueError,  # type: ignore[arg-type]
+         "status=<_NoRepr instance> is not an error status. Pass an int from 400 to 599, "
+         "such as 503 or 429."),
+        (lambda: fh.delay(10**400), ValueError, "ms=<int of 1329 bits> is not a valid "
+         "duration. Pass a finite number of milliseconds >= 0."),
+        (lambda: fh.delay(None), TypeError, "ms=None is not a valid duration. Pass a "  # type: ignore[arg-type]
+         "finite number of milliseconds >= 0."),
+        (lambda: fh.HttpFaultProxy(_NoRepr(), name="x"), ValueError,  # type: ignore[arg-type]
+         "upstream=<_NoRepr instance> is not an address. Pass a (host, port) tuple such as "
+         "('127.0.0.1', 8080)."),
+    ],
+)
+def test_hostile_arguments_are_refused_by_name(call: Callable[[], object],
+                                               error: type[Exception], message: str) -> None:
+    """Found by fuzzing: a value whose repr raises, or an int too big for a float,
+    escaped as RuntimeError or OverflowError."""
+    with pytest.raises(error) as info:
+        call()
+    assert re.sub(r" at 0x[0-9a-f]+", "", str(info.value)) == message
+
+
+def test_a_fault_name_must_be_a_string(proxy: HttpFaultProxy) -> None:
+    with pytest.raises(TypeError) as info:
+        proxy.add_fault(fh.abort(), name=["x"])  # type: ignore[arg-type]
+    assert str(info.value) == ("name=['x'] is not a fault name. Pass a non-empty string, or "
+                               "None for the fault's kind.")
+    with pytest.raises(TypeError) as info:
+        proxy.add_fault(fh.abort(), rate=None)  # type: ignore[arg-type]
+    assert str(info.value) == "rate=None is not a probability. Pass a number in [0, 1]."
 
 
 def test_names_are_unique_and_removal_is_checked(proxy: HttpFaultProxy) -> None:
