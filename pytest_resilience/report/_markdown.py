@@ -39,7 +39,8 @@ def first_line(failure: Mapping[str, Any], limit: int = 300) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """One line: ✅ only when every test passed and every budget held."""
+    """One line: ✅ only when every test passed and every budget held (a budget left
+    unverified, e.g. too few samples for its quantile, is not met: ❌)."""
     s = report["summary"]
     budgets = s["budgets"]
     bad = s["failed"] + s["errors"]
@@ -54,7 +55,8 @@ def headline(report: Mapping[str, Any]) -> str:
         parts.append(f"{bad} of {s['tests']} tests failed")
     broken = budgets["failed"] + budgets["unverified"]
     if broken:
-        parts.append(f"{broken} of {budgets['total']} SLA budgets not met")
+        unverified = f" ({budgets['unverified']} unverified)" if budgets["unverified"] else ""
+        parts.append(f"{broken} of {budgets['total']} SLA budgets not met{unverified}")
     if report.get("lost_workers"):
         parts.append(f"{len(report['lost_workers'])} worker(s) lost")
     return "❌ pytest-resilience: " + " · ".join(parts)
