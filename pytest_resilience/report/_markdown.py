@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_resilience.report._recovery_windows import recovery_windows
 from pytest_resilience.sla._budgets import format_seconds
 
 __all__ = ["MAX_BYTES", "first_line", "headline", "render_markdown"]
@@ -123,6 +124,13 @@ def _budgets(report: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| `{_cell(nodeid)}` | `{_cell(v['budget'])}` | {_cell(v['reason'])} | {state} |"
         )
+    recovery = [(nodeid, v, windows) for nodeid, v in rows
+                if (windows := recovery_windows(v))]
+    if recovery:
+        lines += ["", "#### Time to recover per fault window", ""]
+        for nodeid, v, windows in recovery:
+            lines.append(f"- `{_cell(nodeid)}` `{_cell(v['budget'])}`:")
+            lines += [f"  - {window}" for window in windows]
     return lines
 
 

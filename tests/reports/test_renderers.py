@@ -223,3 +223,35 @@ def test_an_unverified_budget_makes_the_headline_red() -> None:
     assert text.startswith(
         "## ❌ pytest-resilience: 1 of 1 SLA budgets not met (1 unverified)\n")
     assert "✅ pytest-resilience" not in text
+
+
+def test_a_recovery_budget_lists_every_fault_window_with_its_time_to_recover() -> None:
+    report = _report(["t.py::test_recovers"])
+    windows = [
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [100.0, 103.0],
+         "samples": 50, "recovered_after": 7.5},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [153.0, 156.0],
+         "samples": 40, "recovered_after": 21.0},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [196.0, 197.0],
+         "samples": 4, "recovered_after": None},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [201.0, 202.0],
+         "samples": 0, "recovered_after": None},
+    ]
+    report["tests"][0]["sla"]["budgets"].append({
+        **_verdict("answer: error_rate<25%, recovery<15s", "recovery", 15.0, 21.0,
+                   passed=False, reason="answer: error_rate<25%: back inside 21s after the "
+                   "fault window t=153s..156s (breaks recovery<15s)"),
+        "windows": windows})
+    expected = ["t=100s..103s: back inside 7.5s", "t=153s..156s: back inside 21s (over 15s)",
+                "t=196s..197s: not recovered (still outside the budget at the last of 4 "
+                "samples)", "t=201s..202s: not recovered (no sample after the window)"]
+    html = render_html(report)
+    budgets = html[html.index('id="budgets"'):]
+    assert ('(breaks recovery&lt;15s)<ul class="windows">'
+            + "".join(f"<li>{line}</li>" for line in expected) + "</ul></td>") in budgets
+    assert budgets.count('<ul class="windows">') == 1  # only under the recovery verdict
+    text = render_markdown(report)
+    section = text[text.index("#### Time to recover per fault window"):]
+    assert section.splitlines()[2:7] == [
+        "- `t.py::test_recovers` `answer: error_rate<25%, recovery<15s`:",
+        *(f"  - {line}" for line in expected)]
