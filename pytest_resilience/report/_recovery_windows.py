@@ -17,7 +17,7 @@ def recovery_windows(verdict: Mapping[str, Any]) -> list[str]:
     budget."""
     if verdict.get("metric") != "recovery":
         return []
-    within = verdict.get("threshold")
+    within = float(verdict["threshold"])
     lines = []
     for window in verdict.get("windows") or []:
         start, end = window["window"]
@@ -28,7 +28,6 @@ def recovery_windows(verdict: Mapping[str, Any]) -> list[str]:
                    if window["samples"] else "no sample after the window")
             lines.append(f"{span}: not recovered ({why})")
             continue
-        late = within is not None and took > within
         lines.append(f"{span}: back inside {format_seconds(took) if took else '0s'}"
-                     + (f" (over {format_seconds(within)})" if late else ""))
+                     + (f" (over {format_seconds(within)})" if took > within else ""))
     return lines
