@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_resilience.report._recovery_windows import recovery_windows
 from pytest_resilience.sla._budgets import format_seconds
 
 __all__ = ["MAX_BYTES", "first_line", "headline", "render_markdown"]
@@ -39,7 +40,8 @@ def first_line(failure: Mapping[str, Any], limit: int = 300) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """One line: ✅ only when every test passed and every budget held."""
+    """One line: ✅ only when every test passed and every budget held (a budget left
+    unverified, e.g. too few samples for its quantile, is not met: ❌)."""
     s = report["summary"]
     budgets = s["budgets"]
     bad = s["failed"] + s["errors"]
@@ -54,7 +56,8 @@ def headline(report: Mapping[str, Any]) -> str:
         parts.append(f"{bad} of {s['tests']} tests failed")
     broken = budgets["failed"] + budgets["unverified"]
     if broken:
-        parts.append(f"{broken} of {budgets['total']} SLA budgets not met")
+        unverified = f" ({budgets['unverified']} unverified)" if budgets["unverified"] else ""
+        parts.append(f"{broken} of {budgets['total']} SLA budgets not met{unverified}")
     if report.get("lost_workers"):
         parts.append(f"{len(report['lost_workers'])} worker(s) lost")
     return "❌ pytest-resilience: " + " · ".join(parts)
@@ -121,6 +124,13 @@ def _budgets(report: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| `{_cell(nodeid)}` | `{_cell(v['budget'])}` | {_cell(v['reason'])} | {state} |"
         )
+    recovery = [(nodeid, v, windows) for nodeid, v in rows
+                if (windows := recovery_windows(v))]
+    if recovery:
+        lines += ["", "#### Time to recover per fault window", ""]
+        for nodeid, v, windows in recovery:
+            lines.append(f"- `{_cell(nodeid)}` `{_cell(v['budget'])}`:")
+            lines += [f"  - {window}" for window in windows]
     return lines
 
 
