@@ -46,10 +46,16 @@ def headline(report: Mapping[str, Any]) -> str:
     budgets = s["budgets"]
     bad = s["failed"] + s["errors"]
     if s["ok"]:
-        tests = f"all {s['tests']} tests passed" if s["tests"] else "no tests ran"
+        if s["passed"] == s["tests"]:
+            tests = f"all {s['tests']} tests passed" if s["tests"] else "no tests ran"
+        else:
+            tests = f"{s['tests']} tests, none failed (" + ", ".join(
+                f"{s[k]} {k}" for k in ("passed", "skipped", "xfailed", "xpassed") if s.get(k)
+            ) + ")"
         parts = [tests]
         if budgets["total"]:
-            parts.append(f"{budgets['passed']}/{budgets['total']} SLA budgets met")
+            parts.append(f"{budgets['passed']}/{budgets['total']} SLA budgets met"
+                         + _expected(budgets))
         return "✅ pytest-resilience: " + " · ".join(parts)
     parts = []
     if bad:
@@ -57,10 +63,16 @@ def headline(report: Mapping[str, Any]) -> str:
     broken = budgets["failed"] + budgets["unverified"]
     if broken:
         unverified = f" ({budgets['unverified']} unverified)" if budgets["unverified"] else ""
-        parts.append(f"{broken} of {budgets['total']} SLA budgets not met{unverified}")
+        parts.append(f"{broken} of {budgets['total']} SLA budgets not met{unverified}"
+                     + _expected(budgets))
     if report.get("lost_workers"):
         parts.append(f"{len(report['lost_workers'])} worker(s) lost")
     return "❌ pytest-resilience: " + " · ".join(parts)
+
+
+def _expected(budgets: Mapping[str, Any]) -> str:
+    count = int(budgets.get("expected", 0))
+    return f" ({count} broken as an xfail test expects)" if count else ""
 
 
 def render_markdown(report: Mapping[str, Any], *,
