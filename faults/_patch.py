@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pytest_resilience import _validate
+from pytest_resilience import validate
 
 __all__ = ["Patch", "patch", "patched", "stored", "wrap_stored"]
 
@@ -73,7 +73,7 @@ class Patch:
         try:
             self._set(self.replacement)
         except (AttributeError, TypeError) as exc:
-            raise TypeError(f"target=({_validate.show(self.owner)}, {self.name!r}) cannot be "
+            raise TypeError(f"target=({validate.show(self.owner)}, {self.name!r}) cannot be "
                             f"patched ({exc}). Pass a module, class or instance attribute "
                             "that can be assigned.") from None
         self.active = True
@@ -104,7 +104,7 @@ class Patch:
 
     def __repr__(self) -> str:
         state = "active" if self.active else "restored"
-        return f"<Patch {self.name!r} of {_validate.show(self.owner)} {state}>"
+        return f"<Patch {self.name!r} of {validate.show(self.owner)} {state}>"
 
 
 def patch(owner: object, name: str, replacement: Any, *, raw: bool = False) -> Patch:

@@ -30,9 +30,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, History, emit
+from pytest_resilience import validate as _validate
 from pytest_resilience.kinds import FAULT_FIRED, PROXY_CONNECTION, PROXY_TOXIC
 
 __all__ = ["FaultProxy", "ProxyStats", "ToxicHandle", "down"]

@@ -21,12 +21,17 @@ from typing import Any, Protocol
 from _support.loopback import JSONHandler, LoopbackServer
 
 import faults
-from pytest_resilience._backoff import Backoff
-from pytest_resilience._breaker import CircuitBreaker
-from pytest_resilience._clock import Clock, SystemClock
-from pytest_resilience._errors import CircuitOpenError, RateLimitExceeded, RetryError
-from pytest_resilience._ratelimit import TokenBucket
-from pytest_resilience._retry import Retry
+from pytest_resilience import (
+    Backoff,
+    CircuitBreaker,
+    CircuitOpenError,
+    Clock,
+    RateLimitExceeded,
+    Retry,
+    RetryError,
+    SystemClock,
+    TokenBucket,
+)
 from pytest_resilience.chroma import transaction
 from pytest_resilience.memory import ModelCache
 

@@ -23,8 +23,7 @@ from faults import clock as clock_faults
 from faults.chroma import corrupt, fail_during
 from faults.cuda import cuda_spike
 from faults.families import clock_skews
-from pytest_resilience import BudgetExceeded
-from pytest_resilience._errors import CircuitOpenError, FaultInjected, RetryError
+from pytest_resilience import BudgetExceeded, CircuitOpenError, FaultInjected, RetryError
 from pytest_resilience.checks import check_retry, check_rollback, snapshot
 from pytest_resilience.chroma import BackupManager, verify_store
 from pytest_resilience.memory import GPUMonitor
