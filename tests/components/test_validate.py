@@ -90,3 +90,42 @@ def test_arguments_that_used_to_fail_later_are_refused_at_construction(build,  #
     with pytest.raises(TypeError) as info:
         build()
     assert str(info.value) == message
+
+
+def test_the_public_facade_is_the_same_checks() -> None:
+    from pytest_resilience import validate
+
+    assert validate.seconds is _validate.seconds
+    with pytest.raises(ValueError) as info:
+        validate.seconds(-1, "interval", positive=True)
+    assert str(info.value) == ("interval=-1 is not a valid number of seconds. "
+                               "Pass a finite number > 0.")
+
+
+@pytest.mark.parametrize(("value", "kind"), [(None, TypeError), (b"/tmp", TypeError),
+                                             (3, TypeError), ("", ValueError)])
+def test_path_refuses_what_names_no_path(value: object, kind: type[Exception]) -> None:
+    with pytest.raises(kind) as info:
+        _validate.path(value, "root")
+    assert str(info.value) == (f"root={value!r} is not a path. "
+                               "Pass a path: a non-empty str or a pathlib.Path.")
+
+
+def test_path_gives_a_path() -> None:
+    from pathlib import Path
+
+    assert _validate.path("a/b", "root") == Path("a/b")
+    assert _validate.path(Path("/x"), "root") == Path("/x")
+
+
+def test_recording_refuses_what_is_not_a_history() -> None:
+    """Regression: ``recording(history=True)`` became the active history, and the next
+    ``emit`` anywhere failed with AttributeError."""
+    from pytest_resilience import History, recording
+
+    with pytest.raises(TypeError) as info, recording(True):  # type: ignore[arg-type]
+        pass
+    assert str(info.value) == ("history=True is not a history. Pass a History (the test's "
+                               "`history` fixture), or None for the active one.")
+    with recording(None) as made:
+        assert isinstance(made, History)

@@ -722,6 +722,91 @@ EXEMPT: dict[str, str] = {
 }
 
 
+_UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
+_UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
+                   "with a TypeError that does not name the argument")
+_MIGRATIONS = ("wrong types (None, a list, bytes) fail inside: TypeError/AttributeError "
+               "that does not name the argument (unhashable list, NoneType not iterable)")
+_WATCH = ("a wrong target/cache/breaker/name is refused without naming the argument, or "
+          "fails later (RecursionError on deep nesting, AttributeError on clock=True)")
+_CHECKER = ("a wrong budgets/before/keys/on value fails inside: 'NoneType' object is not "
+            "iterable, budget=... names the item but not the argument")
+_SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argument"
+
+#: Public callables the fuzz found refusing bad input unclearly, by public spelling, with
+#: what it found: xfail (not strict) until fixed with ``pytest_resilience.validate``.
+#: ``history=`` is not fuzzed for components (``Target.history``): every one of them
+#: takes any object there and fails at its first event (AttributeError: no 'clock').
+KNOWN_DEFECTS: dict[str, str] = {
+    **dict.fromkeys([
+        "pytest_resilience.migrations.CrashExplorer", "pytest_resilience.migrations.Migrator",
+        "pytest_resilience.migrations.MigrationSet",
+        "pytest_resilience.migrations.MigrationCase",
+        "pytest_resilience.migrations.PostgresBackend",
+        "pytest_resilience.migrations.SQLiteBackend",
+        "pytest_resilience.migrations.SqlSource", "pytest_resilience.migrations.auto_seed",
+        "pytest_resilience.migrations.load_migrations",
+        "pytest_resilience.migrations.open_source",
+        "pytest_resilience.migrations.split_statements",
+        "pytest_resilience.migrations.non_transactional_reason",
+        "pytest_resilience.migrations.AlembicSource",
+    ], _MIGRATIONS),
+    **dict.fromkeys([
+        "pytest_resilience.observe.BreakerWatch", "pytest_resilience.observe.watch_breaker",
+        "pytest_resilience.observe.CacheWatch", "pytest_resilience.observe.watch_cache",
+        "pytest_resilience.observe.CallWatch", "pytest_resilience.observe.watch_calls",
+        "pytest_resilience.observe.watch_sleeps",
+    ], _WATCH),
+    **dict.fromkeys([
+        "pytest_resilience.checks.check_amplification", "pytest_resilience.checks.check_latency",
+        "pytest_resilience.checks.check_retry", "pytest_resilience.checks.check_rollback",
+        "pytest_resilience.checks.check_ttl",
+    ], _CHECKER),
+    **dict.fromkeys([
+        "faults.subprocess.not_found", "faults.subprocess.hang", "faults.subprocess.exits",
+        "faults.subprocess.killed", "faults.subprocess.slow_start",
+    ], _SUBPROCESS),
+    **dict.fromkeys([
+        "faults.disk.io_error", "faults.disk.no_space", "faults.disk.read_only",
+        "faults.disk.aexplore",
+    ], _UNCHECKED_CLOCK + "; on=True: 'bool' object is not iterable"),
+    **dict.fromkeys([
+        "pytest_resilience.chroma.BackupManager", "pytest_resilience.observability.log_to_files",
+        "pytest_resilience.report.load_report[json]",
+    ], _UNCHECKED_PATH),
+    "faults.disk.latency": "seconds='' or None: float() error not naming it; 10**400: "
+                           "OverflowError",
+    "faults.disk.explore_process": "timeout=Decimal/None/2**63: TypeError or OverflowError "
+                                   "not naming it; script=None, args=None unchecked",
+    "pytest_resilience.kinds.declared": "name=[] : unhashable type: 'list'",
+    "faults.families.family_named": "name=[] : unhashable type: 'list'",
+    "pytest_resilience.sla.min_samples": "q=None: '<=' not supported, not naming q",
+    "pytest_resilience.sla.SLARecorder": "budgets='' / [None]: the message names budget=, "
+                                         "not budgets",
+    "pytest_resilience.report.compare_reports": "baselines/rules of the wrong type fail "
+                                                "inside (string indices, 'int' has no "
+                                                "attribute 'field')",
+    "pytest_resilience.RedisStorage": "url='': redis-py's ValueError does not name url",
+    "pytest_resilience.chaos.replay": "around_plan/checks/plan unchecked: 'bool' object is "
+                                      "not callable, 'NoneType' has no attribute 'families'",
+    "pytest_resilience.chaos.run_chaos": "maximize/allow/checks unchecked (see replay); "
+                                         "body=None ends in ChaosFailure",
+    "faults.chroma.fail_during": "after/op of the wrong type are not refused clearly",
+    "faults.network.connection_refused": "host='x'*300: idna UnicodeError not naming host",
+    "faults.families.ChromaCorruptions": "store=<list nested 5000 deep>: RecursionError",
+    "faults.families.chroma_corruptions": "modes=True: 'bool' object is not iterable",
+    "faults.strategies.triggers": "calls=0 or None reaches Hypothesis: InvalidArgument "
+                                  "not naming calls",
+}
+
+
+def _cases(labels: list[str]) -> list[Any]:
+    """``labels`` as parameters, a known defect marked xfail with what the fuzz found."""
+    return [pytest.param(label, marks=pytest.mark.xfail(reason=KNOWN_DEFECTS[label],
+                                                        strict=False))
+            if label in KNOWN_DEFECTS else label for label in labels]
+
+
 _TABLE = _targets()
 _BY_LABEL = {t.label: t for t in _TABLE}
 
@@ -814,7 +899,8 @@ def test_the_tables_name_only_public_callables(public_modules: tuple[str, ...]) 
     unknown = [label for label in _labels()
                if label not in public and label.rsplit(".", 1)[0] not in public]
     fuzzed_and_exempt = sorted(set(_labels()) & set(EXEMPT))
-    assert (stale, unknown, fuzzed_and_exempt) == ([], [], [])
+    stale_defects = sorted(set(KNOWN_DEFECTS) - {*_labels(), *PARSERS})
+    assert (stale, unknown, fuzzed_and_exempt, stale_defects) == ([], [], [], [])
 
 
 def test_enough_examples() -> None:
@@ -834,14 +920,14 @@ def _fuzz_once(env: _Env, target: Target, data: st.DataObject) -> None:
 _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
-@pytest.mark.parametrize("label", [t.label for t in _TABLE if not t.slow])
+@pytest.mark.parametrize("label", _cases([t.label for t in _TABLE if not t.slow]))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
 @given(data=st.data())
 def test_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject) -> None:
     _fuzz_once(env, _BY_LABEL[label], data)
 
 
-@pytest.mark.parametrize("label", [t.label for t in _TABLE if t.slow])
+@pytest.mark.parametrize("label", _cases([t.label for t in _TABLE if t.slow]))
 @settings(max_examples=SLOW_EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
 @given(data=st.data())
 def test_slow_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject) -> None:
@@ -977,7 +1063,7 @@ def _as_text(value: Any) -> str:
         return "[" * 5000 + "]" * 5000
 
 
-@pytest.mark.parametrize("label", PARSERS)
+@pytest.mark.parametrize("label", _cases(PARSERS))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
 @given(data=st.data())
 def test_parser_refuses_clearly(documents: dict[str, ParserEntry], label: str,
@@ -1020,7 +1106,7 @@ def test_the_harness_turns_every_hostile_value_into_json_text() -> None:
         assert text.startswith(("{", "["))
 
 
-@pytest.mark.parametrize("label", PARSERS)
+@pytest.mark.parametrize("label", _cases(PARSERS))
 def test_every_parser_refuses_every_special_value(documents: dict[str, ParserEntry],
                                                   label: str) -> None:
     parse, _valid, names = documents[label]
