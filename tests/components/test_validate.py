@@ -129,3 +129,42 @@ def test_recording_refuses_what_is_not_a_history() -> None:
                                "`history` fixture), or None for the active one.")
     with recording(None) as made:
         assert isinstance(made, History)
+
+
+def test_lookups_refuse_what_is_not_a_name() -> None:
+    """Regression (found by tests/safety/test_fuzz_public_api.py): ``declared([])`` and
+    ``family_named([])`` raised ``unhashable type: 'list'``, ``min_samples(None)`` a
+    comparison error; none named its argument."""
+    from faults.families import family_named
+    from pytest_resilience.kinds import declared
+    from pytest_resilience.sla import min_samples
+
+    with pytest.raises(TypeError) as kind:
+        declared([])  # type: ignore[arg-type]
+    assert str(kind.value) == ("name=[] is not an event kind. "
+                               "Pass a kind name such as 'retry.attempt'.")
+    assert declared("no.such") is None
+    with pytest.raises(TypeError) as family:
+        family_named([])  # type: ignore[arg-type]
+    assert str(family.value).startswith("name=[] is not a family name. Pass one of [")
+    with pytest.raises(TypeError) as quantile:
+        min_samples(None)  # type: ignore[arg-type]
+    assert str(quantile.value) == ("q=None is not a quantile. "
+                                   "Pass 0 <= q < 1 (0.99 for p99).")
+    assert min_samples(0.99) == 1000
+
+
+def test_observability_refusals_survive_hostile_values() -> None:
+    """Regression (found by the fuzz): ``EventLogging(logger=x)`` formatted ``x`` with
+    ``repr`` (an object whose repr raises escaped as RuntimeError), and
+    ``correlation(correlation_id=<deep list>)`` hit RecursionError in ``str()``."""
+    from pytest_resilience.observability import EventLogging, correlation
+
+    with pytest.raises(TypeError) as logger:
+        EventLogging(logger=_NoRepr())  # type: ignore[arg-type]
+    assert str(logger.value).startswith("logger=<_NoRepr instance at 0x")
+    assert str(logger.value).endswith("> is not a logger name. Pass e.g. 'myapp.events'.")
+    with pytest.raises(TypeError) as ident:
+        correlation("op", correlation_id=[[1]])  # type: ignore[arg-type]
+    assert str(ident.value) == ("correlation_id=[[1]] is not an id. Pass a str, int or "
+                                "UUID (e.g. the request's id), or None.")

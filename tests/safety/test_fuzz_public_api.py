@@ -778,9 +778,6 @@ KNOWN_DEFECTS: dict[str, str] = {
                            "OverflowError",
     "faults.disk.explore_process": "timeout=Decimal/None/2**63: TypeError or OverflowError "
                                    "not naming it; script=None, args=None unchecked",
-    "pytest_resilience.kinds.declared": "name=[] : unhashable type: 'list'",
-    "faults.families.family_named": "name=[] : unhashable type: 'list'",
-    "pytest_resilience.sla.min_samples": "q=None: '<=' not supported, not naming q",
     "pytest_resilience.sla.SLARecorder": "budgets='' / [None]: the message names budget=, "
                                          "not budgets",
     "pytest_resilience.report.compare_reports": "baselines/rules of the wrong type fail "
@@ -792,7 +789,8 @@ KNOWN_DEFECTS: dict[str, str] = {
     "pytest_resilience.chaos.run_chaos": "maximize/allow/checks unchecked (see replay); "
                                          "body=None ends in ChaosFailure",
     "faults.chroma.fail_during": "after/op of the wrong type are not refused clearly",
-    "faults.network.connection_refused": "host='x'*300: idna UnicodeError not naming host",
+    **dict.fromkeys(["faults.network.connection_refused", "faults.network.slow_connect"],
+                    "host='x'*300 or '\\x80': idna UnicodeError not naming host"),
     "faults.families.ChromaCorruptions": "store=<list nested 5000 deep>: RecursionError",
     "faults.families.chroma_corruptions": "modes=True: 'bool' object is not iterable",
     "faults.strategies.triggers": "calls=0 or None reaches Hypothesis: InvalidArgument "
