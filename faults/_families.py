@@ -448,7 +448,7 @@ def register_family(name: str, factory: Callable[[], Family]) -> None:
 
 def family_named(name: str) -> Family:
     """The default family registered as ``name``."""
-    validate.text(name, "name", what="a family name",
+    validate.text(name, "name", empty=True, what="a family name",
                   accepted=f"one of {sorted(_FAMILIES)}")
     try:
         factory = _FAMILIES[name]

@@ -168,3 +168,14 @@ def test_observability_refusals_survive_hostile_values() -> None:
         correlation("op", correlation_id=[[1]])  # type: ignore[arg-type]
     assert str(ident.value) == ("correlation_id=[[1]] is not an id. Pass a str, int or "
                                 "UUID (e.g. the request's id), or None.")
+
+
+def test_an_empty_family_name_is_refused_as_part_of_families() -> None:
+    """``family_named`` now checks its name's type; an empty name inside ``families``
+    is still refused as ``families=[..., '']``."""
+    from faults.families import resolve_families
+
+    with pytest.raises(ValueError) as family:
+        resolve_families([""])
+    assert str(family.value).startswith("families=[..., ''] names a family that is not "
+                                        "registered.")

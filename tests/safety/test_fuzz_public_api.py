@@ -45,6 +45,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 #: tables hold enough targets that a run draws well over 2,000.
 EXAMPLES = 20
 SLOW_EXAMPLES = 8
+#: The same examples every run: a gate, not a lottery. The tables hold latent defects a
+#: fresh seed can find (KNOWN_DEFECTS lists those found so far); to hunt for more, run
+#: this module with ``--hypothesis-seed=<n>`` for a few values of n.
+DERANDOMIZE = True
 ALLOWED = (ValueError, TypeError, ResilienceError)
 
 
@@ -755,8 +759,10 @@ KNOWN_DEFECTS: dict[str, str] = {
         "pytest_resilience.observe.BreakerWatch", "pytest_resilience.observe.watch_breaker",
         "pytest_resilience.observe.CacheWatch", "pytest_resilience.observe.watch_cache",
         "pytest_resilience.observe.CallWatch", "pytest_resilience.observe.watch_calls",
-        "pytest_resilience.observe.watch_sleeps",
+        "pytest_resilience.observe.watch_sleeps", "pytest_resilience.observe.SleepWatch",
     ], _WATCH),
+    "faults.network.FaultProxy": "upstream=<object whose repr raises>: the RuntimeError "
+                                 "escapes (a message formats it with repr)",
     **dict.fromkeys([
         "pytest_resilience.checks.check_amplification", "pytest_resilience.checks.check_latency",
         "pytest_resilience.checks.check_retry", "pytest_resilience.checks.check_rollback",
@@ -791,6 +797,9 @@ KNOWN_DEFECTS: dict[str, str] = {
     "faults.chroma.fail_during": "after/op of the wrong type are not refused clearly",
     **dict.fromkeys(["faults.network.connection_refused", "faults.network.slow_connect"],
                     "host='x'*300 or '\\x80': idna UnicodeError not naming host"),
+    "faults.disk.CrashSimulator": "opaque=<list nested 5000 deep>: RecursionError",
+    "faults.strategies.fault_plans": "a hostile setting reaches Hypothesis and fails in the "
+                                     "draw, not at the call",
     "faults.families.ChromaCorruptions": "store=<list nested 5000 deep>: RecursionError",
     "faults.families.chroma_corruptions": "modes=True: 'bool' object is not iterable",
     "faults.strategies.triggers": "calls=0 or None reaches Hypothesis: InvalidArgument "
@@ -919,14 +928,16 @@ _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
 @pytest.mark.parametrize("label", _cases([t.label for t in _TABLE if not t.slow]))
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH,
+          derandomize=DERANDOMIZE)
 @given(data=st.data())
 def test_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject) -> None:
     _fuzz_once(env, _BY_LABEL[label], data)
 
 
 @pytest.mark.parametrize("label", _cases([t.label for t in _TABLE if t.slow]))
-@settings(max_examples=SLOW_EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
+@settings(max_examples=SLOW_EXAMPLES, deadline=None, suppress_health_check=_HEALTH,
+          derandomize=DERANDOMIZE)
 @given(data=st.data())
 def test_slow_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject) -> None:
     _fuzz_once(env, _BY_LABEL[label], data)
@@ -1062,7 +1073,8 @@ def _as_text(value: Any) -> str:
 
 
 @pytest.mark.parametrize("label", _cases(PARSERS))
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=_HEALTH,
+          derandomize=DERANDOMIZE)
 @given(data=st.data())
 def test_parser_refuses_clearly(documents: dict[str, ParserEntry], label: str,
                                 data: st.DataObject) -> None:
