@@ -28,7 +28,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from faults._patch import patched
 from pytest_resilience._clock import Clock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
@@ -36,6 +35,7 @@ from pytest_resilience.chroma._files import SQLITE_NAME, vector_segments
 from pytest_resilience.chroma._integrity import latest_seal
 from pytest_resilience.chroma._probe import ProbeResult, run_probe
 from pytest_resilience.kinds import CHROMA_CORRUPT, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patched
 
 __all__ = [
     "CRASH_PRONE",

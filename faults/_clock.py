@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
-from faults._patch import Patch, patch
 from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock, VirtualClock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import CLOCK_SKEW, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import Patch, patch
 
 if TYPE_CHECKING:
     import time_machine
