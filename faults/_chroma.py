@@ -28,7 +28,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from faults._patch import patched
 from pytest_resilience import Clock, FaultInjected, History, emit
 from pytest_resilience.chroma import (
     SQLITE_NAME,
@@ -38,6 +37,7 @@ from pytest_resilience.chroma import (
     vector_segments,
 )
 from pytest_resilience.kinds import CHROMA_CORRUPT, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patched
 
 __all__ = [
     "CRASH_PRONE",

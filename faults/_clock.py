@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
-from faults._patch import Patch, patch
 from pytest_resilience import Clock, History, SystemClock, VirtualClock, emit, validate
 from pytest_resilience.kinds import CLOCK_SKEW, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import Patch, patch
 
 if TYPE_CHECKING:
     import time_machine

@@ -24,9 +24,9 @@ from faults._fake_gpu import (
     torch_module,
     torch_patches,
 )
-from faults._patch import patch
 from pytest_resilience import Clock, History, emit, validate
 from pytest_resilience.kinds import CUDA_SIMULATED, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patch
 
 __all__ = ["FakeDevice", "FakeGPU", "OOMBudget", "cuda_oom", "cuda_spike", "fake_gpu"]
 

@@ -25,11 +25,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from faults._patch import patch, patched, stored, wrap_stored
 from faults._plan import Action, Trigger
 from faults._registry import inject, instrument
+from faults._stored import stored, wrap_stored
 from pytest_resilience import Clock, History, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patch, patched
 
 __all__ = ["MemoryPressure", "OOMOutcome", "memory_pressure", "oom_at", "real_oom"]
 
@@ -169,7 +170,8 @@ def oom_at(
                         "which is not callable. Pass a function or method attribute.")
     point = f"oom:{getattr(owner, '__name__', type(owner).__name__)}.{attribute}"
     with inject(point, action, trigger=trigger, clock=clock, history=history) as plan, \
-            patched(owner, attribute, wrap_stored(found, lambda fn: instrument(point, fn))):
+            patched(owner, attribute, wrap_stored(found, lambda fn: instrument(point, fn)),
+                    label=f"target={validate.show(target)}"):
         yield plan
 
 

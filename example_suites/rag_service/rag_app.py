@@ -28,6 +28,7 @@ from pytest_resilience import (
     Clock,
     RateLimitExceeded,
     Retry,
+    RetryBudget,
     RetryError,
     SystemClock,
     TokenBucket,
@@ -83,11 +84,13 @@ BACKOFF = Backoff.exponential(base=0.1, max=1.0)
 
 
 class UpstreamClient:
-    """Calls ``GET {url}/rerank`` through ``Retry`` (3 attempts) and a ``CircuitBreaker``."""
+    """Calls ``GET {url}/rerank`` through ``Retry`` (3 attempts) and a ``CircuitBreaker``;
+    ``retry_budget``: a ``RetryBudget`` its retries share with the callers' retries."""
 
     def __init__(self, url: str, *, timeout: float = 2.0, clock: Clock | None = None,
                  on_retry: Callable[[Any], object] | None = None,
-                 breaker_recovery: float = 30.0) -> None:
+                 breaker_recovery: float = 30.0,
+                 retry_budget: RetryBudget | None = None) -> None:
         self.url = url
         self.timeout = timeout
         clk: Clock = clock if clock is not None else SystemClock()
@@ -95,7 +98,8 @@ class UpstreamClient:
                                       recovery_timeout=breaker_recovery, clock=clk,
                                       expected=(OSError,))
         self.retry = Retry(attempts=3, backoff=BACKOFF, jitter="none", retry_on=(OSError,),
-                           on_retry=on_retry, clock=clk, name="upstream")
+                           on_retry=on_retry, clock=clk, budget=retry_budget,
+                           name="upstream")
 
     def _fetch(self, query: str) -> str:
         faults.failpoint("rag.upstream")

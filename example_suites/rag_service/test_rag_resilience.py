@@ -23,10 +23,24 @@ from faults import clock as clock_faults
 from faults.chroma import corrupt, fail_during
 from faults.cuda import cuda_spike
 from faults.families import clock_skews
-from pytest_resilience import BudgetExceeded, CircuitOpenError, FaultInjected, RetryError
-from pytest_resilience.checks import check_retry, check_rollback, snapshot
+from pytest_resilience import (
+    BudgetExceeded,
+    CircuitOpenError,
+    FaultInjected,
+    Retry,
+    RetryBudget,
+    RetryError,
+)
+from pytest_resilience.checks import (
+    CheckFailed,
+    check_amplification,
+    check_retry,
+    check_rollback,
+    snapshot,
+)
 from pytest_resilience.chroma import BackupManager, verify_store
 from pytest_resilience.memory import GPUMonitor
+from pytest_resilience.observe import watch_calls
 
 
 @pytest.fixture
@@ -277,6 +291,59 @@ def test_answers_recover_within_15s_of_an_outage(breaker_recovery, upstream, clo
     with faults.inject("rag.upstream", Action.raise_(ConnectionError("reset")), clock=clock):
         ask(3)                                             # a 3 s outage opens the breaker
     ask(200)                                               # until it half-opens: fail fast
+
+
+# -- retry storm: calls per layer per user request while the upstream is down ------------
+
+class FrontEnd:
+    """The app in front of the RAG service's upstream client: it retries the client's
+    errors 3 times, the breaker's fail-fast ``CircuitOpenError`` too."""
+
+    def __init__(self, upstream_client, clock, budget):  # type: ignore[no-untyped-def]
+        self.upstream_client = upstream_client
+        self.retry = Retry(attempts=3, jitter="none", retry_on=(RetryError, CircuitOpenError),
+                           clock=clock, budget=budget, name="frontend")
+
+    def ask(self, query):  # type: ignore[no-untyped-def]
+        return self.retry.call(self.upstream_client.answer, query)
+
+
+def storm(proxy, clock, budget):  # type: ignore[no-untyped-def]
+    """20 user requests through front end -> upstream client -> upstream fetch, each
+    layer watched, while the proxy refuses every connection."""
+    client = UpstreamClient(proxy.url, timeout=0.05, clock=clock, retry_budget=budget)
+    front = FrontEnd(client, clock, budget)
+    with watch_calls(front, "ask", name="frontend"), \
+            watch_calls(client, "answer", name="service"), \
+            watch_calls(client, "_fetch", name="upstream"), proxy.down():
+        for i in range(20):
+            with contextlib.suppress(RetryError, CircuitOpenError):
+                front.ask(f"q{i}")
+
+
+@pytest.mark.xfail(strict=True, raises=CheckFailed, reason="no retry budget: the front end "
+                   "retries the breaker's fail-fast errors, 3 service calls per request")
+def test_a_front_end_retrying_fail_fast_errors_storms_the_service(proxy, clock, history):  # type: ignore[no-untyped-def]
+    storm(proxy, clock, budget=None)
+    verdict = check_amplification(history, max_ratio=1.2)
+    assert verdict.explanation.startswith(
+        "Layer 'service' made 60 calls for 20 user request(s): 3x amplification, above the "
+        "budget of 1.2x + 3 = 27 calls")
+    # the breaker shielded the upstream after 3 failures; nothing shielded the service
+    assert "Calls per layer: frontend 20, service 60, upstream 3." in verdict.explanation
+    verdict.assert_ok()
+
+
+# the SLA grammar's amplification budget judges the busiest layer (24 calls: 1.2x) on the
+# test's history, without the checker's small minimum
+@pytest.mark.sla("amplification<1.3x")
+def test_a_retry_budget_shared_by_both_layers_keeps_the_storm_down(proxy, clock, history,  # type: ignore[no-untyped-def]
+                                                                   sla):
+    storm(proxy, clock, budget=RetryBudget(ratio=0.1, min_retries=1, clock=clock))
+    verdict = check_amplification(history, max_ratio=1.2).assert_ok()
+    assert verdict.explanation == ("20 user request(s); calls per layer: frontend 20, "
+                                   "service 24, upstream 3; every layer within 1.2x + 3 "
+                                   "calls.")
 
 
 # -- adversarial search: the cheapest faults that break search p95 ------------------------

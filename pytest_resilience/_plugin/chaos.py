@@ -103,20 +103,20 @@ def resilience_chaos_shard(request: pytest.FixtureRequest) -> tuple[int, int]:
     return shard
 
 
-_CHAOS_DB = pytest.StashKey["ExampleDatabase | None"]()
-
-
 def chaos_database(config: pytest.Config) -> ExampleDatabase | None:
     """The session's chaos corpus (``--resilience-chaos-db`` or its ini key), built once."""
-    if _CHAOS_DB not in config.stash:
+    state = get_state(config)
+    if not state.chaos_db_built:
         from pytest_resilience.chaos._corpus import example_database
 
         value = config.getoption("resilience_chaos_db") or config.getini("resilience_chaos_db")
         try:
-            config.stash[_CHAOS_DB] = example_database(str(value))
+            state.chaos_db = example_database(str(value))
         except ValueError as exc:
             raise pytest.UsageError(f"{CHAOS_DB_OPTION}={exc}") from None
-    return config.stash[_CHAOS_DB]
+        state.chaos_db_built = True
+    database: ExampleDatabase | None = state.chaos_db
+    return database
 
 
 _RUNNER = "resilience-chaos-runner"
@@ -226,7 +226,10 @@ def _replay_plan(item: pytest.Function) -> FaultPlan | None:
         pytest.fail(f"{REPLAY_OPTION}={file} holds the plan of {owner!r}, not of this test "
                     f"({item.nodeid!r}). Replay it on its own test: pytest '{owner}' "
                     f"{REPLAY_OPTION}={file}", pytrace=False)
-    return FaultPlan.from_dict(data, allow_modules=allowed_modules(item.config))
+    try:
+        return FaultPlan.from_dict(data, allow_modules=allowed_modules(item.config))
+    except (TypeError, ValueError) as exc:
+        pytest.fail(f"{REPLAY_OPTION}={file}: {exc}", pytrace=False)
 
 
 # -- fixtures made fresh for each plan ----------------------------------------------------

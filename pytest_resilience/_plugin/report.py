@@ -91,13 +91,10 @@ def _baseline(config: pytest.Config) -> dict[str, Any] | None:
         raise pytest.UsageError(f"{COMPARE_OPTION}={path}: {exc}") from None
 
 
-_BASELINE = pytest.StashKey["dict[str, Any] | None"]()
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
-        config.stash[_BASELINE] = _baseline(config)
+        get_state(config).baseline = _baseline(config)
 
 
 def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
@@ -108,7 +105,7 @@ def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     report = build_report(config)
     paths = [write_json(report, directory / "report.json")]
-    paths += write_rendered(report, directory, baseline=config.stash.get(_BASELINE, None))
+    paths += write_rendered(report, directory, baseline=get_state(config).baseline)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:

@@ -55,6 +55,11 @@ class ResilienceSession:
     lost_workers: list[str] = field(default_factory=list)
     #: Names of per-session hook objects already registered (hooks on first use).
     registered: set[str] = field(default_factory=set)
+    #: The report ``--resilience-compare`` names, loaded at configure (controller only).
+    baseline: dict[str, Any] | None = None
+    #: The chaos corpus (a Hypothesis ``ExampleDatabase`` or None), built on first use.
+    chaos_db: Any = None
+    chaos_db_built: bool = False
 
     def add_operation(self, operation: str, variant: str, stats: OperationStats) -> None:
         """Merge ``stats`` into the session's stats for ``operation`` under ``variant``."""

@@ -25,10 +25,15 @@ _STRATEGIES: dict[str, Any] = {}
 
 
 def _strategy(name: str) -> Any:
-    """A strategy built once per process (building one costs more than drawing from it)."""
-    if not _STRATEGIES:
-        from hypothesis import strategies as st
+    """A strategy built once per import of Hypothesis (building costs more than drawing).
 
+    Rebuilt when Hypothesis was imported anew (pytester's in-process runs drop modules
+    first imported inside them): the new import refuses the old import's strategies.
+    """
+    from hypothesis import strategies as st
+
+    if _STRATEGIES.get("module") is not st:
+        _STRATEGIES["module"] = st
         _STRATEGIES["decision"] = st.integers(0, _TOP).map(lambda k: (_TOP - k) / 2**53)
         _STRATEGIES["float"] = st.integers(0, _TOP).map(lambda k: k / 2**53)
     return _STRATEGIES[name]

@@ -65,6 +65,9 @@ def check_latency(
     failure when its ``ok`` is false or its ``outcome`` is not ``ok``; latency figures
     count successful events. A failing verdict names the slowest events.
     """
+    if isinstance(budgets, (str, Budget)):
+        raise TypeError(f"budgets must be a list of budgets, got the single {budgets!r}: "
+                        f"write check_latency(history, [{str(budgets)!r}])")
     parsed = [b if isinstance(b, Budget) else Budget.parse(b) for b in budgets]
     unknown = [b.text for b in parsed if b.metric == "amplification"]
     if unknown:

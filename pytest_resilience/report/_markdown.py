@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_resilience.report._recovery_windows import recovery_windows
 from pytest_resilience.sla._budgets import format_seconds
 
 __all__ = ["MAX_BYTES", "first_line", "headline", "render_markdown"]
@@ -39,25 +40,39 @@ def first_line(failure: Mapping[str, Any], limit: int = 300) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """One line: ✅ only when every test passed and every budget held."""
+    """One line: ✅ only when every test passed and every budget held (a budget left
+    unverified, e.g. too few samples for its quantile, is not met: ❌)."""
     s = report["summary"]
     budgets = s["budgets"]
     bad = s["failed"] + s["errors"]
     if s["ok"]:
-        tests = f"all {s['tests']} tests passed" if s["tests"] else "no tests ran"
+        if s["passed"] == s["tests"]:
+            tests = f"all {s['tests']} tests passed" if s["tests"] else "no tests ran"
+        else:
+            tests = f"{s['tests']} tests, none failed (" + ", ".join(
+                f"{s[k]} {k}" for k in ("passed", "skipped", "xfailed", "xpassed") if s.get(k)
+            ) + ")"
         parts = [tests]
         if budgets["total"]:
-            parts.append(f"{budgets['passed']}/{budgets['total']} SLA budgets met")
+            parts.append(f"{budgets['passed']}/{budgets['total']} SLA budgets met"
+                         + _expected(budgets))
         return "✅ pytest-resilience: " + " · ".join(parts)
     parts = []
     if bad:
         parts.append(f"{bad} of {s['tests']} tests failed")
     broken = budgets["failed"] + budgets["unverified"]
     if broken:
-        parts.append(f"{broken} of {budgets['total']} SLA budgets not met")
+        unverified = f" ({budgets['unverified']} unverified)" if budgets["unverified"] else ""
+        parts.append(f"{broken} of {budgets['total']} SLA budgets not met{unverified}"
+                     + _expected(budgets))
     if report.get("lost_workers"):
         parts.append(f"{len(report['lost_workers'])} worker(s) lost")
     return "❌ pytest-resilience: " + " · ".join(parts)
+
+
+def _expected(budgets: Mapping[str, Any]) -> str:
+    count = int(budgets.get("expected", 0))
+    return f" ({count} broken as an xfail test expects)" if count else ""
 
 
 def render_markdown(report: Mapping[str, Any], *,
@@ -121,6 +136,13 @@ def _budgets(report: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| `{_cell(nodeid)}` | `{_cell(v['budget'])}` | {_cell(v['reason'])} | {state} |"
         )
+    recovery = [(nodeid, v, windows) for nodeid, v in rows
+                if (windows := recovery_windows(v))]
+    if recovery:
+        lines += ["", "#### Time to recover per fault window", ""]
+        for nodeid, v, windows in recovery:
+            lines.append(f"- `{_cell(nodeid)}` `{_cell(v['budget'])}`:")
+            lines += [f"  - {window}" for window in windows]
     return lines
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from pytest_resilience.report._recovery_windows import recovery_windows
+
 __all__ = [
     "budgets_section",
     "chaos_section",
@@ -160,8 +162,17 @@ def errors_section(report: Mapping[str, Any]) -> str:
     return "".join(parts) + "</section>"
 
 
+def _windows_list(verdict: Mapping[str, Any]) -> str:
+    lines = recovery_windows(verdict)
+    if not lines:
+        return ""
+    return ('<ul class="windows">' + "".join(f"<li>{escape(line)}</li>" for line in lines)
+            + "</ul>")
+
+
 def budgets_section(report: Mapping[str, Any]) -> str:
-    """Every SLA budget and checker verdict, broken ones first."""
+    """Every SLA budget and checker verdict, broken ones first; a recovery budget lists
+    each fault window's time to recover."""
     rows = [(t["nodeid"], b) for t in report["tests"]
             for b in (t.get("sla") or {}).get("budgets", [])]
     verdicts = [(t["nodeid"], v) for t in report["tests"] for v in t.get("verdicts", [])]
@@ -171,7 +182,8 @@ def budgets_section(report: Mapping[str, Any]) -> str:
     if rows:
         body = "".join(
             f"<tr><td><code>{escape(n)}</code></td><td><code>{escape(b['budget'])}</code></td>"
-            f"<td>{escape(str(b.get('operation') or 'all'))}</td><td>{escape(b['reason'])}</td>"
+            f"<td>{escape(str(b.get('operation') or 'all'))}</td><td>{escape(b['reason'])}"
+            f"{_windows_list(b)}</td>"
             f'<td class="{_VERDICT_CSS[b["passed"]]}">{_VERDICT_WORD[b["passed"]]}</td></tr>'
             for n, b in sorted(rows, key=lambda r: r[1]["passed"] is True))
         parts.append('<table class="compact"><tr><th>test</th><th>budget</th><th>operation'

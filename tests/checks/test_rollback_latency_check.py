@@ -84,3 +84,11 @@ def test_one_budget_grammar() -> None:
         "budget='p95<0.2': value '0.2' is not a latency. Write a number with a unit: ns, "
         "us, ms or s (e.g. 200ms).")
     assert check_latency(samples(0.1), ["error_rate<1%"]).ok
+
+
+def test_a_single_budget_string_is_refused_naming_the_list_form() -> None:
+    """Regression: a bare string was read character by character (``budget='p'``)."""
+    with pytest.raises(TypeError) as info:
+        check_latency(samples(0.1), "p95<200ms")
+    assert str(info.value) == ("budgets must be a list of budgets, got the single "
+                               "'p95<200ms': write check_latency(history, ['p95<200ms'])")

@@ -143,7 +143,7 @@ def test_limits_are_checked_against_the_manifest_before_reading_the_archive(
     Path(f"{info.path}.json").write_text(json.dumps(manifest))
     info.path.write_bytes(os.urandom(1000))  # not even an archive: never opened
     small = BackupManager(chroma_store.path, directory=tmp_path / "b", max_files=1000,
-                          max_bytes=10_000, max_file_bytes=10)
+                          max_bytes=9_000, max_file_bytes=10)
     with pytest.raises(BackupError) as refused:
         small.restore(small.list()[-1])
     assert str(refused.value) == (f"Refusing backup {info.path}: its manifest lists 20000 "
@@ -153,6 +153,12 @@ def test_limits_are_checked_against_the_manifest_before_reading_the_archive(
     with pytest.raises(BackupError, match=r"'chroma.sqlite3' is 2147483648 bytes, more than "
                                           r"max_file_bytes=10\."):
         small.restore(small.list()[-1])
+    manifest["files"] = {f"seg/{i}.bin": {"size": 10, "sha256": "0" * 64} for i in range(999)}
+    Path(f"{info.path}.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackupError) as refused:  # each file within its limit, the sum not
+        small.restore(small.list()[-1])
+    assert str(refused.value) == (f"Refusing backup {info.path}: it holds 9990 bytes, more "
+                                  "than max_bytes=9000. Nothing was restored.")
     assert [p for p in chroma_store.path.parent.iterdir() if ".restore-" in p.name] == []
 
 

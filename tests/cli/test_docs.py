@@ -91,3 +91,25 @@ def test_the_docs_build_fails_on_a_reference_generator_that_is_gone(tmp_path: Pa
     done = _build(root)
     assert done.returncode != 0
     assert "<!-- generated: event-table -->: no such generator" in done.stderr
+
+
+def test_every_test_the_comparison_table_cites_exists() -> None:
+    """Each ``tests/…py::name`` in docs/comparison.md names a test function of that file
+    (a renamed or deleted test would leave a row backed by nothing)."""
+    import ast
+
+    text = (ROOT / "docs" / "comparison.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`((?:tests|benchmarks)/[\w/.-]+\.py)((?:::\w+)*)`", text)
+    assert len([name for _, name in cited if name]) >= 20  # one or more per row
+    missing = []
+    for path, name in cited:
+        source = ROOT / path
+        if not source.is_file():
+            missing.append(path)
+            continue
+        defined = {node.name for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                   if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+        function = name.rsplit("::", 1)[-1]
+        if name and (not function.startswith("test") or function not in defined):
+            missing.append(path + name)
+    assert missing == []

@@ -10,6 +10,7 @@ hypothesis; it skips with a reason when the index cannot be reached, except unde
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -73,6 +74,35 @@ def _run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[
              if not k.startswith(("PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))}
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False,
                           timeout=900, env={**clean, **env})
+
+
+def _packages(extras: dict[str, list[str]], name: str) -> set[str]:
+    """The distributions extra ``name`` brings, through ``pytest-resilience[...]``
+    references to other extras, as normalised names (PEP 503)."""
+    found: set[str] = set()
+    for requirement in extras[name]:
+        match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", requirement)
+        assert match is not None, requirement
+        dist = re.sub(r"[-_.]+", "-", match[1]).lower()
+        if dist == "pytest-resilience":
+            for extra in (match[2] or "").split(","):
+                found |= _packages(extras, extra.strip())
+        else:
+            found.add(dist)
+    return found
+
+
+def test_the_all_extra_brings_every_user_extra_and_no_test_or_dev_package() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"]["optional-dependencies"]
+    users = set(extras) - {"all", "test", "dev"}
+    everything = _packages(extras, "all")
+    assert everything == set().union(*(_packages(extras, e) for e in users))
+    repository = _packages(extras, "test") | _packages(extras, "dev")
+    assert {"pytest-randomly", "pytest-asyncio", "ruff", "mkdocs"} <= repository
+    assert everything & repository == set()
 
 
 def test_a_user_install_runs_a_suite_without_warnings_or_reordering(tmp_path: Path) -> None:

@@ -133,3 +133,63 @@ def test_the_faults_marker_refuses_a_plan_file_naming_an_unimported_module(
     result.stdout.fnmatch_lines([f"*exception='{name}:Boom' is not loadable: module "
                                  f"'{name}' is not imported*"])
     assert not marker.exists()
+
+
+MARKED = """
+    import pytest
+    from faults import failpoint
+
+    @pytest.mark.faults({plan!r})
+    def test_body(faults):
+        with pytest.raises(Exception) as raised:
+            failpoint("db.write")
+        assert type(raised.value).__name__ == "Boom"
+"""
+
+
+@pytest.mark.parametrize("how", ["option", "ini"])
+def test_the_allow_module_option_and_ini_let_the_faults_marker_load_a_plan(
+        pytester: pytest.Pytester, planted: tuple[str, Path], how: str) -> None:
+    name, marker = planted
+    plan = pytester.path / "plan.json"
+    plan.write_text(_plan(name), encoding="utf-8")
+    pytester.makepyfile(MARKED.format(plan=str(plan)))
+    if how == "ini":
+        pytester.makeini(f"[pytest]\nresilience_allow_modules = {name}\n")
+        result = pytester.runpytest(RESILIENCE)
+    else:
+        result = pytester.runpytest(RESILIENCE, f"--resilience-allow-module={name}")
+    result.assert_outcomes(passed=1)
+    assert marker.read_text() == "ran"
+
+
+CHAOS_BODY = """
+    import pytest
+    from faults import failpoint
+
+    @pytest.mark.chaos(failpoints=["db.write"])
+    def test_reads(chaos):
+        try:
+            failpoint("db.write")
+        except Exception as exc:
+            assert type(exc).__name__ == "Boom"
+"""
+
+
+def test_a_replayed_plan_is_refused_unless_its_module_is_allowed(
+        pytester: pytest.Pytester, planted: tuple[str, Path]) -> None:
+    name, marker = planted
+    pytester.makepyfile(test_replayed=CHAOS_BODY)
+    plan = pytester.path / "plan.json"
+    plan.write_text(json.dumps({**json.loads(_plan(name)),
+                                "test": "test_replayed.py::test_reads"}), encoding="utf-8")
+    refused = pytester.runpytest(RESILIENCE, f"--resilience-replay={plan}")
+    refused.assert_outcomes(failed=1)
+    refused.stdout.fnmatch_lines([f"--resilience-replay={plan}: exception='{name}:Boom' is "
+                                  f"not loadable: module "
+                                  f"'{name}' is not imported*"])
+    assert not marker.exists()
+    allowed = pytester.runpytest(RESILIENCE, f"--resilience-replay={plan}",
+                                 f"--resilience-allow-module={name}")
+    allowed.assert_outcomes(passed=1)
+    assert marker.read_text() == "ran"

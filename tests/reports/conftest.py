@@ -15,9 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy  # noqa: F401  (a core dependency)
 import pytest
-
-pytest.importorskip("numpy", reason="the SLA histogram folds samples with numpy")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

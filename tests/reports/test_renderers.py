@@ -10,6 +10,7 @@ from typing import Any
 from pytest_resilience.report._html import render_html
 from pytest_resilience.report._json import summarise
 from pytest_resilience.report._markdown import MAX_BYTES, render_markdown
+from pytest_resilience.report._svg import COLOURS
 from pytest_resilience.sla._recorder import OperationStats
 
 
@@ -164,3 +165,93 @@ def test_zero_second_samples_are_drawn_in_the_first_bin_of_the_log_axes() -> Non
     html = render_html(report)
     histogram = _chart(html, "a&lt;b&gt;: latency histogram")
     assert re.findall(r"<title>baseline: (100\.0%) of samples in", histogram) == ["100.0%"]
+
+
+def test_the_percentile_chart_overlays_the_faults_variant_on_the_baseline() -> None:
+    report = _report(["t.py::test"])
+    faulted = OperationStats()
+    faulted.latency.record_many([0.01 * (1 + i % 7) for i in range(2_000)])
+    report["operations"].append({"operation": "a<b>", "variant": "faults",
+                                 **faulted.to_dict()})
+    chart = _chart(render_html(report), "a&lt;b&gt;: latency by percentile")
+    for variant in ("baseline", "faults"):
+        assert (f'<polyline class="series" data-variant="{variant}" fill="none" '
+                f'stroke="{COLOURS[variant]}"') in chart
+    # 40ms and 4ms, each within the histogram's ±0.5%
+    assert re.findall(r"<title>faults p50: ([^<]*)</title>", chart) == ["40.03ms"]
+    assert re.findall(r"<title>baseline p50: ([^<]*)</title>", chart) == ["4.013ms"]
+    assert f'fill="{COLOURS["faults"]}"/><text x="88" y="44" class="tick">faults</text>' in chart
+
+
+def test_the_over_time_chart_draws_calls_per_second_with_errors_in_black() -> None:
+    report = _report(["t.py::test"])
+    # 10 calls in the first 0.09 s (2 failed, during a fault), then 5 calls 0.2 s apart
+    samples = [[i * 0.009, "a<b>", 0.001, i >= 2, i < 4] for i in range(10)] + [
+        [3.0 + i * 0.2, "a<b>", 0.001, True, False] for i in range(5)]
+    report["tests"][0]["sla"]["samples"] = samples
+    report["tests"][0]["fault_windows"] = [["network", "proxy", 0.0, 0.03]]
+    chart = _chart(render_html(report), "t.py::test: a&lt;b&gt; over time")
+    assert "calls per second (black: errors)" in chart
+    bars = re.findall(r"<title>([^<]*calls/s[^<]*)</title>", chart)
+    # 40 bins over 3.8 s: 0.095 s each; 1 call per bin is 10.53 calls/s
+    assert bars == ["105.3 calls/s (10 calls, 2 errors)"] + [
+        "10.53 calls/s (1 calls, 0 errors)"] * 5
+    assert sum(int(b.split("(")[1].split(" ")[0]) for b in bars) == 15
+    assert sum(int(b.split(", ")[1].split(" ")[0]) for b in bars) == 2
+    assert chart.count('fill="#000" fill-opacity="0.6"') == 1  # the one bin with errors
+    assert '<g class="fault-window" data-family="network">' in chart
+
+
+def _passing(budget_passed: bool | None) -> dict[str, Any]:
+    report = _report(["t.py::test_a"])
+    test = report["tests"][0]
+    test.update(outcome="passed")
+    test["sla"]["budgets"][0].update(passed=budget_passed)
+    report["lost_workers"] = []
+    report["summary"] = summarise(report["tests"])
+    return report
+
+
+def test_the_markdown_headline_is_green_only_when_everything_passed() -> None:
+    text = render_markdown(_passing(True))
+    assert text.startswith(
+        "## ✅ pytest-resilience: all 1 tests passed · 1/1 SLA budgets met\n")
+
+
+def test_an_unverified_budget_makes_the_headline_red() -> None:
+    text = render_markdown(_passing(None))
+    assert text.startswith(
+        "## ❌ pytest-resilience: 1 of 1 SLA budgets not met (1 unverified)\n")
+    assert "✅ pytest-resilience" not in text
+
+
+def test_a_recovery_budget_lists_every_fault_window_with_its_time_to_recover() -> None:
+    report = _report(["t.py::test_recovers"])
+    windows = [
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [100.0, 103.0],
+         "samples": 50, "recovered_after": 7.5},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [153.0, 156.0],
+         "samples": 40, "recovered_after": 21.0},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [196.0, 197.0],
+         "samples": 4, "recovered_after": None},
+        {"budget": "answer: error_rate<25%", "operation": "answer", "window": [201.0, 202.0],
+         "samples": 0, "recovered_after": None},
+    ]
+    report["tests"][0]["sla"]["budgets"].append({
+        **_verdict("answer: error_rate<25%, recovery<15s", "recovery", 15.0, 21.0,
+                   passed=False, reason="answer: error_rate<25%: back inside 21s after the "
+                   "fault window t=153s..156s (breaks recovery<15s)"),
+        "windows": windows})
+    expected = ["t=100s..103s: back inside 7.5s", "t=153s..156s: back inside 21s (over 15s)",
+                "t=196s..197s: not recovered (still outside the budget at the last of 4 "
+                "samples)", "t=201s..202s: not recovered (no sample after the window)"]
+    html = render_html(report)
+    budgets = html[html.index('id="budgets"'):]
+    assert ('(breaks recovery&lt;15s)<ul class="windows">'
+            + "".join(f"<li>{line}</li>" for line in expected) + "</ul></td>") in budgets
+    assert budgets.count('<ul class="windows">') == 1  # only under the recovery verdict
+    text = render_markdown(report)
+    section = text[text.index("#### Time to recover per fault window"):]
+    assert section.splitlines()[2:7] == [
+        "- `t.py::test_recovers` `answer: error_rate<25%, recovery<15s`:",
+        *(f"  - {line}" for line in expected)]

@@ -61,7 +61,8 @@ def test_report_files_exist_and_validate(
     assert report["seed"] == 7
     assert report["seed_source"] == "option"
     summary_ = report["summary"]
-    assert summary_["budgets"] == {"total": 9, "passed": 8, "failed": 1, "unverified": 0}
+    assert summary_["budgets"] == {"total": 9, "passed": 8, "failed": 1, "unverified": 0,
+                                "expected": 0}
     assert (summary_["tests"], summary_["passed"], summary_["failed"], summary_["ok"]) == (
         6, 5, 1, False)
     assert _counts(report) == {("search", "baseline"): 1000, ("write", "baseline"): 30}
@@ -183,3 +184,35 @@ def test_faulted(faults, history):
     assert ("resilience:seed", "5") not in properties["test_faulted"]  # a derived seed
     assert ("sla:max<1ms", "FAIL: max=2ms breaks max<1ms (30 samples)") in \
         properties["test_broken"]
+
+
+def test_a_budget_an_xfail_test_breaks_leaves_the_run_green(pytester: pytest.Pytester) -> None:
+    """Regression: the example suites' strict-xfail tests broke their budgets on purpose,
+    and the headline said ❌ for a run whose every test did what it should."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.xfail(strict=True, reason="a slow path the budget must catch")
+        @pytest.mark.sla("max<1ms", clock="virtual")
+        def test_slow(sla, clock):
+            with sla.measure("write"):
+                clock.advance(0.01)
+
+        @pytest.mark.sla("max<1s", clock="virtual")
+        def test_fast(sla, clock):
+            with sla.measure("write"):
+                clock.advance(0.01)
+        """
+    )
+    result = pytester.runpytest("-p", "resilience", "--resilience-report=out")
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["SLA budgets met: 1/2 (1 broken as an xfail test expects)"])
+    report = _report(pytester.path / "out")
+    summary = report["summary"]
+    assert summary["budgets"] == {"total": 2, "passed": 1, "failed": 0, "unverified": 0,
+                                  "expected": 1}
+    assert summary["ok"] is True
+    assert (pytester.path / "out" / "report.md").read_text(encoding="utf-8").startswith(
+        "## ✅ pytest-resilience: 2 tests, none failed (1 passed, 1 xfailed) · 1/2 SLA "
+        "budgets met (1 broken as an xfail test expects)")

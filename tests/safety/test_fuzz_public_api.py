@@ -707,6 +707,10 @@ EXEMPT: dict[str, str] = {
         "faults.chroma.kill_during", "faults.memory.real_oom",
         "pytest_resilience.migrations.explore_crashes",
     ], _CHILD),
+    **dict.fromkeys(["pytest_resilience.patching.Patch", "pytest_resilience.patching.patch",
+                     "pytest_resilience.patching.patched"],
+                    "replaces an attribute of a live object it is handed (owner, name, "
+                    "replacement): no settings; its refusals are tested beside it"),
     "pytest_resilience.chroma.close_store": "closes the chromadb clients of a path",
     "pytest_resilience.chroma.recover": "an action on a store; tests/chroma/test_recover_"
                                         "safety.py covers its refusals",

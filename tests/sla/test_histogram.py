@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram, min_samples
-
-np = pytest.importorskip("numpy", reason="numpy drives the bulk path and the exact oracle")
 
 QS = (0.5, 0.9, 0.95, 0.99)
 
