@@ -28,14 +28,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from faults._patch import patched
-from pytest_resilience._clock import Clock
-from pytest_resilience._errors import FaultInjected
-from pytest_resilience._events import History, emit
-from pytest_resilience.chroma._files import SQLITE_NAME, vector_segments
-from pytest_resilience.chroma._integrity import latest_seal
-from pytest_resilience.chroma._probe import ProbeResult, run_probe
+from pytest_resilience import Clock, FaultInjected, History, emit
+from pytest_resilience.chroma import (
+    SQLITE_NAME,
+    ProbeResult,
+    latest_seal,
+    probe_store,
+    vector_segments,
+)
 from pytest_resilience.kinds import CHROMA_CORRUPT, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patched
 
 __all__ = [
     "CRASH_PRONE",
@@ -94,7 +96,7 @@ class Outcome:
 
 def probe(store: Path | str, *, timeout: float = 60.0) -> ProbeResult:
     """Describe a store from a child process (counts, record digests, query answers)."""
-    return run_probe(store, timeout=timeout)
+    return probe_store(store, timeout=timeout)
 
 
 def classify(store: Path | str, *, baseline: ProbeResult | dict[str, Any] | None = None,
@@ -106,7 +108,7 @@ def classify(store: Path | str, *, baseline: ProbeResult | dict[str, Any] | None
     """
     before = _baseline(Path(store), baseline)
     queries = {name: c["queries"] for name, c in before.items()}
-    return judge(run_probe(store, queries=queries, timeout=timeout), before)
+    return judge(probe_store(store, queries=queries, timeout=timeout), before)
 
 
 def judge(result: ProbeResult, baseline: dict[str, Any]) -> Outcome:

@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
-from faults._patch import Patch, patch
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock, SystemClock, VirtualClock
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, History, SystemClock, VirtualClock, emit, validate
 from pytest_resilience.kinds import CLOCK_SKEW, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import Patch, patch
 
 if TYPE_CHECKING:
     import time_machine
@@ -309,7 +307,7 @@ class ClockFault:
 
 def _target(target: str) -> Target:
     if not isinstance(target, str) or target not in _TARGETS:
-        raise ValueError(f"target={_validate.show(target)} is not a clock. Pass 'wall', "
+        raise ValueError(f"target={validate.show(target)} is not a clock. Pass 'wall', "
                          f"'monotonic' or "
                          "'both'.")
     return target  # type: ignore[return-value]
@@ -317,7 +315,7 @@ def _target(target: str) -> Target:
 
 def _exclude(exclude: object) -> tuple[str, ...]:
     if not (isinstance(exclude, tuple) and all(isinstance(m, str) for m in exclude)):
-        raise TypeError(f"exclude={_validate.show(exclude)} is not a tuple of module names. "
+        raise TypeError(f"exclude={validate.show(exclude)} is not a tuple of module names. "
                         "Pass e.g. DEFAULT_EXCLUDE + ('mypackage.scheduler',).")
     return exclude
 
@@ -325,7 +323,7 @@ def _exclude(exclude: object) -> tuple[str, ...]:
 def _virtual(clock: object) -> VirtualClock | None:
     if clock is None or isinstance(clock, VirtualClock):
         return clock
-    raise TypeError(f"clock={_validate.show(clock)} is not a VirtualClock. Pass the test's "
+    raise TypeError(f"clock={validate.show(clock)} is not a VirtualClock. Pass the test's "
                     "VirtualClock, or None to move the process's real clocks.")
 
 
@@ -339,7 +337,7 @@ def skew(seconds: float, *, target: Target = "wall", clock: VirtualClock | None 
     ``seconds >= 0``. Leaving the block steps the process clocks back, so do not let a
     wait on skewed monotonic time straddle the exit.
     """
-    value = _validate.number(seconds, "seconds", low=-MAX_SHIFT, high=MAX_SHIFT,
+    value = validate.number(seconds, "seconds", low=-MAX_SHIFT, high=MAX_SHIFT,
                              what="a valid offset",
                              accepted=f"a finite number of seconds within ±{MAX_SHIFT:g}")
     target = _target(target)
@@ -362,7 +360,7 @@ def jump(to: float | dt.datetime, *, clock: VirtualClock | None = None,
                              "datetime(2030, 1, 1, tzinfo=timezone.utc).")
         when = to.timestamp()
     else:
-        when = _validate.number(to, "to", low=0.0, high=MAX_EPOCH, what="a time",
+        when = validate.number(to, "to", low=0.0, high=MAX_EPOCH, what="a time",
                                 accepted="epoch seconds (0 to 253402300799, the end of "
                                 "year 9999) or an aware datetime")
     return ClockFault("jump", clock=_virtual(clock), target="wall", to=when, history=history)
@@ -377,7 +375,7 @@ def drift(rate: float, *, target: Target = "wall", clock: VirtualClock | None = 
     ``advance()`` moves. On the process's clocks, ``"monotonic"``/``"both"`` also make
     rebound monotonic references drift; leaving the block steps them back (or forward).
     """
-    value = _validate.number(rate, "rate", low=0.0, low_open=True, high=MAX_RATE,
+    value = validate.number(rate, "rate", low=0.0, low_open=True, high=MAX_RATE,
                              what="a valid drift rate", accepted=(
                                  "a finite number > 0 (1.0 = no drift; at most "
                                  f"{MAX_RATE:g}); use skew() to step wall time backwards"))
@@ -386,7 +384,7 @@ def drift(rate: float, *, target: Target = "wall", clock: VirtualClock | None = 
     virtual = _virtual(clock)
     if virtual is not None and target != "wall":
         raise ValueError(
-            f"target={_validate.show(target)} cannot drift on a VirtualClock: its monotonic "
+            f"target={validate.show(target)} cannot drift on a VirtualClock: its monotonic "
             f"time only "
             "moves with advance(). Pass target='wall', or clock=None to drift the "
             "process's monotonic clock."

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from faults._patch import stored
+from faults._stored import stored
 
 __all__ = ["DEFAULT_EXCLUDE", "Ref", "find_refs"]
 

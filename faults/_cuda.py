@@ -24,11 +24,9 @@ from faults._fake_gpu import (
     torch_module,
     torch_patches,
 )
-from faults._patch import patch
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, History, emit, validate
 from pytest_resilience.kinds import CUDA_SIMULATED, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patch
 
 __all__ = ["FakeDevice", "FakeGPU", "OOMBudget", "cuda_oom", "cuda_spike", "fake_gpu"]
 
@@ -118,11 +116,11 @@ def fake_gpu(
     restored at exit. One fake GPU at a time.
     """
     global _ACTIVE  # noqa: PLW0603 - the one installed fake, cleared at exit
-    devices = _validate.count(devices, "devices", high=MAX_DEVICES, what="a device count")
+    devices = validate.count(devices, "devices", high=MAX_DEVICES, what="a device count")
     size = parse_bytes(total, "total")
     taken = parse_bytes(used, "used")
     if size == 0 or taken > size:
-        raise ValueError(f"total={_validate.show(total)}, used={_validate.show(used)}: need 0 "
+        raise ValueError(f"total={validate.show(total)}, used={validate.show(used)}: need 0 "
                          f"< used <= total. "
                          "Pass a positive total and a smaller used.")
     fakes = [FakeDevice(i, f"{name} {i}" if devices > 1 else name, size)
@@ -167,9 +165,9 @@ def cuda_spike(
     memory with torch and frees it (``del`` + ``empty_cache``) at exit.
     """
     nbytes = parse_bytes(size, "size")
-    clk: Clock = _validate.clock(clock)
+    clk: Clock = validate.clock(clock)
     if duration is not None:
-        duration = _validate.seconds(duration, "duration", positive=True,
+        duration = validate.seconds(duration, "duration", positive=True,
                                      what="a positive duration",
                                      accepted="seconds > 0 or None (until the block ends)")
     if real:
@@ -257,10 +255,10 @@ def cuda_oom(
     instance of torch's class, with CUDA's wording. Needs torch.
     """
     if (after_bytes is None) == (nth is None):
-        raise ValueError(f"after_bytes={_validate.show(after_bytes)}, "
-                         f"nth={_validate.show(nth)}: pass exactly one of them.")
+        raise ValueError(f"after_bytes={validate.show(after_bytes)}, "
+                         f"nth={validate.show(nth)}: pass exactly one of them.")
     if nth is not None:
-        nth = _validate.count(nth, "nth", what="an allocation number")
+        nth = validate.count(nth, "nth", what="an allocation number")
     limit = None if after_bytes is None else parse_bytes(after_bytes, "after_bytes")
     torch = torch_module()
     if torch is None:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pytest_resilience.patching import Patch, patch
+
 __all__ = ["REAL", "DiskListener", "DiskOp", "attach", "detach", "within"]
 
 #: The original functions, for the listeners' own I/O.
@@ -91,6 +93,7 @@ class _Layer:
     lock: threading.RLock = field(default_factory=threading.RLock)
     listeners: tuple[DiskListener, ...] = ()
     fds: dict[int, _Fd] = field(default_factory=dict)
+    patches: list[Patch] = field(default_factory=list)
 
 
 _LAYER = _Layer()
@@ -469,18 +472,16 @@ def _install() -> None:  # noqa: PLR0915 - one wrapper per patched function
         "rmdir": removing("rmdir", "rmdir"), "mkdir": mkdir, "sendfile": sendfile,
         "copy_file_range": copy_file_range,
     }
-    for name, fn in patched.items():
-        if name in real:
-            setattr(os, name, fn)
-    builtins.open = open_
-    io.open = open_
+    targets = [(os, name, fn) for name, fn in patched.items() if name in real]
+    targets += [(builtins, "open", open_), (io, "open", open_)]
+    try:
+        for owner, name, fn in targets:
+            _LAYER.patches.append(patch(owner, name, fn))
+    except BaseException:
+        _uninstall()
+        raise
 
 
 def _uninstall() -> None:
-    for name in ("open", "close", "write", "pwrite", "writev", "ftruncate", "truncate",
-                 "fsync", "fdatasync", "sync", "rename", "replace", "unlink", "remove",
-                 "rmdir", "mkdir", "sendfile", "copy_file_range"):
-        if name in REAL:
-            setattr(os, name, REAL[name])
-    builtins.open = REAL["io.open"]
-    io.open = REAL["io.open"]
+    while _LAYER.patches:
+        _LAYER.patches.pop().restore()

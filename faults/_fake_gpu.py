@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
+from pytest_resilience import Clock, validate
 
 __all__ = ["FakeDevice", "FakeNvmlLib", "oom_error", "parse_bytes", "torch_module", "torch_patches"]
 
@@ -33,7 +32,7 @@ def parse_bytes(value: int | str, name: str) -> int:
         size = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if not size < math.inf:
         raise (ValueError if isinstance(value, str | int) else TypeError)(
-            f"{name}={_validate.show(value)} is not a size. Pass bytes as an int >= 0 or a "
+            f"{name}={validate.show(value)} is not a size. Pass bytes as an int >= 0 or a "
             "string such as '80GiB', '512MiB' or '4GB'."
         )
     return int(size)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, final, runtime_checkable
 
 from faults._plan import Action, Scheduled
-from pytest_resilience import History, VirtualClock, _validate
+from pytest_resilience import History, VirtualClock, validate
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
@@ -88,12 +88,12 @@ class Failpoints:
     def __init__(self, sites: Mapping[str, Sequence[Action]] | Iterable[str], *,
                  max_delay: float = 0.0, swarm: bool = True) -> None:
         if isinstance(sites, str | bytes) or not isinstance(sites, Iterable):
-            raise TypeError(f"sites={_validate.show(sites)} is not a collection of failpoint "
+            raise TypeError(f"sites={validate.show(sites)} is not a collection of failpoint "
                             "names. Pass failpoint names, or a mapping name -> actions.")
         table = dict(sites) if isinstance(sites, Mapping) else {
             name: (Action.raise_(),) for name in sites}
         for name in table:
-            _validate.text(name, "sites", what="a failpoint name",
+            validate.text(name, "sites", what="a failpoint name",
                            accepted="non-empty failpoint names such as 'db.write'")
         if not table:
             raise ValueError("sites={} names no failpoint. Pass failpoint names, or a mapping "
@@ -101,9 +101,9 @@ class Failpoints:
         for name, actions in table.items():
             if not isinstance(actions, Iterable) or not actions or \
                     not all(isinstance(a, Action) for a in actions):
-                raise TypeError(f"sites[{name!r}]={_validate.show(actions)} is not a list of "
+                raise TypeError(f"sites[{name!r}]={validate.show(actions)} is not a list of "
                                 "Actions. Pass e.g. [Action.raise_(ConnectionError)].")
-        self.max_delay = _validate.seconds(max_delay, "max_delay", accepted="seconds >= 0")
+        self.max_delay = validate.seconds(max_delay, "max_delay", accepted="seconds >= 0")
         self.sites: dict[str, tuple[Action, ...]] = {k: tuple(v) for k, v in table.items()}
         self.swarm = swarm
 
@@ -135,7 +135,7 @@ class ClockSkews:
     def __init__(self, *, max_seconds: float = 3600.0, backwards: bool = True,
                  jumps: bool = True, target: ClockTarget | None = None,
                  swarm: bool = True) -> None:
-        max_seconds = _validate.number(max_seconds, "max_seconds", low=1.0, high=1e12,
+        max_seconds = validate.number(max_seconds, "max_seconds", low=1.0, high=1e12,
                                        accepted="seconds from 1 to 1e12")
         if target is not None and target not in _CLOCK_TARGETS:
             raise ValueError(f"target={target!r} is not a clock. Pass 'wall', 'monotonic', "
@@ -188,8 +188,8 @@ class MemoryPressures:
     name = "memory"
 
     def __init__(self, *, low: int = 50, high: int = 99, swarm: bool = True) -> None:
-        low = _validate.count(low, "low", low=0, high=100, what="a percentage")
-        high = _validate.count(high, "high", low=low, high=100, what="a percentage",
+        low = validate.count(low, "low", low=0, high=100, what="a percentage")
+        high = validate.count(high, "high", low=low, high=100, what="a percentage",
                                accepted=f"an integer from low ({low}) to 100")
         self.low = low
         self.high = high
@@ -218,7 +218,7 @@ class CudaSpikes:
                  max_size: int | str | None = None, swarm: bool = True) -> None:
         from faults._fake_gpu import MAX_DEVICES, parse_bytes
 
-        self.devices = _validate.count(devices, "devices", high=MAX_DEVICES,
+        self.devices = validate.count(devices, "devices", high=MAX_DEVICES,
                                        what="a device count")
         self.total = parse_bytes(total, "total")
         limit = self.total if max_size is None else parse_bytes(max_size, "max_size")
@@ -360,15 +360,15 @@ class NetworkToxics(ProxyFamily["FaultProxy"]):
                  kinds: Sequence[str] = DEFAULT_NETWORK_KINDS, max_ms: int = 2000,
                  swarm: bool = True) -> None:
         if isinstance(kinds, str) or not isinstance(kinds, Iterable):
-            raise TypeError(f"kinds={_validate.show(kinds)} is not a list of toxic kinds. "
+            raise TypeError(f"kinds={validate.show(kinds)} is not a list of toxic kinds. "
                             f"Pass some of: {', '.join(NETWORK_KINDS)}.")
         given, kinds = kinds, tuple(kinds)
         unknown = [k for k in kinds if not isinstance(k, str) or k not in NETWORK_KINDS]
         if not kinds or unknown:
-            raise ValueError(f"kinds={_validate.show(given)} names no toxic or unknown ones "
-                             f"({_validate.show(unknown)}). "
+            raise ValueError(f"kinds={validate.show(given)} names no toxic or unknown ones "
+                             f"({validate.show(unknown)}). "
                              f"Pass some of: {', '.join(NETWORK_KINDS)}.")
-        max_ms = _validate.count(max_ms, "max_ms", what="valid")
+        max_ms = validate.count(max_ms, "max_ms", what="valid")
         self.proxy = proxy
         self.kinds = tuple(kinds)
         self.max_ms = max_ms
@@ -405,15 +405,15 @@ class SubprocessFailures:
         from faults._subprocess import KINDS, check_command
 
         if kinds is not None and (isinstance(kinds, str) or not isinstance(kinds, Iterable)):
-            raise TypeError(f"kinds={_validate.show(kinds)} is not a list of behaviours. "
+            raise TypeError(f"kinds={validate.show(kinds)} is not a list of behaviours. "
                             f"Pass some of: {', '.join(KINDS)}.")
         chosen = KINDS if kinds is None else tuple(kinds)
         unknown = [k for k in chosen if k not in KINDS]
         if not chosen or unknown:
-            raise ValueError(f"kinds={_validate.show(kinds)} names no behaviour or unknown "
-                             f"ones ({_validate.show(unknown)}). Pass some of: "
+            raise ValueError(f"kinds={validate.show(kinds)} names no behaviour or unknown "
+                             f"ones ({validate.show(unknown)}). Pass some of: "
                              f"{', '.join(KINDS)}.")
-        self.max_start = _validate.number(max_start, "max_start", low=0.01, high=1e6,
+        self.max_start = validate.number(max_start, "max_start", low=0.01, high=1e6,
                                           accepted="seconds from 0.01 to 1e6")
         self.command = check_command(command)
         self.kinds = chosen
@@ -467,6 +467,8 @@ def register_family(name: str, factory: Callable[[], Family]) -> None:
 
 def family_named(name: str) -> Family:
     """The default family registered as ``name``."""
+    validate.text(name, "name", empty=True, what="a family name",
+                  accepted=f"one of {sorted(_FAMILIES)}")
     try:
         factory = _FAMILIES[name]
     except KeyError:
@@ -481,12 +483,12 @@ def family_named(name: str) -> Family:
 def resolve_families(families: Iterable[Family | str]) -> list[Family]:
     """Family objects for ``families`` (names resolve through the registry)."""
     if isinstance(families, str | bytes) or not isinstance(families, Iterable):
-        raise TypeError(f"families={_validate.show(families)} is not a list of fault "
+        raise TypeError(f"families={validate.show(families)} is not a list of fault "
                         "families. Pass e.g. [failpoints({...}), 'clock'].")
     out = [family_named(f) if isinstance(f, str) else f for f in families]
     for family in out:
         if not isinstance(family, Family):
-            raise TypeError(f"families=[..., {_validate.show(family)}] holds something that "
+            raise TypeError(f"families=[..., {validate.show(family)}] holds something that "
                             "is not a fault family. Pass failpoints(...), clock_skews(...) or "
                             "a registered family name.")
     return out

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from faults._families import ProxyFamily
 from faults._plan import Scheduled
-from pytest_resilience import History, VirtualClock, _validate
+from pytest_resilience import History, VirtualClock, validate
 
 if TYPE_CHECKING:
     from faults.http import HttpFaultProxy
@@ -56,15 +56,15 @@ class HttpFaults(ProxyFamily["HttpFaultProxy"]):
         lists: dict[str, tuple[Any, ...]] = {}
         for arg, values in given.items():
             if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-                raise TypeError(f"{arg}={_validate.show(values)} is not a list. Pass a "
+                raise TypeError(f"{arg}={validate.show(values)} is not a list. Pass a "
                                 "list of at least one value.")
             lists[arg] = tuple(values)
         kinds, paths, statuses = lists["kinds"], lists["paths"], lists["statuses"]
         headers, rates = lists["headers"], lists["rates"]
         unknown = [k for k in kinds if not isinstance(k, str) or k not in HTTP_KINDS]
         if not kinds or unknown:
-            raise ValueError(f"kinds={_validate.show(given['kinds'])} names no HTTP fault or "
-                             f"unknown ones ({_validate.show(unknown)}). Pass some of: "
+            raise ValueError(f"kinds={validate.show(given['kinds'])} names no HTTP fault or "
+                             f"unknown ones ({validate.show(unknown)}). Pass some of: "
                              f"{', '.join(HTTP_KINDS)}.")
         checks: dict[str, Callable[[Any], object]] = {
             "paths": lambda path: Selector.build(path, None, 1.0, None),
@@ -73,18 +73,18 @@ class HttpFaults(ProxyFamily["HttpFaultProxy"]):
         }
         for arg, check in checks.items():
             if not lists[arg]:
-                raise ValueError(f"{arg}={_validate.show(given[arg])} names nothing. Pass a "
+                raise ValueError(f"{arg}={validate.show(given[arg])} names nothing. Pass a "
                                  "list of at least one value.")
             for value in lists[arg]:
                 try:
                     check(value)
                 except (TypeError, ValueError) as exc:  # name the list, then the item
-                    raise type(exc)(f"{arg}={_validate.show(given[arg])}: {exc}") from None
+                    raise type(exc)(f"{arg}={validate.show(given[arg])}: {exc}") from None
         self.proxy = proxy
         self.kinds, self.paths, self.statuses, self.headers = kinds, paths, statuses, headers
         self.rates = tuple(float(r) for r in rates)
-        self.max_ms = _validate.count(max_ms, "max_ms", what="valid")
-        self.max_bytes = _validate.count(max_bytes, "max_bytes", what="valid")
+        self.max_ms = validate.count(max_ms, "max_ms", what="valid")
+        self.max_bytes = validate.count(max_bytes, "max_bytes", what="valid")
         self.swarm = swarm
 
     def apply(self, entry: Scheduled, *, clock: VirtualClock,

@@ -14,7 +14,7 @@ import http
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pytest_resilience import _validate
+from pytest_resilience import validate
 
 __all__ = [
     "HttpFault",
@@ -58,11 +58,11 @@ def abort(status: int = 503, *, retry_after: int | None = None,
     the fault.
     """
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise ValueError(f"status={_validate.show(status)} is not an error status. Pass an "
+        raise ValueError(f"status={validate.show(status)} is not an error status. Pass an "
                          "int from 400 to 599, such as 503 or 429.")
     if retry_after is not None and (isinstance(retry_after, bool)
                                     or not isinstance(retry_after, int) or retry_after < 0):
-        raise ValueError(f"retry_after={_validate.show(retry_after)} is not valid. Pass "
+        raise ValueError(f"retry_after={validate.show(retry_after)} is not valid. Pass "
                          "whole seconds >= 0, or None for no Retry-After header.")
     if body is None:
         body = f"{status} {_phrase(status)} (injected by pytest-resilience)\n"
@@ -74,7 +74,7 @@ def abort(status: int = 503, *, retry_after: int | None = None,
 def delay(ms: float) -> HttpFault:
     """Hold the request ``ms`` before forwarding it (Envoy's fixed delay): the response
     comes that much later."""
-    value = _validate.number(ms, "ms", low=0.0, what="a valid duration",
+    value = validate.number(ms, "ms", low=0.0, what="a valid duration",
                              accepted="a finite number of milliseconds >= 0")
     return HttpFault("delay", ms=value, params=(("ms", value),))
 
@@ -84,7 +84,7 @@ def replace_body(body: bytes | str, *, content_type: str | None = None) -> HttpF
     to match; ``content_type`` replaces ``Content-Type`` when given)."""
     data = _bytes(body, "body")
     if content_type is not None and (not isinstance(content_type, str) or not content_type):
-        raise ValueError(f"content_type={_validate.show(content_type)} is not valid. Pass a "
+        raise ValueError(f"content_type={validate.show(content_type)} is not valid. Pass a "
                          "media type such as 'application/json', or None to keep the "
                          "upstream's.")
     return HttpFault("replace_body", body=data, content_type=content_type,
@@ -96,7 +96,7 @@ def truncate_body(nbytes: int) -> HttpFault:
     then close the connection: the client sees a short read (``IncompleteRead``,
     ``httpx.RemoteProtocolError``)."""
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-        raise ValueError(f"nbytes={_validate.show(nbytes)} is not valid. Pass an integer >= 0.")
+        raise ValueError(f"nbytes={validate.show(nbytes)} is not valid. Pass an integer >= 0.")
     return HttpFault("truncate_body", nbytes=nbytes, params=(("nbytes", nbytes),))
 
 
@@ -105,7 +105,7 @@ def drop_header(name: str) -> HttpFault:
     ``Content-Type``."""
     if not isinstance(name, str) or not name or not all(33 <= ord(c) < 127 and c != ":"
                                                         for c in name):
-        raise ValueError(f"name={_validate.show(name)} is not a header name. Pass a token such as "
+        raise ValueError(f"name={validate.show(name)} is not a header name. Pass a token such as "
                          "'Content-Type'.")
     return HttpFault("drop_header", header=name.lower(), params=(("name", name),))
 
@@ -122,7 +122,7 @@ def _bytes(value: bytes | str, name: str) -> bytes:
         return value.encode()
     if isinstance(value, bytes):
         return value
-    raise TypeError(f"{name}={_validate.show(value)} is not bytes or str. Pass the body to send.")
+    raise TypeError(f"{name}={validate.show(value)} is not bytes or str. Pass the body to send.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class Selector:
     def build(cls, path: str, methods: object, rate: float, times: int | None) -> Selector:
         """Validate the keyword arguments of ``add_fault``."""
         if not isinstance(path, str) or not path.startswith(("/", "*")):
-            raise ValueError(f"path={_validate.show(path)} is not a path pattern. Pass a glob "
+            raise ValueError(f"path={validate.show(path)} is not a path pattern. Pass a glob "
                              "on the path without its query, such as '/v1/predict' or "
                              "'/v1/*'.")
         chosen: frozenset[str] | None = None
@@ -146,15 +146,15 @@ class Selector:
             items = [methods] if isinstance(methods, str) else methods
             if not isinstance(items, list | tuple | set | frozenset) or not items or not all(
                     isinstance(m, str) and m.isalpha() for m in items):
-                raise ValueError(f"methods={_validate.show(methods)} is not a list of HTTP "
+                raise ValueError(f"methods={validate.show(methods)} is not a list of HTTP "
                                  "methods. Pass e.g. ['GET', 'POST'], or None for any "
                                  "method.")
             chosen = frozenset(m.upper() for m in items)
-        p = _validate.fraction(rate, "rate", what="a probability",
+        p = validate.fraction(rate, "rate", what="a probability",
                                accepted="a number in [0, 1]")
         if times is not None and (isinstance(times, bool) or not isinstance(times, int)
                                   or times < 1):
-            raise ValueError(f"times={_validate.show(times)} is not valid. Pass an integer "
+            raise ValueError(f"times={validate.show(times)} is not valid. Pass an integer "
                              ">= 1, or None for no limit.")
         return cls(path, chosen, p, times)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from faults._http_faults import HttpFault, Selector, _phrase
 from faults._loop import READ, WRITE, Timer
 from faults._proxy_base import BaseConn, ProxyBase
-from pytest_resilience import Clock, History, _validate
+from pytest_resilience import Clock, History, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, HTTP_REQUEST
 
 if TYPE_CHECKING:
@@ -508,10 +508,10 @@ class HttpFaultProxy(ProxyBase):
         it with probability ``rate`` from the proxy's seeded RNG, at most ``times`` times
         (None: no limit). Returns a handle whose ``with`` block removes it."""
         if not isinstance(fault, HttpFault):
-            raise TypeError(f"fault={_validate.show(fault)} is not an HttpFault. Build one "
+            raise TypeError(f"fault={validate.show(fault)} is not an HttpFault. Build one "
                             "with faults.http.abort(), delay(), replace_body(), ...")
         selector = Selector.build(path, methods, rate, times)
-        fault_name = fault.kind if name is None else _validate.text(
+        fault_name = fault.kind if name is None else validate.text(
             name, "name", what="a fault name", accepted="a non-empty string, or None for "
             "the fault's kind")
         if self._locked(lambda: fault_name in self._faults):

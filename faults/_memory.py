@@ -25,13 +25,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from faults._patch import patch, patched, stored, wrap_stored
 from faults._plan import Action, Trigger
 from faults._registry import inject, instrument
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History, emit
+from faults._stored import stored, wrap_stored
+from pytest_resilience import Clock, History, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import patch, patched
 
 __all__ = ["MemoryPressure", "OOMOutcome", "memory_pressure", "oom_at", "real_oom"]
 
@@ -64,7 +63,7 @@ class MemoryPressure:
 
 
 def _check_percent(percent: float) -> float:
-    return _validate.number(percent, "percent", low=0.0, high=100.0, what="a percentage",
+    return validate.number(percent, "percent", low=0.0, high=100.0, what="a percentage",
                             accepted="a number from 0 to 100 (the share of memory "
                             "reported used)")
 
@@ -148,14 +147,14 @@ def oom_at(
     """
     action = Action.raise_(MemoryError(message))
     if isinstance(target, str):
-        _validate.text(target, "target", what="a failpoint name",
+        validate.text(target, "target", what="a failpoint name",
                        accepted="e.g. 'model.load', or an (object, 'attribute') pair")
         with inject(target, action, trigger=trigger, clock=clock, history=history) as plan:
             yield plan
         return
     if not (isinstance(target, tuple) and len(target) == 2 and isinstance(target[1], str)):
         raise TypeError(
-            f"target={_validate.show(target)} is not a failpoint name or (object, 'attribute') "
+            f"target={validate.show(target)} is not a failpoint name or (object, 'attribute') "
             f"pair. "
             "Pass e.g. 'model.load' or (torch, 'load')."
         )
@@ -163,15 +162,16 @@ def oom_at(
     try:
         found = stored(owner, attribute)
     except AttributeError:
-        raise ValueError(f"target={_validate.show(target)} names no attribute "
+        raise ValueError(f"target={validate.show(target)} names no attribute "
                          f"{attribute!r}. Pass an existing function or method.") from None
     inner = found.__func__ if isinstance(found, staticmethod | classmethod) else found
     if not callable(inner):
-        raise TypeError(f"target={_validate.show(target)} names {_validate.show(found)}, "
+        raise TypeError(f"target={validate.show(target)} names {validate.show(found)}, "
                         "which is not callable. Pass a function or method attribute.")
     point = f"oom:{getattr(owner, '__name__', type(owner).__name__)}.{attribute}"
     with inject(point, action, trigger=trigger, clock=clock, history=history) as plan, \
-            patched(owner, attribute, wrap_stored(found, lambda fn: instrument(point, fn))):
+            patched(owner, attribute, wrap_stored(found, lambda fn: instrument(point, fn)),
+                    label=f"target={validate.show(target)}"):
         yield plan
 
 
@@ -232,12 +232,12 @@ def real_oom(limit_bytes: int, fn: Callable[..., Any], *args: Any,
     done before count as baseline). Linux only. A child still running after ``timeout``
     seconds is killed and reported ``killed``.
     """
-    _validate.count(limit_bytes, "limit_bytes", what="a positive integer",
+    validate.count(limit_bytes, "limit_bytes", what="a positive integer",
                     accepted="the bytes the child may allocate beyond its size at start")
     if not callable(fn):
-        raise TypeError(f"fn={_validate.show(fn)} is not callable. Pass the function to run "
+        raise TypeError(f"fn={validate.show(fn)} is not callable. Pass the function to run "
                         "in the child.")
-    timeout = _validate.seconds(timeout, "timeout", positive=True)
+    timeout = validate.seconds(timeout, "timeout", positive=True)
     if not sys.platform.startswith("linux"):
         raise RuntimeError(f"real_oom needs Linux (this is {sys.platform!r}).")
     ctx = multiprocessing.get_context("fork")

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from faults._patch import Patch, patch
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, History, emit
+from pytest_resilience import validate as _validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import Patch, patch
 
 __all__ = ["SocketFault", "connection_refused", "dns_failure", "slow_connect"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pytest_resilience import _validate
+from pytest_resilience import validate as _validate
 
 __all__ = [
     "DIRECTIONS",

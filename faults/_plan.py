@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-from pytest_resilience import _validate
+from pytest_resilience import validate
 
 __all__ = ["Action", "Fault", "FaultPlan", "Scheduled", "Trigger", "allow_plan_modules"]
 
@@ -47,7 +47,7 @@ def allow_plan_modules(*names: str) -> Callable[[], None]:
     passed to ``from_dict``/``from_json`` as ``allow_modules=``. Returns a function that
     takes this permission back.
     """
-    checked = [_validate.text(n, "names", what="a module name",
+    checked = [validate.text(n, "names", what="a module name",
                               accepted="module names such as 'myapp.errors'") for n in names]
     with _allowed_lock:
         for name in checked:
@@ -99,13 +99,13 @@ class Trigger:
     @classmethod
     def rate(cls, p: float) -> Trigger:
         """Fire with probability ``p`` per call, drawn from the plan's seeded RNG."""
-        return cls("rate", _validate.fraction(p, "p", what="a probability",
+        return cls("rate", validate.fraction(p, "p", what="a probability",
                                               accepted="a number in [0, 1]"))
 
     @classmethod
     def after(cls, seconds: float) -> Trigger:
         """Fire on every call once ``seconds`` of clock time passed since activation."""
-        return cls("after", _validate.seconds(seconds, "seconds", what="valid",
+        return cls("after", validate.seconds(seconds, "seconds", what="valid",
                                               accepted="a finite number >= 0"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class Trigger:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trigger:
         """Inverse of ``to_dict``; validates like the class methods."""
-        with _validate.parsing("data", data, "a trigger", _PLAN_ACCEPTED):
+        with validate.parsing("data", data, "a trigger", _PLAN_ACCEPTED):
             kind = _mapping(data, "trigger").get("kind")
             if kind == "always":
                 return cls.always()
@@ -155,7 +155,7 @@ class Action:
             or (isinstance(exception, type) and issubclass(exception, BaseException))
         ):
             raise TypeError(
-                f"exception={_validate.show(exception)} is not an exception. Pass an exception "
+                f"exception={validate.show(exception)} is not an exception. Pass an exception "
                 f"instance "
                 "or class, e.g. ConnectionError('reset') or TimeoutError."
             )
@@ -169,7 +169,7 @@ class Action:
     @classmethod
     def delay(cls, seconds: float) -> Action:
         """Sleep ``seconds`` on the activation's clock, then carry on."""
-        return cls("delay", seconds=_validate.seconds(seconds, "seconds", what="valid",
+        return cls("delay", seconds=validate.seconds(seconds, "seconds", what="valid",
                                                       accepted="a finite number >= 0"))
 
     @classmethod
@@ -208,7 +208,7 @@ class Action:
         imported or allowed (``allow_modules``, ``allow_plan_modules``): loading a plan
         never imports code.
         """
-        with _validate.parsing("data", data, "an action", _PLAN_ACCEPTED):
+        with validate.parsing("data", data, "an action", _PLAN_ACCEPTED):
             kind = _mapping(data, "action").get("kind")
             if kind == "raise":
                 if "exception" not in data:
@@ -249,7 +249,7 @@ class Fault:
     trigger: Trigger = field(default_factory=Trigger.always)
 
     def __post_init__(self) -> None:
-        _validate.text(self.failpoint, "failpoint", what="a failpoint name",
+        validate.text(self.failpoint, "failpoint", what="a failpoint name",
                        accepted="a non-empty string such as 'db.write'")
         if not isinstance(self.action, Action):
             raise _bad("action", self.action, "an Action",
@@ -272,7 +272,7 @@ class Fault:
     def from_dict(cls, data: Mapping[str, Any], *,
                   allow_modules: Iterable[str] = ()) -> Fault:
         """Inverse of ``to_dict`` (``allow_modules`` as for ``Action.from_dict``)."""
-        with _validate.parsing("data", data, "a fault", _PLAN_ACCEPTED):
+        with validate.parsing("data", data, "a fault", _PLAN_ACCEPTED):
             return cls(
                 failpoint=_mapping(data, "fault")["failpoint"],
                 action=Action.from_dict(data["action"], allow_modules=allow_modules),
@@ -296,11 +296,11 @@ class Scheduled:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "family", _validate.text(self.family, "family",
+        object.__setattr__(self, "family", validate.text(self.family, "family",
                                                           what="a family name"))
-        object.__setattr__(self, "kind", _validate.text(self.kind, "kind",
+        object.__setattr__(self, "kind", validate.text(self.kind, "kind",
                                                         what="a fault kind"))
-        object.__setattr__(self, "at", _validate.seconds(self.at, "at",
+        object.__setattr__(self, "at", validate.seconds(self.at, "at",
                                                          what="a time in seconds"))
         if not isinstance(self.params, Mapping):
             raise _bad("params", self.params, "a mapping of parameters", "a dict", TypeError)
@@ -313,7 +313,7 @@ class Scheduled:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scheduled:
         """Inverse of ``to_dict``."""
-        with _validate.parsing("data", data, "a scheduled fault", _PLAN_ACCEPTED):
+        with validate.parsing("data", data, "a scheduled fault", _PLAN_ACCEPTED):
             entry = _mapping(data, "scheduled fault")
             params = entry.get("params", {})
             if not isinstance(params, Mapping):
@@ -357,12 +357,12 @@ class FaultPlan:
                             "a list of Scheduled(family, kind, at, params)")
         coins = _sequence(decisions, "decisions", float | int,
                           "the numbers in [0, 1) a chaos run drew")
-        checked = _validate.seed(seed, "seed")
+        checked = validate.seed(seed, "seed")
         object.__setattr__(self, "faults", items)
         object.__setattr__(self, "seed", 0 if checked is None else checked)
         object.__setattr__(self, "scheduled", tuple(sorted(entries, key=lambda e: e.at)))
         object.__setattr__(self, "decisions", tuple(
-            _validate.fraction(d, "decisions", high_open=True) for d in coins))
+            validate.fraction(d, "decisions", high_open=True) for d in coins))
         object.__setattr__(self, "draws", None if draws is None else tuple(
             _draw(d) for d in _sequence(draws, "draws", float | int,
                                         "the numbers chaos.rng returned")))
@@ -407,7 +407,7 @@ class FaultPlan:
         Names of exception classes and functions resolve only in modules already
         imported, allowed by ``allow_plan_modules`` or listed in ``allow_modules``.
         """
-        with _validate.parsing("data", data, "a fault plan", _PLAN_ACCEPTED):
+        with validate.parsing("data", data, "a fault plan", _PLAN_ACCEPTED):
             version = _mapping(data, "plan").get("version", PLAN_SCHEMA_VERSION)
             if isinstance(version, bool) or version not in PLAN_VERSIONS:
                 raise _bad("version", version, "a supported plan version",
@@ -419,7 +419,7 @@ class FaultPlan:
                 if value is not None and not isinstance(value, list):
                     raise _bad(key, value, f"a list of {key}", "a JSON list", TypeError)
                 lists[key] = value
-            decisions = [_validate.fraction(d, "decisions", high_open=True)
+            decisions = [validate.fraction(d, "decisions", high_open=True)
                          for d in lists["decisions"] or []]
             # a version-1 chaos plan (no "draws") fed chaos.rng from its decisions
             legacy = version == 1 and bool(decisions)
@@ -466,12 +466,12 @@ def _sequence(value: object, name: str, kind: Any, accepted: str) -> tuple[Any, 
 
 
 def _positive_int(n: int, name: str) -> int:
-    return _validate.count(n, name, what="valid")
+    return validate.count(n, name, what="valid")
 
 
 def _bad(name: str, value: object, what: str, accepted: str,
          kind: type[Exception] = ValueError) -> Exception:
-    exc = kind(f"{name}={_validate.show(value)} is not {what}. Pass {accepted}.")
+    exc = kind(f"{name}={validate.show(value)} is not {what}. Pass {accepted}.")
     exc.argument = name  # type: ignore[attr-defined]
     return exc
 

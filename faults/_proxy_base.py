@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._loop import READ, WRITE, Loop, Timer
-from pytest_resilience import Clock, History, VirtualClock, _validate, emit
+from pytest_resilience import Clock, History, VirtualClock, emit, validate
 from pytest_resilience.kinds import (
     FAULT_ARMED,
     FAULT_DISARMED,
@@ -149,17 +149,17 @@ class ProxyBase:
             or not 0 < upstream[1] < 65536
         ):
             raise ValueError(
-                f"upstream={_validate.show(upstream)} is not an address. Pass a (host, port) "
+                f"upstream={validate.show(upstream)} is not an address. Pass a (host, port) "
                 "tuple such as ('127.0.0.1', 8080)."
             )
         if not isinstance(name, str) or not name:
-            raise ValueError(f"name={_validate.show(name)} is not a proxy name. Pass a "
+            raise ValueError(f"name={validate.show(name)} is not a proxy name. Pass a "
                              "non-empty string.")
         self.upstream = upstream
         self.name = name
-        self.seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+        self.seed = validate.count(seed, "seed", low=-(2**63), what="a seed",
                                     accepted="an integer")
-        self.clock: Clock = _validate.clock(clock)
+        self.clock: Clock = validate.clock(clock)
         self.history = history
         self.rng = random.Random(self.seed)
         self.loop: Loop | None = None

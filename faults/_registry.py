@@ -15,10 +15,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from faults._plan import Action, Fault, FaultPlan, Trigger
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._errors import FaultInjected
-from pytest_resilience._events import History, emit
+from pytest_resilience import Clock, FaultInjected, History, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
@@ -211,13 +208,13 @@ class ActivePlan:
         rng: random.Random | None = None,
     ) -> None:
         if not isinstance(plan, FaultPlan):
-            raise TypeError(f"plan={_validate.show(plan)} is not a FaultPlan. Pass "
+            raise TypeError(f"plan={validate.show(plan)} is not a FaultPlan. Pass "
                             "FaultPlan([...]), or use activate(...) for faults.")
         if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"rng={_validate.show(rng)} is not a random.Random. Pass "
+            raise TypeError(f"rng={validate.show(rng)} is not a random.Random. Pass "
                             "random.Random(seed), or None to seed from the plan.")
         self.plan = plan
-        self.clock: Clock = _validate.clock(clock)
+        self.clock: Clock = validate.clock(clock)
         self.history = history
         self.rng = rng if rng is not None else random.Random(plan.seed)
         self.started_at = 0.0
@@ -302,7 +299,7 @@ PlanLike = FaultPlan | Fault | Iterable[Fault]
 
 
 def _as_plan(target: PlanLike, seed: int | None) -> FaultPlan:
-    seed = _validate.seed(seed)
+    seed = validate.seed(seed)
     if isinstance(target, FaultPlan):
         if target.scheduled:
             raise ValueError(
@@ -316,12 +313,12 @@ def _as_plan(target: PlanLike, seed: int | None) -> FaultPlan:
     if isinstance(target, Fault):
         return FaultPlan([target], seed=seed or 0)
     if isinstance(target, str | bytes | Mapping) or not isinstance(target, Iterable):
-        raise TypeError(f"target={_validate.show(target)} is not a plan. Pass a FaultPlan, "
+        raise TypeError(f"target={validate.show(target)} is not a plan. Pass a FaultPlan, "
                         "a Fault or a list of Faults.")
     items = list(target)
     for item in items:
         if not isinstance(item, Fault):
-            raise TypeError(f"target=[..., {_validate.show(item)}] holds something that is "
+            raise TypeError(f"target=[..., {validate.show(item)}] holds something that is "
                             "not a Fault. Pass a FaultPlan, a Fault or a list of Faults.")
     return FaultPlan(items, seed=seed or 0)
 
@@ -351,13 +348,13 @@ def inject(
 
     The action defaults to raising ``FaultInjected``; the trigger to ``always``.
     """
-    _validate.text(name, "name", what="a failpoint name",
+    validate.text(name, "name", what="a failpoint name",
                    accepted="a non-empty string such as 'db.write'")
     if action is not None and not isinstance(action, Action):
-        raise TypeError(f"action={_validate.show(action)} is not an Action. Pass "
+        raise TypeError(f"action={validate.show(action)} is not an Action. Pass "
                         "Action.raise_(...), returns(...), delay(...) or call(...), or None.")
     if trigger is not None and not isinstance(trigger, Trigger):
-        raise TypeError(f"trigger={_validate.show(trigger)} is not a Trigger. Pass "
+        raise TypeError(f"trigger={validate.show(trigger)} is not a Trigger. Pass "
                         "Trigger.always(), nth(n), first(n), rate(p) or after(s), or None.")
     fault = Fault(name, action or Action.raise_(), trigger or Trigger.always())
     return activate(fault, seed=seed, clock=clock, history=history)

@@ -18,9 +18,7 @@ from typing import Any, TypeVar
 
 from faults._plan import Action, Fault, Trigger
 from faults._registry import ActivePlan, PlanLike, activate
-from pytest_resilience import _validate
-from pytest_resilience._clock import Clock
-from pytest_resilience._events import History
+from pytest_resilience import Clock, History, validate
 
 __all__ = ["FaultScope"]
 
@@ -42,8 +40,8 @@ class FaultScope:
         history: History | None = None,
     ) -> None:
         # Private: ``scope.clock`` is the faults.clock module, as on the package.
-        self._clock = None if clock is None else _validate.clock(clock)
-        self._seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+        self._clock = None if clock is None else validate.clock(clock)
+        self._seed = validate.count(seed, "seed", low=-(2**63), what="a seed",
                                      accepted="an integer")
         self._history = history
         self._plans: list[ActivePlan] = []

@@ -34,7 +34,7 @@ from faults._families import (
 )
 from faults._http_family import HTTP_KINDS, HttpFaults
 from faults._plan import Action, Fault, FaultPlan, Scheduled, Trigger
-from pytest_resilience import _validate
+from pytest_resilience import validate
 
 __all__ = ["Generates", "fault_plans", "triggers"]
 
@@ -260,10 +260,10 @@ def fault_plans(
     ``horizon``: virtual seconds in which ``after`` triggers and scheduled faults fall.
     ``calls``: the largest call number an ``nth``/``first`` trigger names.
     """
-    max_faults = _validate.count(max_faults, "max_faults", low=0, what="valid")
-    horizon = _validate.seconds(horizon, "horizon", positive=True, what="valid",
+    max_faults = validate.count(max_faults, "max_faults", low=0, what="valid")
+    horizon = validate.seconds(horizon, "horizon", positive=True, what="valid",
                                 accepted="seconds > 0")
-    calls = _validate.count(calls, "calls", what="valid")
+    calls = validate.count(calls, "calls", what="valid")
     chosen = [_Options(f, horizon, calls) for f in resolve_families(families)]
     lists: dict[tuple[int, ...], tuple[list[Any], st.SearchStrategy[list[Any]]]] = {}
 

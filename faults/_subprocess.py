@@ -43,6 +43,7 @@ from faults._injector import CountedInjector, TriggerCounter
 from faults._plan import Trigger
 from pytest_resilience import Clock, History, ResilienceError, SystemClock, emit
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
+from pytest_resilience.patching import Patch, patch
 
 __all__ = [
     "KINDS",
@@ -220,7 +221,7 @@ class _Patch:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.faults: tuple[SubprocessFault, ...] = ()
-        self.saved: dict[str, Any] = {}
+        self.patches: list[Patch] = []
 
     def add(self, fault: SubprocessFault) -> None:
         with self.lock:
@@ -258,19 +259,10 @@ class _Patch:
     def _install(self) -> None:
         popen = subprocess.Popen
         loop_class = asyncio.base_events.BaseEventLoop
-        self.saved = {
-            "__init__": popen.__init__, "communicate": popen.communicate,
-            "wait": popen.wait, "send_signal": popen.send_signal,
-            "subprocess_exec": loop_class.subprocess_exec,
-            "subprocess_shell": loop_class.subprocess_shell,
-        }
-        init = self.saved["__init__"]
-        communicate = self.saved["communicate"]
-        wait = self.saved["wait"]
-        send_signal = self.saved["send_signal"]
-        loop_exec = self.saved["subprocess_exec"]
-        loop_shell = self.saved["subprocess_shell"]
-        patch = self
+        init, communicate = popen.__init__, popen.communicate
+        wait, send_signal = popen.wait, popen.send_signal
+        loop_exec, loop_shell = loop_class.subprocess_exec, loop_class.subprocess_shell
+        layer = self
 
         def patched_init(proc: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
             decision = _DECIDED.get()
@@ -278,7 +270,7 @@ class _Patch:
                 bound = _INIT_SIGNATURE.bind(proc, *args, **kwargs).arguments
                 call = _call_of(bound["args"], bound.get("executable"),
                                 bool(bound.get("shell", False)))
-                decision = patch.decide(call, in_loop=False)
+                decision = layer.decide(call, in_loop=False)
                 for slow in decision.slow:
                     slow.clock.sleep(slow.seconds)
             if decision.terminal is None:
@@ -307,21 +299,27 @@ class _Patch:
         async def patched_exec(loop: Any, protocol_factory: Any, program: Any, *args: Any,
                                **kwargs: Any) -> Any:
             call = _call_of([program, *args], kwargs.get("executable"), False)
-            return await patch.run_in_loop(call, loop_exec, loop, protocol_factory,
+            return await layer.run_in_loop(call, loop_exec, loop, protocol_factory,
                                            program, *args, **kwargs)
 
         async def patched_shell(loop: Any, protocol_factory: Any, cmd: Any,
                                 **kwargs: Any) -> Any:
             call = _call_of(cmd, kwargs.get("executable"), True)
-            return await patch.run_in_loop(call, loop_shell, loop, protocol_factory, cmd,
+            return await layer.run_in_loop(call, loop_shell, loop, protocol_factory, cmd,
                                            **kwargs)
 
-        popen.__init__ = patched_init  # type: ignore[method-assign, assignment]
-        popen.communicate = patched_communicate  # type: ignore[method-assign, assignment]
-        popen.wait = patched_wait  # type: ignore[method-assign, assignment]
-        popen.send_signal = patched_send_signal  # type: ignore[method-assign, assignment]
-        loop_class.subprocess_exec = patched_exec  # type: ignore[method-assign, assignment]
-        loop_class.subprocess_shell = patched_shell  # type: ignore[method-assign, assignment]
+        replacements = [
+            (popen, "__init__", patched_init), (popen, "communicate", patched_communicate),
+            (popen, "wait", patched_wait), (popen, "send_signal", patched_send_signal),
+            (loop_class, "subprocess_exec", patched_exec),
+            (loop_class, "subprocess_shell", patched_shell),
+        ]
+        try:
+            for owner, name, replacement in replacements:
+                self.patches.append(patch(owner, name, replacement))
+        except BaseException:
+            self._uninstall()
+            raise
 
     async def run_in_loop(self, call: _Call, original: Any, *args: Any, **kwargs: Any) -> Any:
         """Decide in the task, wait out slow starts on the clock, then let the loop create
@@ -336,13 +334,8 @@ class _Patch:
             _DECIDED.reset(token)
 
     def _uninstall(self) -> None:
-        popen = subprocess.Popen
-        loop_class = asyncio.base_events.BaseEventLoop
-        for name in ("__init__", "communicate", "wait", "send_signal"):
-            setattr(popen, name, self.saved[name])
-        for name in ("subprocess_exec", "subprocess_shell"):
-            setattr(loop_class, name, self.saved[name])
-        self.saved = {}
+        while self.patches:
+            self.patches.pop().restore()
 
 
 _PATCH = _Patch()

@@ -9,8 +9,9 @@ Families are public subpackages, each the one spelling of its names:
 ``pytest_resilience.chroma`` (transactions, validation, backups), ``pytest_resilience.sla``
 (budgets, histograms), ``pytest_resilience.observability`` (logs, tracing, metrics),
 ``pytest_resilience.checks`` (checkers), ``pytest_resilience.chaos`` (property-based fault
-runs), ``pytest_resilience.report`` (report files) and ``pytest_resilience.kinds`` (the
-declared event kinds).
+runs), ``pytest_resilience.report`` (report files), ``pytest_resilience.kinds`` (the
+declared event kinds) and ``pytest_resilience.validate`` (the argument checks, for your own
+components and fault families).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from pytest_resilience import _kinds
+from pytest_resilience import _kinds, _validate
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED
 
@@ -236,7 +236,8 @@ def active_history() -> History | None:
 def recording(history: History | None = None) -> Iterator[History]:
     """Make ``history`` (a new one by default) the active history for the block."""
     global _active  # noqa: PLW0603 - the process-wide sink, restored on exit
-    target = History() if history is None else history
+    checked = _validate.history(history)
+    target = History() if checked is None else checked
     previous, _active = _active, target
     try:
         yield target

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, TypeVar, cast
 
+from pytest_resilience import _validate
+
 if TYPE_CHECKING:
     from pytest_resilience._events import Event
 
@@ -111,7 +113,8 @@ def declare(name: str, record: type[R], *, source: str, doc: str,
 
 def declared(name: str) -> Kind[Any] | None:
     """The declaration of ``name``, or ``None``."""
-    return _KINDS.get(name)
+    return _KINDS.get(_validate.text(name, "name", empty=True, what="an event kind",
+                                     accepted="a kind name such as 'retry.attempt'"))
 
 
 def validate(kind: str, attrs: Mapping[str, Any]) -> None:

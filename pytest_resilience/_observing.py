@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import History, active_history, emit
 
@@ -88,11 +89,11 @@ class Sink:
 
     def __init__(self, clock: Clock | None, history: History | None) -> None:
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock={clock!r} is not a Clock. Pass the test's clock (a "
-                            "VirtualClock) or leave it out to use the history's.")
+            raise TypeError(f"clock={_validate.show(clock)} is not a Clock. Pass the test's "
+                            "clock (a VirtualClock) or leave it out to use the history's.")
         if history is not None and not isinstance(history, History):
-            raise TypeError(f"history={history!r} is not a History. Pass the test's history "
-                            "or leave it out to use the active one.")
+            raise TypeError(f"history={_validate.show(history)} is not a History. Pass the "
+                            "test's history or leave it out to use the active one.")
         self._clock = clock
         self._history = history
 

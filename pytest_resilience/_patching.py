@@ -1,10 +1,14 @@
-"""Replacing a callable attribute for the length of a block, and putting back exactly what
-was stored there.
+"""Replacing an attribute for a while, and putting back exactly what was stored there.
 
 ``getattr`` is not what is stored: on a class it unwraps ``staticmethod``/``classmethod``
-and binds functions, on an instance it finds the class's method. So a ``Patch`` remembers
-the raw entry of the owner's own namespace (or that there was none, in which case
-``restore`` deletes the replacement and the inherited entry shows again).
+and binds functions, on an instance it finds the class's method, on a module it may run a
+lazy ``__getattr__``. Restoring what ``getattr`` returned turns a staticmethod into a plain
+function or leaves an inherited value behind as an own attribute. So a ``Patch`` remembers
+the raw entry of the owner's own namespace (or the value a data descriptor such as
+``__defaults__`` or a slot holds), or that there was none, in which case ``restore``
+deletes the replacement and the inherited or lazy value shows again. This is the one
+implementation: the observers here and the fault injectors in ``faults`` (through
+``pytest_resilience.patching``) all patch with it.
 
 ``intercept(target, name, interceptor, label=)`` replaces one method or function with a
 wrapper that hands each call to the interceptor, keeping the descriptor kind (a
@@ -18,62 +22,107 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["MISSING", "Interceptor", "Patch", "intercept", "own_entry", "plain_wrapper"]
+__all__ = ["MISSING", "Interceptor", "Patch", "intercept", "own_entry", "patch", "patched",
+           "plain_wrapper"]
 
 #: Marks "nothing stored under that name".
 MISSING: Any = object()
 
 
 def own_entry(owner: object, name: str) -> Any:
-    """What ``owner``'s own namespace stores under ``name``, or ``MISSING``."""
+    """What ``owner`` itself stores under ``name``, or ``MISSING``: the raw entry of its own
+    ``__dict__``, else the value held by a data descriptor of its type (a slot,
+    ``__defaults__``), else ``MISSING`` (inherited, lazy or absent)."""
     try:
         namespace = object.__getattribute__(owner, "__dict__")
     except AttributeError:
+        namespace = {}
+    if name in namespace:
+        return namespace[name]
+    try:
+        descriptor = inspect.getattr_static(type(owner), name)
+    except AttributeError:
         return MISSING
-    return namespace.get(name, MISSING)
+    if not hasattr(type(descriptor), "__set__"):
+        return MISSING
+    return getattr(owner, name, MISSING)
 
 
 class Patch:
-    """One replacement of ``owner.name``; ``restore()`` undoes it exactly (idempotent)."""
+    """One replacement of ``owner.name``: ``apply()`` stores it, ``restore()`` puts back
+    exactly what was stored before, or removes it (idempotent).
 
-    __slots__ = ("_saved", "active", "name", "owner", "replacement")
+    ``raw=True`` writes with ``object.__setattr__`` (objects whose ``__setattr__`` refuses
+    or validates, such as chromadb's models). ``label`` names the target in the error a
+    refused patch raises (default ``Owner.name``).
+    """
 
-    def __init__(self, owner: object, name: str, replacement: Any) -> None:
+    __slots__ = ("_saved", "active", "label", "name", "owner", "raw", "replacement")
+
+    def __init__(self, owner: object, name: str, replacement: Any, *, raw: bool = False,
+                 label: str | None = None) -> None:
         self.owner = owner
         self.name = name
         self.replacement = replacement
+        self.raw = raw
+        self.label = f"{_show(owner)}.{name}" if label is None else label
         self._saved = MISSING
         self.active = False
 
     def apply(self) -> Patch:
         """Store the replacement; a ``TypeError`` names what refused it."""
-        self._saved = own_entry(self.owner, self.name)
+        saved = own_entry(self.owner, self.name)
         try:
-            setattr(self.owner, self.name, self.replacement)
+            self._set(self.replacement)
         except (AttributeError, TypeError) as exc:
-            raise TypeError(
-                f"{_show(self.owner)}.{self.name} cannot be replaced ({exc}). Watch an object "
-                "whose class is written in Python, or the object that calls it."
-            ) from None
+            raise TypeError(f"{self.label} cannot be replaced ({exc}). Pass a module, class "
+                            "or instance attribute that can be assigned.") from None
+        self._saved = saved
         self.active = True
         return self
+
+    def _set(self, value: Any) -> None:
+        if self.raw and not isinstance(self.owner, type):
+            object.__setattr__(self.owner, self.name, value)
+        else:
+            setattr(self.owner, self.name, value)
 
     def restore(self) -> None:
         """Put back exactly what was stored before, or remove the replacement."""
         if not self.active:
             return
         self.active = False
-        if self._saved is MISSING:
-            delattr(self.owner, self.name)
+        if self._saved is not MISSING:
+            self._set(self._saved)
+        elif self.raw and not isinstance(self.owner, type):
+            object.__delattr__(self.owner, self.name)
         else:
-            setattr(self.owner, self.name, self._saved)
+            delattr(self.owner, self.name)
 
     def __repr__(self) -> str:
         state = "active" if self.active else "restored"
-        return f"<Patch {_show(self.owner)}.{self.name} {state}>"
+        return f"<Patch {self.label} {state}>"
+
+
+def patch(owner: object, name: str, replacement: Any, *, raw: bool = False,
+          label: str | None = None) -> Patch:
+    """Replace ``owner.name`` with ``replacement`` now; ``restore()`` the result to undo."""
+    return Patch(owner, name, replacement, raw=raw, label=label).apply()
+
+
+@contextmanager
+def patched(owner: object, name: str, replacement: Any, *, raw: bool = False,
+            label: str | None = None) -> Iterator[Patch]:
+    """``patch`` for a ``with`` block, restored when it ends however it ends."""
+    applied = patch(owner, name, replacement, raw=raw, label=label)
+    try:
+        yield applied
+    finally:
+        applied.restore()
 
 
 def _show(owner: object) -> str:

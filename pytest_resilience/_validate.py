@@ -13,15 +13,18 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 import reprlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_resilience._errors import ResilienceError
 
 if TYPE_CHECKING:
     from pytest_resilience._clock import Clock
+    from pytest_resilience._events import History
 
 __all__ = [
     "callable_or_none",
@@ -31,12 +34,15 @@ __all__ = [
     "count",
     "exception_types",
     "fraction",
+    "history",
     "number",
     "one_of",
     "parsing",
+    "path",
     "seconds",
     "seed",
     "show",
+    "storage",
     "text",
 ]
 
@@ -142,6 +148,23 @@ def text(value: object, name: str, *, empty: bool = False, what: str = "a name",
     return value
 
 
+def path(value: object, name: str, *, what: str = "a path",
+         accepted: str = "a path: a non-empty str or a pathlib.Path") -> Path:
+    """``value`` as a ``Path``: a non-empty ``str`` or an ``os.PathLike`` of text
+    (``TypeError`` for another type, ``ValueError`` for an empty one)."""
+    found: object = value
+    if isinstance(value, os.PathLike):
+        try:
+            found = os.fspath(value)
+        except Exception:  # a broken __fspath__ is the caller's wrong value
+            found = None
+    if not isinstance(found, str):
+        raise _refuse(TypeError, name, value, what, accepted)
+    if not found:
+        raise _refuse(ValueError, name, value, what, accepted)
+    return Path(found)
+
+
 def callable_or_none(value: T | None, name: str, *, what: str = "callable",
                      accepted: str = "a function, or None") -> T | None:
     """``value`` when it is callable or ``None``, else ``TypeError``."""
@@ -189,6 +212,16 @@ def clock(value: object, name: str = "clock") -> Clock:
                       "an object with monotonic(), time(), sleep() and asleep() (a "
                       "VirtualClock or SystemClock instance), or None")
     return value  # type: ignore[return-value]
+
+
+def history(value: object, name: str = "history") -> History | None:
+    """``value`` when it is ``None`` (the active history) or a ``History``."""
+    from pytest_resilience._events import History  # _events imports this module
+
+    if value is not None and not isinstance(value, History):
+        raise _refuse(TypeError, name, value, "a history",
+                      "a History (the test's `history` fixture), or None for the active one")
+    return value
 
 
 _STORAGE_METHODS = ("bucket_store", "breaker_store", "budget_store", "dead_letter_store",

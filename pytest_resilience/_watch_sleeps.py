@@ -88,20 +88,6 @@ def _in_project(name: str, file: object) -> bool:
     return not path.startswith(_LIBRARY_DIRS)
 
 
-class _ValuePatch:
-    """Replace a plain attribute value (``__defaults__``) and put the same object back."""
-
-    __slots__ = ("name", "owner", "saved")
-
-    def __init__(self, owner: object, name: str, value: object) -> None:
-        self.owner, self.name = owner, name
-        self.saved = getattr(owner, name)
-        setattr(owner, name, value)
-
-    def restore(self) -> None:
-        setattr(self.owner, self.name, self.saved)
-
-
 class SleepWatch:
     """The context manager ``watch_sleeps`` returns; ``clock`` is the clock it drives."""
 
@@ -254,7 +240,7 @@ def _duration(seconds: float) -> float:
     return value
 
 
-def _push(stack: ExitStack, patch: Patch | _ValuePatch) -> None:
+def _push(stack: ExitStack, patch: Patch) -> None:
     stack.callback(patch.restore)
 
 
@@ -289,11 +275,11 @@ def _rebind_defaults(stack: ExitStack, fn: types.FunctionType,
     defaults = fn.__defaults__
     if defaults and any(id(d) in replacements for d in defaults):
         new = tuple(_swap(d, replacements) for d in defaults)
-        _push(stack, _ValuePatch(fn, "__defaults__", new))
+        _push(stack, Patch(fn, "__defaults__", new).apply())
     kwdefaults = fn.__kwdefaults__
     if kwdefaults and any(id(d) in replacements for d in kwdefaults.values()):
-        _push(stack, _ValuePatch(fn, "__kwdefaults__",
-                                 {k: _swap(v, replacements) for k, v in kwdefaults.items()}))
+        new_kw = {k: _swap(v, replacements) for k, v in kwdefaults.items()}
+        _push(stack, Patch(fn, "__kwdefaults__", new_kw).apply())
 
 
 def _swap(value: Any, replacements: dict[int, tuple[Any, Any]]) -> Any:

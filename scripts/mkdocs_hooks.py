@@ -4,6 +4,7 @@ A page writes ``<!-- generated: NAME -->`` on a line of its own; the build repla
 with what the code says today, so the reference cannot go stale:
 
 - ``events``: ``pytest_resilience.kinds.markdown_table()``;
+- ``validate``: each check of ``pytest_resilience.validate``, its signature and summary;
 - ``report-schema``: the tables of ``report.schema.json``, and the schema itself;
 - ``cli``: ``--help`` of every ``pytest-resilience`` command;
 - ``options``, ``ini``, ``fixtures``, ``markers``: from ``pytest -p resilience --help``,
@@ -145,8 +146,26 @@ def _report_schema() -> str:
     return "\n".join(parts)
 
 
+def _validate() -> str:
+    import inspect
+
+    from pytest_resilience import validate
+
+    rows = ["| Check | Summary |", "|---|---|"]
+    for name in validate.__all__:
+        fn = getattr(validate, name)
+        signature = str(inspect.signature(fn).replace(
+            parameters=[p.replace(annotation=p.empty, default=p.empty)
+                        for p in inspect.signature(fn).parameters.values()],
+            return_annotation=inspect.Signature.empty))
+        summary = " ".join((inspect.getdoc(fn) or "").split("\n\n")[0].split())
+        rows.append(f"| `{name}{signature}` | {summary.replace('|', ' or ')} |")
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "events": _events,
+    "validate": _validate,
     "report-schema": _report_schema,
     "cli": _cli,
     "options": _options,

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import subprocess
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,29 @@ set_strict(True)
 for _name in ("numpy", "torch", "chromadb"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _public_modules() -> tuple[str, ...]:
+    """Every module of both packages with no private (underscore) part, ``__main__``
+    aside: the public surface the public-API, layering and fuzz tests walk."""
+    found = []
+    for pkg in ("pytest_resilience", "faults"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if parts[-1] != "__main__" and not any(p.startswith("_") for p in parts):
+                found.append(".".join(parts))
+    return tuple(found)
+
+
+@pytest.fixture(scope="session")
+def public_modules() -> tuple[str, ...]:
+    """The names of the public modules (see ``_public_modules``)."""
+    return _public_modules()
 
 
 @pytest.fixture

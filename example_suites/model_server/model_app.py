@@ -25,14 +25,22 @@ from typing import Any, Protocol
 from _support.loopback import JSONHandler, LoopbackServer
 
 import faults
-from pytest_resilience._backoff import Backoff
-from pytest_resilience._clock import Clock, SystemClock
-from pytest_resilience._deadletter import DeadLetterQueue
-from pytest_resilience._errors import RetryError
-from pytest_resilience._health import HealthRegistry, HealthReport
-from pytest_resilience._retry import Retry
-from pytest_resilience.memory import MemoryPressureMonitor, ModelCache, ModelLoadError
-from pytest_resilience.memory._levels import PressureLevel
+from pytest_resilience import (
+    Backoff,
+    Clock,
+    DeadLetterQueue,
+    HealthRegistry,
+    HealthReport,
+    Retry,
+    RetryError,
+    SystemClock,
+)
+from pytest_resilience.memory import (
+    MemoryPressureMonitor,
+    ModelCache,
+    ModelLoadError,
+    PressureLevel,
+)
 
 LOAD_BACKOFF = Backoff.exponential(base=0.5, max=4.0)
 LOAD_ATTEMPTS = 3

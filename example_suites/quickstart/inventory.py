@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import faults
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import Clock, SystemClock
 
 
 class StoreUnavailable(ConnectionError):

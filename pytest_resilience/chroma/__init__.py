@@ -1,6 +1,11 @@
 """Chroma reliability: transactions with rollback, validation, backups, integrity checks,
 and the cross-process writer lock they share.
 
+Reading a closed store without opening it in this process (what ``faults.chroma`` builds
+on): ``probe_store`` opens a copy in a child process and describes it (``ProbeResult``),
+``latest_seal`` reads the newest seal ``seal_store`` wrote, ``vector_segments`` maps the
+vector segment directories to their collections, ``SQLITE_NAME`` is the database file.
+
 Nothing here imports chromadb until it is used.
 """
 
@@ -12,15 +17,17 @@ from pytest_resilience.chroma._backup import (
     BackupVerification,
     RestoreReport,
 )
-from pytest_resilience.chroma._files import close_store
+from pytest_resilience.chroma._files import SQLITE_NAME, close_store, vector_segments
 from pytest_resilience.chroma._integrity import (
     Finding,
     IntegrityReport,
     averify_store,
+    latest_seal,
     seal_store,
     verify_store,
 )
 from pytest_resilience.chroma._lock import StoreLock
+from pytest_resilience.chroma._probe import ProbeResult, probe_store
 from pytest_resilience.chroma._store import ChromaStore, make_store
 from pytest_resilience.chroma._transaction import (
     ChromaTransaction,
@@ -37,6 +44,7 @@ from pytest_resilience.chroma._validation import (
 )
 
 __all__ = [
+    "SQLITE_NAME",
     "BackupInfo",
     "BackupManager",
     "BackupVerification",
@@ -44,6 +52,7 @@ __all__ = [
     "ChromaTransaction",
     "Finding",
     "IntegrityReport",
+    "ProbeResult",
     "RecordRules",
     "RecoveryReport",
     "RestoreReport",
@@ -51,12 +60,15 @@ __all__ = [
     "ValidatingCollection",
     "averify_store",
     "close_store",
+    "latest_seal",
     "make_store",
+    "probe_store",
     "record_problems",
     "recover",
     "seal_store",
     "transaction",
     "validate_batch",
     "validate_record",
+    "vector_segments",
     "verify_store",
 ]

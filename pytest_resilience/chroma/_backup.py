@@ -59,7 +59,7 @@ from pytest_resilience.chroma._files import (
 )
 from pytest_resilience.chroma._integrity import latest_seal, write_seal
 from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
-from pytest_resilience.chroma._probe import run_probe
+from pytest_resilience.chroma._probe import probe_store
 from pytest_resilience.chroma._unpack import (
     Limits,
     dir_members,
@@ -427,7 +427,7 @@ class BackupManager:
         if counts != info.counts:
             problems.append(f"counts {counts} differ from the manifest {info.counts}")
         if probe and not problems:
-            result = run_probe(root, timeout=self.probe_timeout, n_queries=0)
+            result = probe_store(root, timeout=self.probe_timeout, n_queries=0)
             if result.status != "ok":
                 problems.append(f"chromadb could not read the copy: {result.status} "
                                 f"({result.error})")

@@ -29,6 +29,7 @@ __all__ = [
 
 #: Our sidecar directory inside a store (seals, journals); chroma ignores it.
 SIDE_DIR = ".resilience"
+#: The file name of a store's SQLite database, directly under the store directory.
 SQLITE_NAME = "chroma.sqlite3"
 _CHUNK = 1 << 20
 
@@ -99,7 +100,8 @@ def collection_counts(sqlite_path: Path) -> dict[str, int]:
 
 
 def vector_segments(sqlite_path: Path) -> dict[str, str]:
-    """``{vector segment id (its directory name): collection name}``."""
+    """``{vector segment id (its directory name): collection name}`` of the closed store
+    whose database is ``sqlite_path`` (``store / SQLITE_NAME``), read-only."""
     with _ro(sqlite_path) as conn:
         rows = conn.execute(
             "SELECT s.id, c.name FROM segments s JOIN collections c ON s.collection = c.id "

@@ -28,7 +28,7 @@ from pytest_resilience.chroma._files import (
     collection_counts,
     vector_segments,
 )
-from pytest_resilience.chroma._probe import ProbeResult, run_probe
+from pytest_resilience.chroma._probe import ProbeResult, probe_store
 from pytest_resilience.chroma._sqlite_seal import sqlite_changes
 
 __all__ = [
@@ -140,7 +140,7 @@ def seal_store(
         "counts": counts,
     }
     if probe:
-        result = run_probe(root, timeout=timeout)
+        result = probe_store(root, timeout=timeout)
         if result.status != "ok":
             raise CorruptionDetected(
                 f"Refusing to seal {root}: the probe ended in {result.status} "
@@ -185,7 +185,7 @@ def verify_store(
         queries = None
         if seal and "probe" in seal:
             queries = {name: c["queries"] for name, c in seal["probe"].items()}
-        result = run_probe(root, queries=queries, timeout=timeout)
+        result = probe_store(root, queries=queries, timeout=timeout)
         _check_probe(result, counts, seal, findings)
     if seal is None:
         notes.append("no seal: byte-level changes cannot be detected (run seal_store)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_resilience.chroma._files import copy_store
 
-__all__ = ["ProbeResult", "run_probe"]
+__all__ = ["ProbeResult", "probe_store"]
 
 _MARK = "RESILIENCE-PROBE "
 _PAGE = 5000
@@ -42,7 +42,7 @@ class ProbeResult:
                 "error": self.error, "signal": self.signal}
 
 
-def run_probe(
+def probe_store(
     path: Path | str,
     *,
     queries: dict[str, list[list[float]]] | None = None,

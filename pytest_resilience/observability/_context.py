@@ -15,6 +15,8 @@ from concurrent.futures import Executor, Future
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from pytest_resilience import _validate
+
 __all__ = [
     "Correlation",
     "bind",
@@ -93,7 +95,13 @@ def correlation(
     new random one; so nested operations share the id of the request that started them.
     """
     if operation is not None and not isinstance(operation, str):
-        raise TypeError(f"operation={operation!r} is not a string. Pass a name or None.")
+        raise TypeError(f"operation={_validate.show(operation)} is not a string. "
+                        "Pass a name or None.")
+    ident: object = correlation_id
+    if ident is not None and (isinstance(ident, bool)
+                              or not isinstance(ident, str | int | uuid.UUID)):
+        raise TypeError(f"correlation_id={_validate.show(correlation_id)} is not an id. "
+                        "Pass a str, int or UUID (e.g. the request's id), or None.")
     scope: dict[str, Any] = dict(fields)
     if operation is not None:
         scope["operation"] = operation

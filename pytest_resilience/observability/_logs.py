@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._events import Event, add_listener
 from pytest_resilience.kinds import (
     BREAKER_CALL,
@@ -116,7 +117,8 @@ class EventLogging:
         redactor: Redactor | None = None,
     ) -> None:
         if not isinstance(logger, str) or not logger:
-            raise TypeError(f"logger={logger!r} is not a logger name. Pass e.g. 'myapp.events'.")
+            raise TypeError(f"logger={_validate.show(logger)} is not a logger name. "
+                            "Pass e.g. 'myapp.events'.")
         self.prefix = logger
         self.level = level
         self.redactor = redactor if redactor is not None else Redactor()

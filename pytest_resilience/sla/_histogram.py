@@ -35,8 +35,8 @@ _INF = math.inf
 
 def min_samples(q: float) -> int:
     """Samples needed before quantile ``q`` is reported: ``10 / (1 - q)`` (p99: 1,000)."""
-    if not 0.0 <= q < 1.0:
-        raise ValueError(f"q={q!r} is not a quantile. Pass 0 <= q < 1 (0.99 for p99).")
+    q = _validate.number(q, "q", low=0.0, high=1.0, high_open=True, what="a quantile",
+                         accepted="0 <= q < 1 (0.99 for p99)")
     return math.ceil(10.0 / (1.0 - q) - 1e-6)
 
 

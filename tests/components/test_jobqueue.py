@@ -40,25 +40,33 @@ def make(storage: Storage, dead: DeadLetterQueue, clock: VirtualClock, **kwargs:
                     **kwargs)
 
 
-def drain(queue: JobQueue) -> list[Any]:
+def drain(queue: JobQueue, mode: str = "sync") -> list[Any]:
     payloads = []
     for _ in range(100):
-        job = queue.dequeue()
+        job = call(queue, mode, "dequeue")
         if job is None:
             break
         payloads.append(job.payload)
-        assert queue.ack(job)
+        assert call(queue, mode, "ack", job)
     return payloads
 
 
+def call(queue: JobQueue, mode: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``queue.<method>(...)``, or its async twin ``a<method>`` run to completion."""
+    if mode == "sync":
+        return getattr(queue, method)(*args, **kwargs)
+    return asyncio.run(getattr(queue, "a" + method)(*args, **kwargs))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_highest_priority_first_then_oldest_first(
-    storage: Storage, dead: DeadLetterQueue, clock: VirtualClock
+    storage: Storage, dead: DeadLetterQueue, clock: VirtualClock, mode: str
 ) -> None:
     queue = make(storage, dead, clock)
     for n, priority in enumerate(["low", "normal", "high", "low", "high", "normal"]):
-        queue.enqueue({"n": n}, priority=priority)  # type: ignore[arg-type]
+        call(queue, mode, "enqueue", {"n": n}, priority=priority)
     assert queue.stats() == {"high": 2, "normal": 2, "low": 2, "leased": 0, "dying": 0}
-    assert [p["n"] for p in drain(queue)] == [2, 4, 1, 5, 0, 3]
+    assert [p["n"] for p in drain(queue, mode)] == [2, 4, 1, 5, 0, 3]
     assert len(queue) == 0
 
 
@@ -126,42 +134,37 @@ def test_expired_lease_is_delivered_again_first_and_old_lease_cannot_ack(
     storage: Storage, dead: DeadLetterQueue, clock: VirtualClock, mode: str
 ) -> None:
     queue = make(storage, dead, clock, visibility_timeout=10.0)
-    first = queue.enqueue("first")
-    queue.enqueue("second")
-
-    def run(method: str, *args: Any) -> Any:
-        if mode == "sync":
-            return getattr(queue, method)(*args)
-        return asyncio.run(getattr(queue, "a" + method)(*args))
-
+    first = call(queue, mode, "enqueue", "first")
+    call(queue, mode, "enqueue", "second")
     with recording() as history:
-        taken = run("dequeue")
+        taken = call(queue, mode, "dequeue")
         assert (taken.job_id, taken.attempts) == (first, 1)
         clock.advance(10.0)  # the worker died: its lease expires
-        again = run("dequeue")
+        again = call(queue, mode, "dequeue")
     assert (again.job_id, again.attempts, again.payload) == (first, 2, "first")
     assert again.lease != taken.lease
     assert history.select("queue.redelivered")[0].attrs == {"job_id": first, "reason": "expired"}
-    assert run("ack", taken) is False  # the first delivery no longer owns the job
-    assert run("ack", again) is True
-    assert run("fail", again, "late") == "stale"
-    assert drain(queue) == ["second"]
+    assert call(queue, mode, "ack", taken) is False  # the first delivery no longer owns it
+    assert call(queue, mode, "ack", again) is True
+    assert call(queue, mode, "fail", again, "late") == "stale"
+    assert drain(queue, mode) == ["second"]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_failed_job_is_retried_then_dead_lettered_after_max_attempts(
-    storage: Storage, dead: DeadLetterQueue, clock: VirtualClock
+    storage: Storage, dead: DeadLetterQueue, clock: VirtualClock, mode: str
 ) -> None:
     queue = make(storage, dead, clock, max_attempts=2)
-    queue.enqueue({"order": 7}, job_id="j")
-    queue.enqueue("other")
+    assert call(queue, mode, "enqueue", {"order": 7}, job_id="j") == "j"
+    call(queue, mode, "enqueue", "other")
     with recording() as history:
-        job = queue.dequeue()
+        job = call(queue, mode, "dequeue")
         assert job is not None
-        assert queue.fail(job, ValueError("bad input")) == "retry"
-        job = queue.dequeue()  # delivered again first in line
+        assert call(queue, mode, "fail", job, ValueError("bad input")) == "retry"
+        job = call(queue, mode, "dequeue")  # delivered again first in line
         assert job is not None
         assert (job.job_id, job.attempts) == ("j", 2)
-        assert queue.fail(job, "still bad") == "dead"
+        assert call(queue, mode, "fail", job, "still bad") == "dead"
     assert [e.kind for e in history if e.kind.startswith("queue.")] == [
         "queue.dequeued", "queue.failed", "queue.redelivered", "queue.dequeued",
         "queue.failed", "queue.dead"]
@@ -171,6 +174,32 @@ def test_failed_job_is_retried_then_dead_lettered_after_max_attempts(
     assert kept is not None
     assert (kept.payload, kept.error, kept.attempts) == ({"order": 7}, "still bad", 2)
     assert queue.stats() == {"high": 0, "normal": 1, "low": 0, "leased": 0, "dying": 0}
+
+
+def test_async_workers_share_the_queue_and_each_job_is_delivered_once(
+    storage: Storage, dead: DeadLetterQueue, clock: VirtualClock
+) -> None:
+    queue = make(storage, dead, clock)
+
+    async def worker() -> list[int]:
+        done = []
+        while (job := await queue.adequeue()) is not None:
+            done.append(job.payload)
+            assert await queue.aack(job)
+        return done
+
+    async def main() -> list[list[int]]:
+        ids = [await queue.aenqueue(n, priority="high" if n % 2 else "low")
+               for n in range(12)]
+        assert len(set(ids)) == 12
+        return await asyncio.gather(*(worker() for _ in range(3)))
+
+    per_worker = asyncio.run(main())
+    delivered = [n for done in per_worker for n in done]
+    assert sorted(delivered) == list(range(12))  # each job once, none lost
+    for done in per_worker:  # each worker sees high (odd) before low, oldest first
+        assert done == sorted(done, key=lambda n: (n % 2 == 0, n))
+    assert len(queue) == 0
 
 
 def test_lease_expiring_on_the_last_attempt_dead_letters_the_job(

@@ -90,3 +90,92 @@ def test_arguments_that_used_to_fail_later_are_refused_at_construction(build,  #
     with pytest.raises(TypeError) as info:
         build()
     assert str(info.value) == message
+
+
+def test_the_public_facade_is_the_same_checks() -> None:
+    from pytest_resilience import validate
+
+    assert validate.seconds is _validate.seconds
+    with pytest.raises(ValueError) as info:
+        validate.seconds(-1, "interval", positive=True)
+    assert str(info.value) == ("interval=-1 is not a valid number of seconds. "
+                               "Pass a finite number > 0.")
+
+
+@pytest.mark.parametrize(("value", "kind"), [(None, TypeError), (b"/tmp", TypeError),
+                                             (3, TypeError), ("", ValueError)])
+def test_path_refuses_what_names_no_path(value: object, kind: type[Exception]) -> None:
+    with pytest.raises(kind) as info:
+        _validate.path(value, "root")
+    assert str(info.value) == (f"root={value!r} is not a path. "
+                               "Pass a path: a non-empty str or a pathlib.Path.")
+
+
+def test_path_gives_a_path() -> None:
+    from pathlib import Path
+
+    assert _validate.path("a/b", "root") == Path("a/b")
+    assert _validate.path(Path("/x"), "root") == Path("/x")
+
+
+def test_recording_refuses_what_is_not_a_history() -> None:
+    """Regression: ``recording(history=True)`` became the active history, and the next
+    ``emit`` anywhere failed with AttributeError."""
+    from pytest_resilience import History, recording
+
+    with pytest.raises(TypeError) as info, recording(True):  # type: ignore[arg-type]
+        pass
+    assert str(info.value) == ("history=True is not a history. Pass a History (the test's "
+                               "`history` fixture), or None for the active one.")
+    with recording(None) as made:
+        assert isinstance(made, History)
+
+
+def test_lookups_refuse_what_is_not_a_name() -> None:
+    """Regression (found by tests/safety/test_fuzz_public_api.py): ``declared([])`` and
+    ``family_named([])`` raised ``unhashable type: 'list'``, ``min_samples(None)`` a
+    comparison error; none named its argument."""
+    from faults.families import family_named
+    from pytest_resilience.kinds import declared
+    from pytest_resilience.sla import min_samples
+
+    with pytest.raises(TypeError) as kind:
+        declared([])  # type: ignore[arg-type]
+    assert str(kind.value) == ("name=[] is not an event kind. "
+                               "Pass a kind name such as 'retry.attempt'.")
+    assert declared("no.such") is None
+    with pytest.raises(TypeError) as family:
+        family_named([])  # type: ignore[arg-type]
+    assert str(family.value).startswith("name=[] is not a family name. Pass one of [")
+    with pytest.raises(TypeError) as quantile:
+        min_samples(None)  # type: ignore[arg-type]
+    assert str(quantile.value) == ("q=None is not a quantile. "
+                                   "Pass 0 <= q < 1 (0.99 for p99).")
+    assert min_samples(0.99) == 1000
+
+
+def test_observability_refusals_survive_hostile_values() -> None:
+    """Regression (found by the fuzz): ``EventLogging(logger=x)`` formatted ``x`` with
+    ``repr`` (an object whose repr raises escaped as RuntimeError), and
+    ``correlation(correlation_id=<deep list>)`` hit RecursionError in ``str()``."""
+    from pytest_resilience.observability import EventLogging, correlation
+
+    with pytest.raises(TypeError) as logger:
+        EventLogging(logger=_NoRepr())  # type: ignore[arg-type]
+    assert str(logger.value).startswith("logger=<_NoRepr instance at 0x")
+    assert str(logger.value).endswith("> is not a logger name. Pass e.g. 'myapp.events'.")
+    with pytest.raises(TypeError) as ident:
+        correlation("op", correlation_id=[[1]])  # type: ignore[arg-type]
+    assert str(ident.value) == ("correlation_id=[[1]] is not an id. Pass a str, int or "
+                                "UUID (e.g. the request's id), or None.")
+
+
+def test_an_empty_family_name_is_refused_as_part_of_families() -> None:
+    """``family_named`` now checks its name's type; an empty name inside ``families``
+    is still refused as ``families=[..., '']``."""
+    from faults.families import resolve_families
+
+    with pytest.raises(ValueError) as family:
+        resolve_families([""])
+    assert str(family.value).startswith("families=[..., ''] names a family that is not "
+                                        "registered.")

@@ -5,7 +5,9 @@ Everything runs on real files in ``tmp_path``; latency moves a ``VirtualClock``.
 
 from __future__ import annotations
 
+import builtins
 import errno
+import io
 import os
 import shutil
 import tempfile
@@ -255,3 +257,29 @@ def test_bad_arguments_are_refused_with_the_fix(root: Path, build: Callable[[Pat
     with pytest.raises((ValueError, TypeError)) as caught:
         build(root)
     assert str(caught.value) == message.format(r=root)
+
+
+# -- restoring exactly -------------------------------------------------------------------------
+
+def test_disarming_puts_back_what_os_and_open_held_when_armed(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 14 item 9): the layer put back the functions it saw at import,
+    undoing whatever another tool had installed in ``os`` and ``builtins`` since."""
+    real_open, real_fsync = builtins.open, os.fsync
+
+    def tool_open(*args: Any, **kwargs: Any) -> Any:
+        return real_open(*args, **kwargs)
+
+    def tool_fsync(fd: int) -> None:
+        real_fsync(fd)
+
+    monkeypatch.setattr(builtins, "open", tool_open)
+    monkeypatch.setattr(io, "open", tool_open)
+    monkeypatch.setattr(os, "fsync", tool_fsync)
+    namespaces = (os, builtins, io)
+    before = [dict(vars(owner)) for owner in namespaces]
+    with disk.io_error(root, on="fsync"), open(root / "f", "wb") as fh, \
+            pytest.raises(OSError):
+        os.fsync(fh.fileno())
+    assert [dict(vars(owner)) for owner in namespaces] == before
+    assert (builtins.open, io.open, os.fsync) == (tool_open, tool_open, tool_fsync)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from faults import Trigger
-from faults._patch import patch, patched
 from faults.memory import oom_at
 from faults.network import connection_refused
+from pytest_resilience.patching import patch, patched
 
 
 class Model:
@@ -78,7 +78,7 @@ def test_oom_at_refuses_what_it_cannot_patch() -> None:
                                   "names no attribute 'nope'. Pass an existing function or "
                                   "method.")
     with pytest.raises(TypeError, match=r"^target=\(<class 'dict'>, 'get'\) cannot be "
-                                        r"patched \(cannot set 'get' attribute of immutable "
+                                        r"replaced \(cannot set 'get' attribute of immutable "
                                         r"type 'dict'\)\."), oom_at((dict, "get")):
         pass
 
@@ -130,7 +130,7 @@ class _Strict:
 
 def test_raw_patches_bypass_a_strict_setattr_and_undo_cleanly() -> None:
     strict = _Strict()
-    with pytest.raises(TypeError, match="cannot be patched"):
+    with pytest.raises(TypeError, match="cannot be replaced"):
         patch(strict, "write", lambda: "x")
     applied = patch(strict, "write", lambda: "patched", raw=True)
     assert strict.write() == "patched"
@@ -138,3 +138,35 @@ def test_raw_patches_bypass_a_strict_setattr_and_undo_cleanly() -> None:
     applied.restore()  # idempotent
     assert strict.write() == "original"
     assert "write" not in vars(strict)
+
+
+class _Slotted:
+    __slots__ = ("unset", "value")
+
+    def __init__(self) -> None:
+        self.value = "original"
+
+
+def test_values_held_by_data_descriptors_come_back_the_same_object() -> None:
+    """A function's ``__defaults__``, a slot and a class's ``__name__`` live in data
+    descriptors, not in ``__dict__``: the restore sets the same object back (deleting
+    would have left ``__defaults__`` None) and removes a slot that was unset."""
+
+    def fn(x: int = 1, *, y: int = 2) -> int:
+        return x + y
+
+    defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
+    with patched(fn, "__defaults__", (10,)), patched(fn, "__kwdefaults__", {"y": 20}):
+        assert fn() == 30
+    assert fn.__defaults__ is defaults
+    assert fn.__kwdefaults__ is kwdefaults
+    slotted = _Slotted()
+    with patched(slotted, "value", "patched"), patched(slotted, "unset", "set"):
+        assert (slotted.value, slotted.unset) == ("patched", "set")
+    assert slotted.value == "original"
+    assert not hasattr(slotted, "unset")
+    before = _namespace(Model)
+    with patched(Model, "__name__", "Renamed"):
+        assert Model.__name__ == "Renamed"
+    assert Model.__name__ == "Model"
+    assert _namespace(Model) == before

@@ -142,3 +142,36 @@ def test_a_negative_sleep_is_refused_like_time_sleep() -> None:
     with watch_sleeps(VirtualClock()), pytest.raises(ValueError) as info:
         time.sleep(-1)
     assert str(info.value) == "sleep length must be non-negative"
+
+
+KEYWORDS = """
+import time
+
+def poll(limit, *, now=time.monotonic, wait=time.sleep):
+    return now()
+
+class Cache:
+    now = staticmethod(time.time)
+
+class Child(Cache):
+    pass
+"""
+
+
+def test_every_namespace_is_left_exactly_as_it_was(user_module: UserModule) -> None:
+    """The rebinding goes through the one patch helper: module globals, class entries
+    (a staticmethod stays one, an inherited entry is not copied down) and a function's
+    ``__defaults__`` / ``__kwdefaults__`` come back as the very same objects."""
+    mod = user_module("namespaces_user", KEYWORDS)
+    owners = (time, asyncio, mod, mod.Cache, mod.Child)
+    before = [dict(vars(owner)) for owner in owners]
+    kwdefaults = mod.poll.__kwdefaults__
+    clock = VirtualClock()
+    with watch_sleeps(clock):
+        assert mod.poll(1) == clock.monotonic()
+        assert mod.Child.now() == clock.time()
+        assert mod.poll.__kwdefaults__ is not kwdefaults
+    assert [dict(vars(owner)) for owner in owners] == before
+    assert mod.poll.__kwdefaults__ is kwdefaults
+    assert mod.poll.__defaults__ is None
+    assert "now" not in vars(mod.Child)

@@ -355,3 +355,31 @@ def test_bad_arguments_are_refused_with_the_fix(build: Callable[[], Any], messag
     with pytest.raises((ValueError, TypeError)) as caught:
         build()
     assert str(caught.value) == message
+
+
+# -- restoring exactly -------------------------------------------------------------------------
+
+def test_disarming_puts_back_exactly_what_popen_and_the_event_loop_stored(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 14 item 9): the patch saved ``getattr`` values and put them back
+    with ``setattr``, so on a class that inherits them (here the stand-ins another tool
+    installed) every patched method stayed behind as an own attribute."""
+
+    class ToolPopen(subprocess.Popen):  # type: ignore[type-arg]
+        """A test double a tool installed as ``subprocess.Popen``: inherits everything."""
+
+    class ToolLoop(asyncio.base_events.BaseEventLoop):
+        """Inherits ``subprocess_exec`` / ``subprocess_shell``."""
+
+    real_popen, real_loop = subprocess.Popen, asyncio.base_events.BaseEventLoop
+    owners: tuple[type, ...] = (ToolPopen, ToolLoop, real_popen, real_loop)
+    before = [dict(vars(owner)) for owner in owners]
+    monkeypatch.setattr(subprocess, "Popen", ToolPopen)
+    monkeypatch.setattr(asyncio.base_events, "BaseEventLoop", ToolLoop)
+    with fsp.not_found("model-cli-that-is-not-installed"):
+        assert {"__init__", "wait", "communicate", "send_signal"} <= set(vars(ToolPopen))
+        assert {"subprocess_exec", "subprocess_shell"} <= set(vars(ToolLoop))
+        with pytest.raises(FileNotFoundError):
+            subprocess.run(["model-cli-that-is-not-installed"], check=False)
+    assert [dict(vars(owner)) for owner in owners] == before
+    assert execute([PY, "-c", "print('ok')"], "sync") == (0, b"ok\n", b"")
