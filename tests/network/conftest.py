@@ -82,7 +82,6 @@ class EchoServer(_Stoppable, socketserver.ThreadingTCPServer):
         return str(host), int(port)
 
 
-
 class ModelHandler(http.server.BaseHTTPRequestHandler):
     """A tiny model server: JSON predictions, a chunked stream, a large body."""
 
@@ -148,7 +147,6 @@ class ModelServer(_Stoppable, http.server.ThreadingHTTPServer):
     def address(self) -> tuple[str, int]:
         host, port = self.server_address[:2]
         return str(host), int(port)
-
 
 
 @pytest.fixture
