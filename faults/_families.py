@@ -291,11 +291,14 @@ class ChromaCorruptions:
 
 
 #: Toxics the network family draws, with the parameter each takes (none: "") and its
-#: least value, in ms (bytes for ``limit_data``); ``down`` takes the proxy down. The
+#: least value, in ms (bytes for ``limit_data``); ``down`` takes the proxy down.
+#: ``timeout`` may be 0 (hold every byte, never close) and an entry may last until the run
+#: ends: together, a connection that stalls for good, which only a client timeout or the
+#: chaos deadline ends. The
 #: proxy's time is driven by the run (``faults._loop``), so every kind replays exactly,
 #: timers the body does not wait for (``reset_peer`` after N ms, ``slow_close``) too.
 NETWORK_KINDS: dict[str, tuple[str, int]] = {
-    "latency": ("ms", 1), "timeout": ("ms", 1), "reset_peer": ("after_ms", 0),
+    "latency": ("ms", 1), "timeout": ("ms", 0), "reset_peer": ("after_ms", 0),
     "limit_data": ("nbytes", 0), "down": ("", 0), "slow_close": ("ms", 1),
 }
 DEFAULT_NETWORK_KINDS = tuple(NETWORK_KINDS)

@@ -133,21 +133,25 @@ def _chroma(family: ChromaCorruptions, horizon: float) -> st.SearchStrategy[Sche
 
 def _network(family: NetworkToxics, horizon: float) -> st.SearchStrategy[Scheduled]:
     """Parameters shrink toward their minimum (``max_ms`` at most), durations toward
-    10 ms, the direction toward ``downstream``."""
+    10 ms, the direction toward ``downstream``; an entry may also last until the run ends
+    (no ``duration``), which shrinks toward a bounded one."""
 
     def kind(name: str) -> st.SearchStrategy[Scheduled]:
         param, low = NETWORK_KINDS[name]
         value = st.integers(low, family.max_ms) if param else st.just(0)
 
-        def build(at: float, direction: str, amount: int, duration: float) -> Scheduled:
-            params: dict[str, Any] = {"direction": direction, "duration": duration}
+        def build(at: float, direction: str, amount: int,
+                  duration: float | None) -> Scheduled:
+            params: dict[str, Any] = {"direction": direction}
+            if duration is not None:
+                params["duration"] = duration
             if param:
                 params[param] = amount
             return Scheduled("network", name, at, params)
 
         return st.builds(build, _later_float(horizon),
                          st.sampled_from(("downstream", "upstream")), value,
-                         _durations(horizon))
+                         st.one_of(_durations(horizon), st.none()))
 
     return st.one_of(*(kind(k) for k in family.kinds))
 

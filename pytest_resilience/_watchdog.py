@@ -33,7 +33,7 @@ from typing import Any
 from pytest_resilience._clock import SystemClock
 from pytest_resilience._errors import ResilienceError
 from pytest_resilience._events import Event, History
-from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED, PROXY_TOXIC
+from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = ["REFIRE", "WATCHDOG", "ActiveFault", "HangDetected", "Watchdog", "active_faults",
            "explain"]
@@ -125,41 +125,41 @@ class ActiveFault:
     fired: int
 
 
+#: Families whose one source (a proxy) holds several faults at once, told apart by their
+#: ``fault`` attribute (the toxic's or HTTP fault's name).
+_PER_FAULT = ("network", "http")
+
+
+def _key(event: Event) -> tuple[str, str]:
+    if event.attrs.get("family") in _PER_FAULT:
+        return event.source, str(event.attrs.get("fault", ""))
+    return event.source, ""
+
+
 def _details(event: Event) -> str:
-    attrs = {k: v for k, v in event.attrs.items() if k not in ("family", "event")}
-    return ", ".join(f"{k}={v}" for k, v in attrs.items())
+    attrs = event.attrs
+    if attrs.get("family") == "network" and attrs.get("fault") != "down":
+        return (f"toxic {attrs.get('fault')!r}: {attrs.get('action')} on "
+                f"{attrs.get('direction', 'both')}")
+    shown = {k: v for k, v in attrs.items() if k not in ("family", "event")}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def active_faults(history: History | None) -> list[ActiveFault]:
-    """The faults armed and not disarmed, and the proxy toxics added and not removed."""
+    """The faults armed and not disarmed, each with how often it fired."""
     if history is None:
         return []
-    armed: dict[str, Event] = {}
-    toxics: dict[tuple[str, str], Event] = {}
-    fired: dict[str, int] = {}
+    armed: dict[tuple[str, str], Event] = {}
+    fired: dict[tuple[str, str], int] = {}
     for event in history.snapshot():
         if event.kind == FAULT_ARMED:
-            armed[event.source] = event
+            armed[_key(event)] = event
         elif event.kind == FAULT_DISARMED:
-            armed.pop(event.source, None)
+            armed.pop(_key(event), None)
         elif event.kind == FAULT_FIRED:
-            toxic = event.attrs.get("toxic")
-            name = f"{event.source}:{toxic}" if toxic else event.source
-            fired[name] = fired.get(name, 0) + 1
-        elif event.kind == PROXY_TOXIC:
-            what = event.attrs.get("event")
-            pair = (event.source, str(event.attrs.get("toxic")))
-            if what in ("added", "down"):
-                toxics[pair] = event
-            elif what in ("removed", "up"):
-                toxics.pop(pair, None)
-    found = [ActiveFault(source, str(e.attrs.get("family", "?")), _details(e), e.time,
-                         fired.get(source, 0)) for source, e in armed.items()]
-    for (proxy, toxic), event in toxics.items():
-        kind = event.attrs.get("params") or event.attrs.get("toxic_kind") or toxic
-        where = event.attrs.get("direction", "both")
-        found.append(ActiveFault(proxy, "network", f"toxic {toxic!r}: {kind} on {where}",
-                                 event.time, fired.get(f"{proxy}:{toxic}", 0)))
+            fired[_key(event)] = fired.get(_key(event), 0) + 1
+    found = [ActiveFault(key[0], str(e.attrs.get("family", "?")), _details(e), e.time,
+                         fired.get(key, 0)) for key, e in armed.items()]
     return sorted(found, key=lambda f: (f.since, f.source))
 
 
