@@ -733,8 +733,6 @@ EXEMPT: dict[str, str] = {
 _UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
 _UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
                    "with a TypeError that does not name the argument")
-_MIGRATIONS = ("wrong types (None, a list, bytes) fail inside: TypeError/AttributeError "
-               "that does not name the argument (unhashable list, NoneType not iterable)")
 _WATCH = ("a wrong target/cache/breaker/name is refused without naming the argument, or "
           "fails later (RecursionError on deep nesting, AttributeError on clock=True)")
 _CHECKER = ("a wrong budgets/before/keys/on value fails inside: 'NoneType' object is not "
@@ -746,19 +744,6 @@ _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argum
 #: ``history=`` is not fuzzed for components (``Target.history``): every one of them
 #: takes any object there and fails at its first event (AttributeError: no 'clock').
 KNOWN_DEFECTS: dict[str, str] = {
-    **dict.fromkeys([
-        "pytest_resilience.migrations.CrashExplorer", "pytest_resilience.migrations.Migrator",
-        "pytest_resilience.migrations.MigrationSet",
-        "pytest_resilience.migrations.MigrationCase",
-        "pytest_resilience.migrations.PostgresBackend",
-        "pytest_resilience.migrations.SQLiteBackend",
-        "pytest_resilience.migrations.SqlSource", "pytest_resilience.migrations.auto_seed",
-        "pytest_resilience.migrations.load_migrations",
-        "pytest_resilience.migrations.open_source",
-        "pytest_resilience.migrations.split_statements",
-        "pytest_resilience.migrations.non_transactional_reason",
-        "pytest_resilience.migrations.AlembicSource",
-    ], _MIGRATIONS),
     **dict.fromkeys([
         "pytest_resilience.observe.BreakerWatch", "pytest_resilience.observe.watch_breaker",
         "pytest_resilience.observe.CacheWatch", "pytest_resilience.observe.watch_cache",
