@@ -733,8 +733,6 @@ EXEMPT: dict[str, str] = {
 _UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
 _UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
                    "with a TypeError that does not name the argument")
-_WATCH = ("a wrong target/cache/breaker/name is refused without naming the argument, or "
-          "fails later (RecursionError on deep nesting, AttributeError on clock=True)")
 _CHECKER = ("a wrong budgets/before/keys/on value fails inside: 'NoneType' object is not "
             "iterable, budget=... names the item but not the argument")
 _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argument"
@@ -744,12 +742,6 @@ _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argum
 #: ``history=`` is not fuzzed for components (``Target.history``): every one of them
 #: takes any object there and fails at its first event (AttributeError: no 'clock').
 KNOWN_DEFECTS: dict[str, str] = {
-    **dict.fromkeys([
-        "pytest_resilience.observe.BreakerWatch", "pytest_resilience.observe.watch_breaker",
-        "pytest_resilience.observe.CacheWatch", "pytest_resilience.observe.watch_cache",
-        "pytest_resilience.observe.CallWatch", "pytest_resilience.observe.watch_calls",
-        "pytest_resilience.observe.watch_sleeps", "pytest_resilience.observe.SleepWatch",
-    ], _WATCH),
     "faults.network.FaultProxy": "upstream=<object whose repr raises>: the RuntimeError "
                                  "escapes (a message formats it with repr)",
     **dict.fromkeys([
