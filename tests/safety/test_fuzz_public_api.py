@@ -733,8 +733,6 @@ EXEMPT: dict[str, str] = {
 _UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
 _UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
                    "with a TypeError that does not name the argument")
-_CHECKER = ("a wrong budgets/before/keys/on value fails inside: 'NoneType' object is not "
-            "iterable, budget=... names the item but not the argument")
 _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argument"
 
 #: Public callables the fuzz found refusing bad input unclearly, by public spelling, with
@@ -744,11 +742,6 @@ _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argum
 KNOWN_DEFECTS: dict[str, str] = {
     "faults.network.FaultProxy": "upstream=<object whose repr raises>: the RuntimeError "
                                  "escapes (a message formats it with repr)",
-    **dict.fromkeys([
-        "pytest_resilience.checks.check_amplification", "pytest_resilience.checks.check_latency",
-        "pytest_resilience.checks.check_retry", "pytest_resilience.checks.check_rollback",
-        "pytest_resilience.checks.check_ttl",
-    ], _CHECKER),
     **dict.fromkeys([
         "faults.subprocess.not_found", "faults.subprocess.hang", "faults.subprocess.exits",
         "faults.subprocess.killed", "faults.subprocess.slow_start",
@@ -765,8 +758,6 @@ KNOWN_DEFECTS: dict[str, str] = {
                            "OverflowError",
     "faults.disk.explore_process": "timeout=Decimal/None/2**63: TypeError or OverflowError "
                                    "not naming it; script=None, args=None unchecked",
-    "pytest_resilience.sla.SLARecorder": "budgets='' / [None]: the message names budget=, "
-                                         "not budgets",
     "pytest_resilience.report.compare_reports": "baselines/rules of the wrong type fail "
                                                 "inside (string indices, 'int' has no "
                                                 "attribute 'field')",
