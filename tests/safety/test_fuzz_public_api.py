@@ -731,8 +731,6 @@ EXEMPT: dict[str, str] = {
 
 
 _UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
-_UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
-                   "with a TypeError that does not name the argument")
 _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argument"
 
 #: Public callables the fuzz found refusing bad input unclearly, by public spelling, with
@@ -750,18 +748,10 @@ KNOWN_DEFECTS: dict[str, str] = {
         "faults.disk.io_error", "faults.disk.no_space", "faults.disk.read_only",
         "faults.disk.aexplore",
     ], _UNCHECKED_CLOCK + "; on=True: 'bool' object is not iterable"),
-    **dict.fromkeys([
-        "pytest_resilience.chroma.BackupManager", "pytest_resilience.observability.log_to_files",
-        "pytest_resilience.report.load_report[json]",
-    ], _UNCHECKED_PATH),
     "faults.disk.latency": "seconds='' or None: float() error not naming it; 10**400: "
                            "OverflowError",
     "faults.disk.explore_process": "timeout=Decimal/None/2**63: TypeError or OverflowError "
                                    "not naming it; script=None, args=None unchecked",
-    "pytest_resilience.report.compare_reports": "baselines/rules of the wrong type fail "
-                                                "inside (string indices, 'int' has no "
-                                                "attribute 'field')",
-    "pytest_resilience.RedisStorage": "url='': redis-py's ValueError does not name url",
     "pytest_resilience.chaos.replay": "around_plan/checks/plan unchecked: 'bool' object is "
                                       "not callable, 'NoneType' has no attribute 'families'",
     "pytest_resilience.chaos.run_chaos": "maximize/allow/checks unchecked (see replay); "
