@@ -13,7 +13,7 @@ import contextvars
 import itertools
 import reprlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,9 +26,11 @@ __all__ = [
     "current_call",
     "enter_call",
     "leave_call",
+    "method_names",
     "next_call_id",
     "short",
     "sleeping_clock",
+    "source_name",
     "summarise_args",
     "watching_clock",
 ]
@@ -120,6 +122,25 @@ class Sink:
         """Write one event."""
         history, clock = self.target()
         emit(kind, source, clock, history=history, **attrs)
+
+
+def method_names(value: object, name: str, *, accepted: str) -> tuple[str, ...]:
+    """A method name or a collection of them, as a tuple of non-empty strings."""
+    if isinstance(value, str):
+        items: tuple[object, ...] = (value,)
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = tuple(value)
+    else:
+        items = ()
+    _validate.check(bool(items) and all(isinstance(i, str) and i for i in items), name,
+                    value, what="a method name", accepted=accepted, kind=TypeError)
+    return tuple(str(i) for i in items)
+
+
+def source_name(value: object, name: str = "name") -> str | None:
+    """``None``, or the events' source: a non-empty string."""
+    return None if value is None else _validate.text(value, name, what="a source name",
+                                                      accepted="a non-empty string, or None")
 
 
 def short(value: object, limit: int = _LIMIT) -> str:

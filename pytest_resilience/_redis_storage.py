@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pytest_resilience import _redis_lua as lua
+from pytest_resilience import _validate
 from pytest_resilience._events import emit
 from pytest_resilience._storage import (
     Admission,
@@ -40,6 +41,22 @@ Transitions = list[tuple["BreakerState", "BreakerState"]]
 
 _REFUSE: Any = object()  # fallback of operations that never fail open
 _TIME_SOURCES = ("server", "clock")
+_URL = "'redis://host:port/db' (or rediss://, unix://)"
+
+
+def _client(url: str, timeout: float) -> redis.Redis:
+    """A client of ``url`` that does not connect yet; a malformed URL names ``url``."""
+    import redis as redis_module
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    try:
+        return redis_module.Redis.from_url(url, socket_timeout=timeout,
+                                           socket_connect_timeout=timeout,
+                                           retry=Retry(NoBackoff(), 0))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"url={_validate.show(url)} is not a Redis URL ({exc}). Pass "
+                         f"{_URL}.") from None
 
 
 def _text(value: object) -> str:
@@ -76,39 +93,32 @@ class RedisStorage:
     ) -> None:
         import redis as redis_module
 
-        try:
-            self.policy = FailurePolicy(policy)
-        except ValueError:
-            raise ValueError(
-                f"policy={policy!r} is not a failure policy. Pass FailurePolicy.FAIL_OPEN, "
-                "FailurePolicy.FAIL_CLOSED, 'fail_open' or 'fail_closed'."
-            ) from None
-        if time not in _TIME_SOURCES:
-            raise ValueError(
-                f"time={time!r} is not a time source. Pass 'server' (Redis TIME) or "
-                "'clock' (each component's clock)."
-            )
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix={prefix!r} is not a string. Pass a key prefix such "
-                            "as 'myservice:'.")
-        for what, value in (("idle_ttl", idle_ttl), ("timeout", timeout)):
-            if isinstance(value, bool) or not (
-                isinstance(value, int | float) and math.isfinite(value) and value > 0
-            ):
-                raise ValueError(f"{what}={value!r} is not valid. Pass seconds > 0.")
+        policies = "FailurePolicy.FAIL_OPEN, FailurePolicy.FAIL_CLOSED, 'fail_open' or " \
+            "'fail_closed'"
+        _validate.check(isinstance(policy, str | FailurePolicy), "policy", policy,
+                        what="a failure policy", accepted=policies, kind=TypeError)
+        _validate.check(isinstance(policy, FailurePolicy) or policy in {
+            p.value for p in FailurePolicy}, "policy", policy, what="a failure policy",
+            accepted=policies)
+        self.policy = FailurePolicy(policy)
+        _validate.check(isinstance(time, str) and time in _TIME_SOURCES, "time", time,
+                        what="a time source", accepted="'server' (Redis TIME) or 'clock' "
+                        "(each component's clock)")
+        _validate.text(prefix, "prefix", empty=True, what="a string",
+                       accepted="a key prefix such as 'myservice:'")
+        timeout = _validate.seconds(timeout, "timeout", positive=True, what="valid",
+                                    accepted="seconds > 0")
+        idle_ttl = _validate.seconds(idle_ttl, "idle_ttl", positive=True, what="valid",
+                                     accepted="seconds > 0")
+        if name is not None:
+            _validate.text(name, "name")
         if isinstance(url, str):
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            self.client: redis.Redis = redis_module.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            self.client: redis.Redis = _client(url, timeout)
         elif isinstance(url, redis_module.Redis):
             self.client = url
         else:
-            raise TypeError(f"url={url!r} is not a Redis URL or client. Pass "
-                            "'redis://host:port/db' or a redis.Redis instance.")
+            raise TypeError(f"url={_validate.show(url)} is not a Redis URL or client. Pass "
+                            f"{_URL} or a redis.Redis instance.")
         kwargs = self.client.connection_pool.connection_kwargs
         self.url = (f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/"
                     f"{kwargs.get('db', 0)}")

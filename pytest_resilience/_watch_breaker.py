@@ -18,9 +18,10 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
-from pytest_resilience._observing import Sink, short
+from pytest_resilience._observing import Sink, method_names, short, source_name
 from pytest_resilience._patching import intercept
 from pytest_resilience.kinds import BREAKER_CALL, BREAKER_REJECTED
 
@@ -44,23 +45,19 @@ class BreakerWatch:
     def __init__(self, breaker: object, *, call: str | Sequence[str] = "call",
                  rejected: Rejected | None = None, name: str | None = None,
                  clock: Clock | None = None, history: History | None = None) -> None:
-        names = (call,) if isinstance(call, str) else tuple(call)
-        if not names or not all(isinstance(n, str) and n for n in names):
-            raise TypeError(f"call={call!r} is not a method name. Pass the name of the "
-                            "breaker's method that runs a protected call, e.g. 'call'.")
+        names = method_names(call, "call", accepted="the name of the breaker's method that "
+                             "runs a protected call, e.g. 'call'")
         for method in names:
             if not callable(getattr(breaker, method, None)):
-                raise ValueError(f"{short(breaker)} has no method {method!r}. Pass call= "
-                                 "the method that runs a protected call.")
-        kinds = rejected if isinstance(rejected, tuple) else (rejected,)
-        if rejected is not None and not all(
-                isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
-            raise TypeError(f"rejected={rejected!r} is not an exception class. Pass the "
-                            "exception the breaker raises when it refuses a call.")
+                raise ValueError(f"breaker={short(breaker)} has no method {short(method)}. "
+                                 "Pass call= the method that runs a protected call.")
+        if rejected is not None:
+            _validate.exception_types(rejected, "rejected", empty=True, accepted=(
+                "the exception the breaker raises when it refuses a call"))
         self.breaker = breaker
         self.calls = names
         self.rejected = rejected
-        self.name = name or type(breaker).__name__
+        self.name = source_name(name) or type(breaker).__name__
         self._sink = Sink(clock, history)
         self._stack: ExitStack | None = None
 

@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
-from pytest_resilience._observing import Sink, short
+from pytest_resilience._observing import Sink, method_names, short, source_name
 from pytest_resilience._patching import intercept
 from pytest_resilience.kinds import (
     CACHE_EVICT,
@@ -49,6 +49,9 @@ from pytest_resilience.kinds import (
 )
 
 __all__ = ["CacheWatch", "watch_cache"]
+
+#: Values (and their subclasses) that hold no cache's methods to watch.
+_UNWATCHABLE = (str, bytes, list, tuple, set, frozenset, int, float, complex)
 
 READS = ("get", "__getitem__")
 WRITES = ("put", "set", "__setitem__")
@@ -68,26 +71,31 @@ class CacheWatch:
                  reads: Sequence[str] = READS, writes: Sequence[str] = WRITES,
                  removals: Sequence[str] = REMOVALS, clock: Clock | None = None,
                  history: History | None = None) -> None:
-        if isinstance(cache, dict | Mapping) and type(cache).__module__ == "builtins":
-            raise TypeError(f"watch_cache({short(cache)}): a builtin {type(cache).__name__} "
-                            "cannot be watched. Watch the cache object that holds it.")
+        builtin = next((t for t in _UNWATCHABLE if isinstance(cache, t)), None)
+        if type(cache).__module__ == "builtins" or builtin is not None:
+            raise TypeError(f"watch_cache(cache={short(cache)}): a builtin "
+                            f"{(builtin or type(cache)).__name__} cannot be watched. Watch the "
+                            "cache object that holds it.")
         if ttl is None:
             found = getattr(cache, "ttl", None)
             ttl = found if isinstance(found, int | float) and not isinstance(found, bool) \
                 else None
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)
-                                or not math.isfinite(ttl) or ttl <= 0):
-            raise ValueError(f"ttl={ttl!r} is not a time to live. Pass seconds > 0.")
         self.cache = cache
-        self.name = name or type(cache).__name__
-        self.ttl = None if ttl is None else float(ttl)
-        self.policy = policy or next(
+        self.name = source_name(name) or type(cache).__name__
+        self.ttl = None if ttl is None else _validate.seconds(
+            ttl, "ttl", positive=True, what="a time to live", accepted="seconds > 0")
+        self.policy = _validate.text(policy, "policy", what="an eviction policy") \
+            if policy is not None else next(
             (p for cls in type(cache).__mro__ for n, p in _POLICIES.items()
              if cls.__name__ == n), "lru")
-        self._size = size or _sizer(cache)
-        self._keys = keys or _key_reader(cache)
-        self._ops = {**dict.fromkeys(removals, "remove"), **dict.fromkeys(writes, "write"),
-                     **dict.fromkeys(reads, "read")}
+        self._size = _validate.callable_or_none(size, "size") or _sizer(cache)
+        self._keys = _validate.callable_or_none(keys, "keys") or _key_reader(cache)
+        ops = {op: () if isinstance(value, tuple | list) and not value else method_names(
+                   value, op, accepted="a list of the cache's method names, e.g. ['get']")
+               for op, value in (("reads", reads), ("writes", writes), ("removals", removals))}
+        self._ops = {**dict.fromkeys(ops["removals"], "remove"),
+                     **dict.fromkeys(ops["writes"], "write"),
+                     **dict.fromkeys(ops["reads"], "read")}
         self._sink = Sink(clock, history)
         self._depth: contextvars.ContextVar[int] = contextvars.ContextVar(
             f"watch_cache_{id(self)}", default=0)
@@ -100,7 +108,13 @@ class CacheWatch:
         if self._stack is not None:
             raise RuntimeError("this watch_cache block is already active; make a new one.")
         now = self._sink.now()
-        self._resident = dict.fromkeys(self._snapshot(), (now, 0))
+        try:
+            held = self._snapshot()
+        except TypeError as exc:  # not iterable, or unhashable keys
+            raise TypeError(f"keys={short(self._keys)} did not list the keys "
+                            f"{short(self.cache)} holds ({exc}). Pass keys= a function that "
+                            "returns them, e.g. keys=lambda cache: cache._store.") from None
+        self._resident = dict.fromkeys(held, (now, 0))
         with ExitStack() as stack:
             label = type(self.cache).__qualname__
             for method in self._ops:

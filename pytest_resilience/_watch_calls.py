@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience._observing import (
@@ -58,19 +59,24 @@ class CallWatch:
         if not function and not names:
             if isinstance(target, types.ModuleType | type) or not callable(target):
                 raise TypeError(
-                    f"watch_calls({short(target)}) needs method names: pass "
+                    f"watch_calls(target={short(target)}) needs method names: pass "
                     "watch_calls(obj, 'method', ...) for an object, class or module, or a "
                     "function.")
             names = ("__call__",)
         if function and names:
-            raise TypeError(f"watch_calls({short(target)}, ...): a function takes no method "
-                            "names. Pass the function alone, or its module and its name.")
+            raise TypeError(f"watch_calls(target={short(target)}, ...): a function takes no "
+                            "method names. Pass the function alone, or its module and its "
+                            "name.")
+        _validate.check(all(isinstance(m, str) and m for m in names), "names", names,
+                        what="a list of method names", accepted="names such as 'get'",
+                        kind=TypeError)
         for method in names:
-            if not isinstance(method, str) or not method:
-                raise TypeError(f"method name {method!r} is not a string. Pass names such "
-                                "as 'get'.")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"name={name!r} is not a layer name. Pass a non-empty string.")
+            if not callable(getattr(target, method, None)):
+                raise ValueError(f"target={short(target)} has no method {short(method)} "
+                                 f"(names={_validate.show(names)}). Pass the object, class or "
+                                 "module that holds it, or the names of its methods.")
+        if name is not None:
+            _validate.text(name, "name", what="a layer name")
         self.target = target
         self.names = names
         self.name = name

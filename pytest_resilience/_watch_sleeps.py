@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, active_history, emit
 from pytest_resilience._observing import current_call, watching_clock
@@ -94,13 +95,12 @@ class SleepWatch:
     def __init__(self, clock: Clock | None = None, *, history: History | None = None,
                  name: str = "sleeps", clocks: bool = True) -> None:
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock={clock!r} is not a Clock. Pass the test's clock, e.g. "
-                            "watch_sleeps(clock) with the `clock` fixture.")
+            raise TypeError(f"clock={_validate.show(clock)} is not a Clock. Pass the test's "
+                            "clock, e.g. watch_sleeps(clock) with the `clock` fixture.")
         if history is not None and not isinstance(history, History):
-            raise TypeError(f"history={history!r} is not a History. Pass the test's history "
-                            "or leave it out to use the active one.")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name={name!r} is not a name. Pass a non-empty string.")
+            raise TypeError(f"history={_validate.show(history)} is not a History. Pass the "
+                            "test's history or leave it out to use the active one.")
+        _validate.text(name, "name")
         self._given = clock
         self.history = history
         self.name = name

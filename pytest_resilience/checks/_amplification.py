@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from pytest_resilience import _validate
 from pytest_resilience._calltree import Requests, requests
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
@@ -35,12 +36,13 @@ def check_amplification(history: HistoryLike, max_ratio: float = 1.2, *, minimum
     verdict names the layer, its amplification, the budget, and the request that was
     amplified most with its calls per layer.
     """
-    if isinstance(max_ratio, bool) or not isinstance(max_ratio, int | float) \
-            or not math.isfinite(max_ratio) or max_ratio < 1:
-        raise ValueError(f"max_ratio={max_ratio!r} is not an amplification budget. Pass a "
-                         "number >= 1, e.g. 1.2 (20% more calls than requests).")
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-        raise ValueError(f"minimum={minimum!r} is not a number of calls. Pass an int >= 0.")
+    max_ratio = _validate.number(max_ratio, "max_ratio", low=1, what="an amplification budget",
+                     accepted="a number >= 1, e.g. 1.2 (20% more calls than requests)")
+    minimum = _validate.count(minimum, "minimum", low=0, what="a number of calls",
+                    accepted="an int >= 0")
+    if layer is not None:
+        _validate.text(layer, "layer", what="a layer", accepted="the source of a layer's "
+                       "calls (a non-empty string), or None for every layer")
     found = requests(select(history, ""))
     layers = [layer] if layer is not None else found.ordered()
     if not found.count or not layers or not any(found.layers[name] for name in layers):

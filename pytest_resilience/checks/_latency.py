@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from pytest_resilience import _validate
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
 from pytest_resilience.kinds import SLA_SAMPLE
 from pytest_resilience.sla import Budget
+from pytest_resilience.sla._budgets import parse_budgets
 
 __all__ = ["check_latency"]
 
@@ -65,10 +67,9 @@ def check_latency(
     failure when its ``ok`` is false or its ``outcome`` is not ``ok``; latency figures
     count successful events. A failing verdict names the slowest events.
     """
-    if isinstance(budgets, (str, Budget)):
-        raise TypeError(f"budgets must be a list of budgets, got the single {budgets!r}: "
-                        f"write check_latency(history, [{str(budgets)!r}])")
-    parsed = [b if isinstance(b, Budget) else Budget.parse(b) for b in budgets]
+    parsed = parse_budgets(budgets)
+    _validate.text(kind, "kind", what="an event kind")
+    _validate.text(attr, "attr", what="an attribute name")
     unknown = [b.text for b in parsed if b.metric == "amplification"]
     if unknown:
         raise ValueError(f"budgets {unknown} are not latency budgets. Judge amplification "

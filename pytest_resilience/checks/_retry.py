@@ -28,14 +28,15 @@ most ``significance`` per history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pytest_resilience import _validate
 from pytest_resilience._backoff import JITTERS, Backoff
 from pytest_resilience._calltree import Call, calls
 from pytest_resilience._events import Event
 from pytest_resilience._observing import short
-from pytest_resilience.checks._select import HistoryLike, select
+from pytest_resilience.checks._select import HistoryLike, checked_source, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
 from pytest_resilience.kinds import RETRY_ATTEMPT, RETRY_SLEEP, SLEEP_CALLED
 
@@ -181,6 +182,18 @@ def _envelope(backoff: Backoff, jitter: str, retry: int) -> tuple[float, float]:
     return 0.0, nominal
 
 
+def _error_names(value: object) -> set[str]:
+    """The class names in ``not_retryable``: exception classes or their names."""
+    ok = isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
+    items: tuple[object, ...] = tuple(value) if ok else ()  # type: ignore[arg-type]
+    valid = all((isinstance(i, str) and bool(i))
+                or (isinstance(i, type) and issubclass(i, BaseException)) for i in items)
+    _validate.check(ok and valid, "not_retryable", value, what="a list of errors",
+                    accepted="a list of exception classes or class names, e.g. [ValueError, "
+                             "'HTTPError']", kind=TypeError)
+    return {i if isinstance(i, str) else i.__name__ for i in items}  # type: ignore[attr-defined]
+
+
 def _error_name(error: object) -> str | None:
     if error is None:
         return None
@@ -214,12 +227,19 @@ def check_retry(
     ``backoff``, a source whose delays are all so short that U(0, d) draws would be that
     short with probability below ``significance`` fails too.
     """
-    if jitter not in JITTERS:
-        raise ValueError(f"jitter={jitter!r} is not a jitter mode. Pass one of {JITTERS}.")
-    if not 0 < significance < 1:
-        raise ValueError(f"significance={significance!r} is not a probability. Pass a number "
-                         "in (0, 1), such as 1e-6.")
-    blocked = {n if isinstance(n, str) else n.__name__ for n in not_retryable}
+    checked_source(source)
+    _validate.one_of(jitter, "jitter", JITTERS, what="a jitter mode")
+    significance = _validate.fraction(significance, "significance", low_open=True, high_open=True,
+                       what="a probability", accepted="a number in (0, 1), such as 1e-6")
+    tolerance = _validate.seconds(tolerance, "tolerance", what="a tolerance")
+    if attempts is not None:
+        attempts = _validate.count(attempts, "attempts", what="a number of attempts")
+    if deadline is not None:
+        deadline = _validate.seconds(deadline, "deadline", positive=True, what="a deadline")
+    _validate.check(backoff is None or isinstance(backoff, Backoff), "backoff", backoff,
+                    what="a backoff", accepted="a Backoff (e.g. Backoff.exponential(...)), or "
+                    "None", kind=TypeError)
+    blocked = _error_names(not_retryable)
     events = select(history, "")
     found = _component_calls([e for e in events if e.kind.startswith("retry.")
                               and (source is None or e.source == source)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
 from pytest_resilience.kinds import CHROMA_ROLLBACK
@@ -53,6 +54,10 @@ def check_rollback(
     Both are mappings id -> record (``snapshot(collection)`` makes one). With ``history``,
     the verdict names the ``chroma.rollback`` event(s) and fails if there was none.
     """
+    for name, value in (("before", before), ("after", after)):
+        _validate.check(isinstance(value, Mapping), name, value, what="a snapshot",
+                        accepted="a mapping id -> record, e.g. snapshot(collection)",
+                        kind=TypeError)
     rollbacks = [] if history is None else [
         e for e in select(history, "chroma.", source) if e.kind == CHROMA_ROLLBACK
     ]

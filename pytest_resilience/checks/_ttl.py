@@ -16,8 +16,7 @@ A store of the same key starts its time to live again; evictions with another ca
 
 from __future__ import annotations
 
-import math
-
+from pytest_resilience import _validate
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
 from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
@@ -33,9 +32,9 @@ def check_ttl(history: HistoryLike, *, ttl: float, source: str | None = None,
               tolerance: float = 1e-9) -> Verdict:
     """Judge that every cached entry (of ``source``, or of every cache) was visible for
     ``ttl`` seconds on the history's clock and no longer (see the module docstring)."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) \
-            or ttl <= 0:
-        raise ValueError(f"ttl={ttl!r} is not a time to live. Pass seconds > 0.")
+    ttl = _validate.seconds(ttl, "ttl", positive=True, what="a time to live",
+                      accepted="seconds > 0")
+    tolerance = _validate.seconds(tolerance, "tolerance", what="a tolerance")
     stored: dict[tuple[str, str], Event] = {}
     judged = 0
     for event in select(history, "cache.", source):

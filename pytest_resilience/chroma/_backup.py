@@ -179,13 +179,9 @@ class BackupManager:
         max_file_bytes: int = MAX_FILE_BYTES,
         clock: Clock | None = None,
     ) -> None:
-        for name, value in (("store", store), ("directory", directory)):
-            if value is not None and not isinstance(value, str | os.PathLike):
-                raise TypeError(f"{name}={_validate.show(value)} is not a path. Pass a "
-                                "directory path.")
-        self.store = Path(store)
-        self.directory = Path(directory) if directory is not None else \
-            self.store.parent / f"{self.store.name}.backups"
+        self.store = _validate.path(store, "store", accepted="a directory path")
+        self.directory = _validate.path(directory, "directory", accepted="a directory path") \
+            if directory is not None else self.store.parent / f"{self.store.name}.backups"
         self.format = self._check_format(format)
         self.compresslevel = _validate.count(compresslevel, "compresslevel", high=19,
                                              what="in range", accepted="an int from 1 to "

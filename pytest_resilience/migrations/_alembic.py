@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pytest_resilience import validate
+from pytest_resilience.migrations import _checks
 from pytest_resilience.migrations._backends import Backend
 from pytest_resilience.migrations._dialects import execute, quote
 from pytest_resilience.migrations._errors import MigrationError
@@ -44,14 +46,19 @@ class AlembicSource:
                  version_table: str = "alembic_version") -> None:
         from alembic.script import ScriptDirectory
 
-        self.path = Path(config).resolve()
+        self.path = validate.path(config, "config").resolve()
         if not self.path.is_file():
             raise MigrationError(f"alembic config {str(self.path)!r} does not exist.")
-        self.section = section
-        self.options = dict(options or {})
-        self.version_table = version_table
+        self.section = validate.text(section, "section", what="an ini section name")
+        self.options = _checks.options(options)
+        self.version_table = validate.text(version_table, "version_table",
+                                           what="a table name")
         self.bookkeeping: tuple[str, ...] = (version_table,)
-        script = ScriptDirectory.from_config(self._config(None))
+        config_file = self._config(None)
+        sections = config_file.file_config.sections()
+        validate.check(self.section in sections, "section", self.section,
+                       what=f"a section of {self.path.name}", accepted=f"one of {sections}")
+        script = ScriptDirectory.from_config(config_file)
         heads = script.get_heads()
         if len(heads) > 1:
             raise MigrationError(

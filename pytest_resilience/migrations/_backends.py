@@ -9,11 +9,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_resilience import validate
 from pytest_resilience.migrations._dialects import Dialect, dialect_for, execute, quote
 
 __all__ = ["Backend", "PostgresBackend", "SQLiteBackend", "backend_from_spec"]
 
-_NAME = re.compile(r"^[a-z0-9_]+$")
+_NAME = re.compile(r"[a-z0-9_]+")
+_DSN = "a string such as 'host=127.0.0.1 port=5432 user=postgres dbname=postgres'"
 
 
 class Backend(Protocol):
@@ -46,9 +48,11 @@ class Backend(Protocol):
         ...
 
 
-def _check(db: str) -> str:
-    if not _NAME.match(db):
-        raise ValueError(f"database name {db!r}: use lower-case letters, digits and '_'.")
+def _check(db: str, name: str = "db") -> str:
+    accepted = "lower-case letters, digits and '_'"
+    validate.text(db, name, what="a database name", accepted=accepted)
+    validate.check(_NAME.fullmatch(db) is not None, name, db, what="a database name",
+                   accepted=accepted)
     return db
 
 
@@ -56,7 +60,7 @@ class SQLiteBackend:
     """One SQLite file per database, ``<directory>/<db>.sqlite3``."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
+        self.directory = validate.path(directory, "directory")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dialect: Dialect = dialect_for(None, "sqlite")
 
@@ -94,12 +98,17 @@ class PostgresBackend:
     """
 
     def __init__(self, dsn: str, *, prefix: str = "resilience_") -> None:
+        self.dsn = validate.text(dsn, "dsn", empty=True, what="a libpq connection string",
+                                 accepted=_DSN)
+        self.prefix = _check(prefix, "prefix")
         import psycopg
 
-        self.dsn = dsn
-        self.prefix = _check(prefix)
-        self._params = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items()
-                        if v is not None}
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise ValueError(f"dsn={validate.show(dsn)} is not a libpq connection string "
+                             f"({str(exc).strip()}). Pass {_DSN}.") from None
+        self._params = {k: str(v) for k, v in params.items() if v is not None}
         self.dialect: Dialect = dialect_for(None, "postgresql")
 
     def _admin(self, sql: str) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_resilience import validate
+from pytest_resilience.migrations import _checks
 from pytest_resilience.migrations._crash import CrashExplorer, MigrationReport
 from pytest_resilience.migrations._errors import MigrationError
+from pytest_resilience.migrations._runner import sql_name
 from pytest_resilience.migrations._sources import Source, SqlSource
 
 __all__ = ["MigrationCase", "open_source"]
@@ -15,7 +18,11 @@ __all__ = ["MigrationCase", "open_source"]
 def open_source(path: str | Path, *, table: str = "resilience_migrations",
                 section: str = "alembic", options: dict[str, str] | None = None) -> Source:
     """A directory of ``.sql`` migrations, or an alembic config file (``*.ini``)."""
-    target = Path(path)
+    target = validate.path(path, "path", what="a migration source",
+                           accepted="a migrations directory or an alembic .ini file")
+    table = sql_name(table, "table")
+    section = validate.text(section, "section", what="an ini section name")
+    options = _checks.options(options)
     if target.is_dir():
         return SqlSource(target, table=table)
     if target.is_file() and target.suffix == ".ini":
@@ -31,6 +38,13 @@ class MigrationCase:
     fails with the report unless every point and the round trip passed."""
 
     def __init__(self, explorer: CrashExplorer, version: str) -> None:
+        validate.check(isinstance(explorer, CrashExplorer), "explorer", explorer,
+                       what="a crash explorer", accepted="a CrashExplorer", kind=TypeError)
+        known = [s.version for s in explorer.steps]
+        validate.text(version, "version", what="a migration version",
+                      accepted=f"one of {known}")
+        validate.check(version in known, "version", version, what="a migration version",
+                       accepted=f"one of {known}")
         self.explorer = explorer
         self.version = version
         self.label = next(s.label for s in explorer.steps if s.version == version)

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_resilience import Clock, SystemClock, emit
+from pytest_resilience import Clock, emit, validate
 from pytest_resilience.kinds import MIGRATION_CRASH_POINT, MIGRATION_ROUND_TRIP
+from pytest_resilience.migrations import _checks
 from pytest_resilience.migrations._backends import Backend, SQLiteBackend
 from pytest_resilience.migrations._dialects import Snapshot, execute, quote
 from pytest_resilience.migrations._files import MigrationSet
@@ -155,8 +156,12 @@ def auto_seed(conn: Any, backend: Backend, *, exclude: Sequence[str] = (),
               rows: int = 2, start: int = 1) -> list[str]:
     """Insert ``rows`` rows into each table (values by column type, generated keys left
     to the database); returns a note per table that refused them."""
+    _checks.backend(backend)
+    exclude = _checks.names(exclude, "exclude")
+    rows = validate.count(rows, "rows", low=0, what="a number of rows")
+    n = validate.count(start, "start", low=-(2**62), high=2**62, what="a first value",
+                       accepted="an integer")
     notes = []
-    n = start
     for table in backend.dialect.tables(conn):
         if table in exclude:
             continue
@@ -293,14 +298,22 @@ class CrashExplorer:
         clock: Clock | None = None,
         name: str = "crash-explorer",
     ) -> None:
-        if kill_sample < 0:
-            raise ValueError(f"kill_sample={kill_sample!r}: pass 0 or more crash points.")
-        if not (isinstance(seed, bool) or callable(seed)):
-            raise TypeError(f"seed={seed!r}: pass True (generated rows), False (none) or "
-                            "a function seed(conn, version).")
-        self.source: Source = (SqlSource(migrations)
-                               if isinstance(migrations, str | Path | MigrationSet)
-                               else migrations)
+        kill_sample = validate.count(kill_sample, "kill_sample", low=0,
+                                     what="a number of crash points")
+        kill_seed = validate.count(kill_seed, "kill_seed", low=-(2**63), high=2**63,
+                                   what="a seed", accepted="an integer")
+        validate.check(isinstance(seed, bool) or callable(seed), "seed", seed,
+                       what="a seeding choice", accepted="True (generated rows), False "
+                       "(none) or a function seed(conn, version)", kind=TypeError)
+        validate.check(isinstance(round_trip, bool), "round_trip", round_trip,
+                       what="a switch", accepted="True or False", kind=TypeError)
+        self.clock: Clock = validate.clock(clock)
+        self.name = validate.text(name, "name")
+        workdir = _checks.path_or_none(workdir, "workdir")
+        if backend is not None:
+            _checks.backend(backend)
+        self.source: Source = (migrations if _checks.is_source(migrations)
+                               else SqlSource(_checks.migration_set(migrations)))
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if backend is None:
             if workdir is None:
@@ -313,8 +326,6 @@ class CrashExplorer:
         self.kill_sample = kill_sample
         self.kill_seed = kill_seed
         self.round_trip = round_trip
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.name = name
         self.steps = self.source.steps()
         self._explored: list[_Explored] = []
         self._bases: list[_Baseline] = []

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_resilience import validate
 from pytest_resilience.migrations._sql import strip_comments
 
 __all__ = ["Dialect", "Snapshot", "dialect_for", "execute", "quote"]
@@ -241,8 +242,5 @@ def dialect_for(conn: Any, name: str | None = None) -> Dialect:
                 f"cannot tell the database of a {type(conn).__module__}."
                 f"{type(conn).__name__} connection; pass dialect='sqlite' or "
                 "dialect='postgresql'.")
-    try:
-        return _DIALECTS[name]
-    except KeyError:
-        raise ValueError(
-            f"dialect={name!r} is not supported; accepted: {sorted(_DIALECTS)}.") from None
+    return _DIALECTS[validate.one_of(name, "dialect", tuple(sorted(_DIALECTS)),
+                                     what="a supported dialect")]

@@ -7,11 +7,12 @@ import difflib
 import hashlib
 import heapq
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
+from pytest_resilience import validate
 from pytest_resilience.migrations._errors import DependencyError, MigrationError
 from pytest_resilience.migrations._sql import split_statements
 
@@ -98,9 +99,14 @@ class MigrationSet(Sequence[Migration]):
     """Migrations in the order they apply: by version, each after what it depends on."""
 
     def __init__(self, migrations: Sequence[Migration], *, source: Path | None = None) -> None:
-        self.source = source
+        ok = isinstance(migrations, Iterable) and not isinstance(migrations, str | bytes)
+        items = tuple(migrations) if ok else ()
+        validate.check(ok and all(isinstance(m, Migration) for m in items), "migrations",
+                       migrations, what="a list of migrations",
+                       accepted="a list of Migration objects", kind=TypeError)
+        self.source = None if source is None else validate.path(source, "source")
         self._by_version: dict[str, Migration] = {}
-        for migration in migrations:
+        for migration in items:
             if migration.version in self._by_version:
                 other = self._by_version[migration.version]
                 raise MigrationError(
@@ -179,7 +185,7 @@ class MigrationSet(Sequence[Migration]):
 
 def load_migrations(directory: str | Path) -> MigrationSet:
     """Parse and validate a migrations directory (files other than ``*.sql`` are ignored)."""
-    root = Path(directory)
+    root = validate.path(directory, "directory")
     if not root.is_dir():
         raise MigrationError(f"migrations directory {str(root)!r} does not exist.")
     ups: dict[str, tuple[str, Path]] = {}

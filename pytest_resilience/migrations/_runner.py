@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_resilience import Clock, ResilienceError, SystemClock, emit
+from pytest_resilience import Clock, ResilienceError, emit, validate
 from pytest_resilience.kinds import (
     MIGRATION_APPLIED,
     MIGRATION_DRIFT,
@@ -25,16 +25,25 @@ from pytest_resilience.migrations._errors import (
     NonTransactionalError,
 )
 from pytest_resilience.migrations._files import Migration, MigrationSet, load_migrations
-from pytest_resilience.migrations._sql import non_transactional_reason, strip_comments
+from pytest_resilience.migrations._sql import reason_for, strip_comments
 
 __all__ = ["BASE", "AppliedMigration", "Drift", "Migrator", "Plan", "PlanStep", "Point",
-           "Status", "StatusEntry"]
+           "Status", "StatusEntry", "sql_name"]
 
 #: ``downgrade(to=BASE)`` rolls back every migration.
 BASE = "base"
 Direction = Literal["up", "down"]
 State = Literal["applied", "pending", "drifted", "missing"]
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SQL_NAME = "letters, digits and underscores, such as 'resilience_migrations'"
+
+
+def sql_name(value: object, name: str) -> str:
+    """``value`` when it is a plain SQL name (a table of the migration tools)."""
+    text = validate.text(value, name, what="a plain SQL name", accepted=_SQL_NAME)
+    validate.check(_IDENTIFIER.fullmatch(text) is not None, name, value,
+                   what="a plain SQL name", accepted=_SQL_NAME)
+    return text
 
 
 @dataclass(frozen=True)
@@ -194,23 +203,19 @@ class Migrator:
         name: str = "migrations",
         before_statement: Callable[[Point], None] | None = None,
     ) -> None:
-        if not _IDENTIFIER.match(table):
-            raise ValueError(
-                f"table={table!r} is not a plain SQL name; pass letters, digits and "
-                "underscores, such as 'resilience_migrations'.")
+        table = sql_name(table, "table")
         if not isinstance(migrations, MigrationSet):
-            if not isinstance(migrations, str | Path):
-                raise TypeError(
-                    f"migrations={migrations!r} is a {type(migrations).__name__}; pass a "
-                    "MigrationSet or the path of a migrations directory.")
-            migrations = load_migrations(migrations)
+            migrations = load_migrations(validate.path(
+                migrations, "migrations", what="a migration set",
+                accepted="a MigrationSet or the path of a migrations directory"))
         self.connection = connection
         self.migrations = migrations
         self.table = table
         self.dialect: Dialect = dialect_for(connection, dialect)
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.name = name
-        self.before_statement = before_statement
+        self.clock: Clock = validate.clock(clock)
+        self.name = validate.text(name, "name")
+        self.before_statement = validate.callable_or_none(before_statement,
+                                                          "before_statement")
 
     # -- reading -----------------------------------------------------------------------
     def history(self) -> list[AppliedMigration]:
@@ -310,7 +315,7 @@ class Migrator:
             statements = tuple(m.up_statements if direction == "up" else m.down_statements)
             if m.transactional:
                 for number, sql in enumerate(statements, 1):
-                    reason = non_transactional_reason(sql, self.dialect.name)
+                    reason = reason_for(sql, self.dialect.name)
                     if reason:
                         raise NonTransactionalError(
                             f"{m.label}.{direction}.sql statement {number} "

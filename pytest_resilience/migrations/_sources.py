@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_resilience import validate
 from pytest_resilience.migrations._backends import Backend
 from pytest_resilience.migrations._files import MigrationSet, load_migrations
-from pytest_resilience.migrations._runner import BASE, Migrator, Point
+from pytest_resilience.migrations._runner import BASE, Migrator, Point, sql_name
 
 __all__ = ["Hook", "Source", "SqlSource", "Step", "source_from_spec"]
 
@@ -61,8 +62,8 @@ class SqlSource:
     def __init__(self, migrations: MigrationSet | str | Path, *,
                  table: str = "resilience_migrations") -> None:
         self.migrations = (migrations if isinstance(migrations, MigrationSet)
-                           else load_migrations(migrations))
-        self.table = table
+                           else load_migrations(validate.path(migrations, "migrations")))
+        self.table = sql_name(table, "table")
         self.bookkeeping: tuple[str, ...] = (table,)
 
     def steps(self) -> list[Step]:

@@ -11,7 +11,9 @@ import functools
 import re
 import sqlite3
 
-__all__ = ["NON_TRANSACTIONAL", "non_transactional_reason", "split_statements",
+from pytest_resilience import validate
+
+__all__ = ["NON_TRANSACTIONAL", "non_transactional_reason", "reason_for", "split_statements",
            "strip_comments"]
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -91,7 +93,7 @@ def split_statements(sql: str) -> list[str]:
     Handles ``;`` in string literals, quoted names, comments, dollar-quoted bodies and
     trigger bodies; a part holding only comments is dropped.
     """
-    return list(_split(sql))
+    return list(_split(validate.text(sql, "sql", empty=True, what="SQL text")))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -157,9 +159,15 @@ _TRIGGER = re.compile(r"^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b", re.I)
 _BEGIN = re.compile(r"\bBEGIN\b", re.I)
 
 
-@functools.lru_cache(maxsize=4096)
 def non_transactional_reason(statement: str, dialect: str) -> str | None:
     """Why ``statement`` cannot run inside the migration's transaction, or ``None``."""
+    return reason_for(validate.text(statement, "statement", empty=True, what="a statement"),
+                      validate.text(dialect, "dialect", what="a dialect name"))
+
+
+@functools.lru_cache(maxsize=4096)
+def reason_for(statement: str, dialect: str) -> str | None:
+    """``non_transactional_reason`` without the checks (the runner's, per statement)."""
     text = strip_comments(statement)
     if _CONTROL.match(text) and not _TRIGGER.match(text):
         return "a migration must not control the transaction itself (BEGIN/COMMIT/ROLLBACK)"

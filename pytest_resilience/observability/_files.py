@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from pytest_resilience import _validate
 from pytest_resilience.observability._logs import HumanFormatter, JsonFormatter
 
 __all__ = ["FileLogging", "log_to_files"]
@@ -18,7 +19,30 @@ def _formatter(fmt: str) -> logging.Formatter:
         return JsonFormatter()
     if fmt == "human":
         return HumanFormatter()
-    raise ValueError(f"fmt={fmt!r} is not a log format. Pass 'json' or 'human'.")
+    raise ValueError(f"fmt={_validate.show(fmt)} is not a log format. Pass 'json' or "
+                     "'human'.")
+
+
+def _level(value: object, name: str) -> int:
+    """A logging level: an int, or a level name such as ``"INFO"``, as an int."""
+    names = logging.getLevelNamesMapping()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    _validate.check(isinstance(value, str) and value in names, name, value,
+                    what="a logging level", accepted="an int such as logging.INFO, or a "
+                    f"level name: {', '.join(names)}", kind=TypeError
+                    if not isinstance(value, str) else ValueError)
+    return names[value]  # type: ignore[index]
+
+
+def _stem(value: object) -> str:
+    """A file name stem: text without '/' or NUL, short enough for its suffixes."""
+    accepted = "e.g. 'resilience'"
+    stem = _validate.text(value, "name", what="a file stem", accepted=accepted)
+    _validate.check("/" not in stem and "\x00" not in stem and len(
+        stem.encode("utf-8", "surrogatepass")) <= 200, "name", stem, what="a file stem",
+        accepted=accepted)
+    return stem
 
 
 class FileLogging:
@@ -66,18 +90,17 @@ def log_to_files(
     ``<name>.errors.log`` at ``errors_level``, each rolled over at ``max_bytes`` keeping
     ``backup_count`` old files (``<name>.log.1`` ...). Sets the logger's level to ``level``.
     """
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ValueError(
-            f"max_bytes={max_bytes!r} is not a positive size. Pass bytes > 0, e.g. 10_000_000."
-        )
-    if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 1:
-        raise ValueError(
-            f"backup_count={backup_count!r} would disable rotation. Pass an int >= 1."
-        )
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"name={name!r} is not a file stem. Pass e.g. 'resilience'.")
+    max_bytes = _validate.count(max_bytes, "max_bytes", what="a positive size",
+                                accepted="bytes > 0, e.g. 10_000_000")
+    backup_count = _validate.count(backup_count, "backup_count", what="a number of old files",
+                                   accepted="an int >= 1 (0 would disable rotation)")
+    name = _stem(name)
+    level, errors_level = _level(level, "level"), _level(errors_level, "errors_level")
     formatter = _formatter(fmt)
-    folder = Path(directory)
+    folder = _validate.path(directory, "directory", accepted="a directory path")
+    if not isinstance(logger, logging.Logger):
+        _validate.text(logger, "logger", what="a logger",
+                       accepted="a logging.Logger or a logger name")
     folder.mkdir(parents=True, exist_ok=True)
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
     log_path, errors_path = folder / f"{name}.log", folder / f"{name}.errors.log"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,8 +90,12 @@ def compare_reports(
     noise_floor: float = 0.0,
 ) -> tuple[list[Regression], list[str]]:
     """Regressions, and notes on operations that could not be compared."""
-    if not baselines or not currents:
-        raise ValueError("compare needs at least one baseline and one current report.")
+    _reports(baselines, "baselines")
+    _reports(currents, "currents")
+    _validate.check(_listed(rules) and all(isinstance(r, Rule) for r in rules), "rules", rules,
+                    what="a list of rules", accepted="a list of Rule objects, e.g. "
+                    "[Rule.parse('p99:+10%')]", kind=TypeError)
+    noise_floor = _validate.seconds(noise_floor, "noise_floor", what="a noise floor")
     regressions: list[Regression] = []
     notes: list[str] = []
     for rule in rules:
@@ -106,6 +110,20 @@ def compare_reports(
             if grew > floor and (before == 0 or grew / before * 100 > rule.percent):
                 regressions.append(Regression(key[0], key[1], rule, before, after))
     return regressions, notes
+
+
+def _listed(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _reports(value: object, name: str) -> None:
+    """Refuse anything but a non-empty list of reports (dicts holding ``operations``)."""
+    accepted = "a non-empty list of reports, each read by load_report(path)"
+    _validate.check(_listed(value) and all(
+        isinstance(r, Mapping) and isinstance(r.get("operations"), list)
+        for r in value), name, value, what="a list of reports",  # type: ignore[attr-defined]
+        accepted=accepted, kind=TypeError)
+    _validate.check(bool(value), name, value, what="a list of reports", accepted=accepted)
 
 
 def common_operations(

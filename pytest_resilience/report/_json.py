@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_resilience import _validate
+
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "build_report", "load_report", "summarise", "write_json"]
 
 SCHEMA_VERSION = 2
@@ -137,12 +139,31 @@ def write_json(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
-    """Read a ``report.json``; refuses another schema version."""
-    data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a ``report.json``; refuses another schema version.
+
+    A path of the wrong type is a ``TypeError``, text that is not a JSON object a
+    ``ValueError`` naming ``path``; a missing file is the ``OSError`` of reading it.
+    """
+    file = _validate.path(path, "path", what="a report path",
+                          accepted="the path of a report.json file")
+    if file.is_dir():
+        raise ValueError(f"path={str(file)!r} is not a report.json. Pass the path of a "
+                         "report.json file, not a directory.")
+    text = file.read_text(encoding="utf-8")
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # malformed, too deep, a 5,000-digit int
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        problem = "" if isinstance(data, dict) else \
+            f"it holds a JSON {type(data).__name__}, not an object"
+    if problem:
+        raise ValueError(f"path={str(file)!r} is not a report.json: {problem}. Pass a "
+                         "report.json written by --resilience-report.")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ValueError(
-            f"path={str(path)!r} has schema_version={version!r}. This version reads "
-            f"schema_version={SCHEMA_VERSION} reports; regenerate the report."
+            f"path={str(file)!r} has schema_version={_validate.show(version)}. This version "
+            f"reads schema_version={SCHEMA_VERSION} reports; regenerate the report."
         )
     return data

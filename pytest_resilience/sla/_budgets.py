@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pytest_resilience import _validate
 from pytest_resilience.sla._histogram import ALPHA, min_samples
 
-__all__ = ["Budget", "BudgetVerdict", "format_seconds"]
+__all__ = ["Budget", "BudgetVerdict", "format_seconds", "parse_budgets"]
 
 _LATENCY_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 _RATE_UNITS = {"s": 1.0, "min": 1 / 60}
@@ -217,3 +217,25 @@ def _ratio(text: str, raw: str) -> float:
             "request, 1 or more: 1.2 or 1.2x."
         )
     return float(match.group(1))
+
+
+def parse_budgets(values: object, name: str = "budgets") -> list[Budget]:
+    """A list of ``Budget`` objects or budget strings, parsed; a wrong one is named as
+    ``<name>[<index>]`` with ``Budget.parse``'s message."""
+    if isinstance(values, str | Budget):
+        raise TypeError(f"{name}={_validate.show(values)} is a single budget. Pass a list of "
+                        f"budgets, e.g. [{_validate.show(str(values))}].")
+    _validate.check(isinstance(values, Iterable) and not isinstance(values, bytes | Mapping),
+                    name, values, what="a list of budgets",
+                    accepted="a list of budgets such as ['p95<200ms']", kind=TypeError)
+    items: tuple[object, ...] = tuple(values)  # type: ignore[arg-type]
+    parsed: list[Budget] = []
+    for index, value in enumerate(items):
+        if isinstance(value, Budget):
+            parsed.append(value)
+            continue
+        try:
+            parsed.append(Budget.parse(value))  # type: ignore[arg-type]  # refuses non-str
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}[{index}]: {exc}") from None
+    return parsed

@@ -29,11 +29,11 @@ from typing import Any
 
 from pytest_resilience import _validate
 from pytest_resilience._calltree import requests
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import BudgetExceeded
 from pytest_resilience._events import History, active_history, emit
 from pytest_resilience.kinds import SLA_SAMPLE
-from pytest_resilience.sla._budgets import Budget, BudgetVerdict, format_seconds
+from pytest_resilience.sla._budgets import Budget, BudgetVerdict, format_seconds, parse_budgets
 from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
 
 __all__ = ["ALL_OPERATIONS", "Abort", "Measurement", "OperationStats", "SLARecorder",
@@ -263,10 +263,10 @@ class SLARecorder:
         history: History | None = None,
         abort: Abort | None = None,
     ) -> None:
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.name = name
+        self.clock: Clock = _validate.clock(clock)
+        self.name = None if name is None else _validate.text(name, "name")
         self.history = history
-        self.abort = abort
+        self.abort = _validate.callable_or_none(abort, "abort")
         self.budgets: list[Budget] = []
         self.emit_samples = emit_samples
         self.operations: dict[str, OperationStats] = {}
@@ -281,8 +281,7 @@ class SLARecorder:
 
     def add_budgets(self, *budgets: str | Budget) -> None:
         """Add budgets (parsed now, so a typo fails at once)."""
-        for budget in budgets:
-            self.budgets.append(budget if isinstance(budget, Budget) else Budget.parse(budget))
+        self.budgets.extend(parse_budgets(budgets))
 
     # -- recording -------------------------------------------------------------------------
     def measure(self, operation: str) -> Measurement:

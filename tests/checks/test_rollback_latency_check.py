@@ -81,8 +81,8 @@ def test_one_budget_grammar() -> None:
     with pytest.raises(ValueError) as info:
         check_latency(samples(0.1), ["p95<0.2"])
     assert str(info.value) == (
-        "budget='p95<0.2': value '0.2' is not a latency. Write a number with a unit: ns, "
-        "us, ms or s (e.g. 200ms).")
+        "budgets[0]: budget='p95<0.2': value '0.2' is not a latency. Write a number with a "
+        "unit: ns, us, ms or s (e.g. 200ms).")
     assert check_latency(samples(0.1), ["error_rate<1%"]).ok
 
 
@@ -90,5 +90,12 @@ def test_a_single_budget_string_is_refused_naming_the_list_form() -> None:
     """Regression: a bare string was read character by character (``budget='p'``)."""
     with pytest.raises(TypeError) as info:
         check_latency(samples(0.1), "p95<200ms")
-    assert str(info.value) == ("budgets must be a list of budgets, got the single "
-                               "'p95<200ms': write check_latency(history, ['p95<200ms'])")
+    assert str(info.value) == ("budgets='p95<200ms' is a single budget. Pass a list of "
+                               "budgets, e.g. ['p95<200ms'].")
+    with pytest.raises(TypeError) as none:
+        check_latency(samples(0.1), None)  # type: ignore[arg-type]
+    assert str(none.value) == ("budgets=None is not a list of budgets. Pass a list of budgets "
+                               "such as ['p95<200ms'].")
+    with pytest.raises(TypeError) as item:
+        check_latency(samples(0.1), [None])  # type: ignore[list-item]
+    assert str(item.value).startswith("budgets[0]: budget=None is not a string. Write ")

@@ -16,6 +16,7 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,3 +309,14 @@ def test_dir_backups_cannot_be_encrypted(chroma_store, tmp_path: Path) -> None:
                             encrypt_to=KEY)
     with pytest.raises(BackupError, match="format='dir' cannot be encrypted"):
         manager.create()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"store": None}, "store=None is not a path. Pass a directory path."),
+    ({"store": b"store"}, "store=b'store' is not a path. Pass a directory path."),
+    ({"store": "s", "directory": 3}, "directory=3 is not a path. Pass a directory path."),
+])
+def test_a_path_of_the_wrong_type_is_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        BackupManager(**kwargs)
+    assert str(info.value) == message

@@ -14,9 +14,11 @@ from pytest_resilience import History, VirtualClock
 from pytest_resilience.migrations import (
     CrashExplorer,
     Migration,
+    MigrationCase,
     MigrationSet,
     NonTransactionalError,
     SQLiteBackend,
+    auto_seed,
     explore_crashes,
 )
 
@@ -166,9 +168,16 @@ def test_a_set_built_in_code_is_explored_without_sigkill() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"kill_sample": -1}, ValueError, "kill_sample=-1: pass 0 or more crash points."),
-    ({"seed": "rows"}, TypeError, "seed='rows': pass True (generated rows), False (none) or "
-                                  "a function seed(conn, version)."),
+    ({"kill_sample": -1}, ValueError,
+     "kill_sample=-1 is not a number of crash points. Pass an integer >= 0."),
+    ({"kill_sample": None}, TypeError,
+     "kill_sample=None is not a number of crash points. Pass an integer >= 0."),
+    ({"seed": "rows"}, TypeError, "seed='rows' is not a seeding choice. Pass True (generated "
+                                  "rows), False (none) or a function seed(conn, version)."),
+    ({"round_trip": 1}, TypeError, "round_trip=1 is not a switch. Pass True or False."),
+    ({"workdir": None, "backend": 42}, TypeError,
+     "backend=42 is not a database backend. Pass a SQLiteBackend or "
+     "PostgresBackend instance."),
 ])
 def test_bad_settings_raise_at_construction(write_set: WriteSet, good_files: Files,
                                             kwargs: dict[str, Any], error: type[Exception],
@@ -183,3 +192,34 @@ def test_an_unknown_version_is_named(write_set: WriteSet, good_files: Files) -> 
         explorer.explore("0009")
     assert str(info.value) == ("version='0009' is not a migration of this set; known: "
                                "['0001', '0002', '0003'].")
+
+
+def test_a_wrong_migrations_argument_is_named() -> None:
+    with pytest.raises(TypeError) as info:
+        CrashExplorer(None)  # type: ignore[arg-type]
+    assert str(info.value) == ("migrations=None is not migrations. Pass a migrations "
+                               "directory, a MigrationSet or a Source such as AlembicSource.")
+
+
+def test_a_case_names_a_wrong_explorer_or_version(write_set: WriteSet,
+                                                  good_files: Files) -> None:
+    with pytest.raises(TypeError) as info:
+        MigrationCase(None, "0001")  # type: ignore[arg-type]
+    assert str(info.value) == "explorer=None is not a crash explorer. Pass a CrashExplorer."
+    with CrashExplorer(write_set(good_files)) as explorer, pytest.raises(ValueError) as info:
+        MigrationCase(explorer, "0009")
+    assert str(info.value) == ("version='0009' is not a migration version. Pass one of "
+                               "['0001', '0002', '0003'].")
+
+
+def test_auto_seed_names_a_wrong_setting(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path)
+    conn = sqlite3.connect(":memory:")
+    with pytest.raises(TypeError) as info:
+        auto_seed(conn, backend, exclude="t")
+    assert str(info.value) == "exclude='t' is not a list of names. Pass a list of strings."
+    with pytest.raises(TypeError) as info:
+        auto_seed(conn, None)  # type: ignore[arg-type]
+    conn.close()
+    assert str(info.value) == ("backend=None is not a database backend. Pass a SQLiteBackend "
+                               "or PostgresBackend instance.")

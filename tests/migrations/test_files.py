@@ -15,7 +15,12 @@ from pytest_resilience.migrations import (
     Migration,
     MigrationError,
     MigrationSet,
+    PostgresBackend,
+    SQLiteBackend,
     load_migrations,
+    non_transactional_reason,
+    open_source,
+    split_statements,
 )
 
 WriteSet = Callable[..., Path]
@@ -113,3 +118,37 @@ def test_any_acyclic_graph_orders_each_version_after_its_dependencies(
     for v, ds in deps.items():
         for d in ds:
             assert order.index(f"{d:04d}") < order.index(f"{v:04d}")
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: split_statements(None), TypeError,
+     "sql=None is not SQL text. Pass a string."),
+    (lambda: non_transactional_reason("VACUUM", None), TypeError,
+     "dialect=None is not a dialect name. Pass a non-empty string."),
+    (lambda: load_migrations(None), TypeError,
+     "directory=None is not a path. Pass a path: a non-empty str or a pathlib.Path."),
+    (lambda: MigrationSet("0001"), TypeError,
+     "migrations='0001' is not a list of migrations. Pass a list of Migration objects."),
+    (lambda: SQLiteBackend(b"dbs"), TypeError,
+     "directory=b'dbs' is not a path. Pass a path: a non-empty str or a pathlib.Path."),
+    (lambda: PostgresBackend("host=127.0.0.1", prefix=""), ValueError,
+     "prefix='' is not a database name. Pass lower-case letters, digits and '_'."),
+    (lambda: open_source(None), TypeError,
+     "path=None is not a migration source. Pass a migrations directory or an alembic .ini "
+     "file."),
+])
+def test_wrong_arguments_are_named(call: Callable[[], object], error: type[Exception],
+                                   message: str) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_a_malformed_dsn_is_named() -> None:
+    pytest.importorskip("psycopg", reason="PostgresBackend parses the DSN with psycopg")
+    with pytest.raises(ValueError) as info:
+        PostgresBackend("30")
+    assert str(info.value) == (
+        "dsn='30' is not a libpq connection string (missing \"=\" after \"30\" in connection "
+        "info string). Pass a string such as 'host=127.0.0.1 port=5432 user=postgres "
+        "dbname=postgres'.")

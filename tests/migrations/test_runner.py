@@ -266,10 +266,14 @@ def test_events_are_written_on_the_clock(write_set: WriteSet, good_files: Files,
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"table": "my table"},
-     "table='my table' is not a plain SQL name; pass letters, digits and underscores, such "
+     "table='my table' is not a plain SQL name. Pass letters, digits and underscores, such "
+     "as 'resilience_migrations'."),
+    ({"table": "t\n"},
+     "table='t\\n' is not a plain SQL name. Pass letters, digits and underscores, such "
      "as 'resilience_migrations'."),
     ({"dialect": "oracle"},
-     "dialect='oracle' is not supported; accepted: ['postgresql', 'sqlite']."),
+     "dialect='oracle' is not a supported dialect. Pass one of postgresql, sqlite."),
+    ({"name": ""}, "name='' is not a name. Pass a non-empty string."),
 ])
 def test_bad_settings_raise_at_construction(write_set: WriteSet, good_files: Files,
                                             db: sqlite3.Connection, kwargs: dict[str, str],
@@ -287,5 +291,9 @@ def test_an_unknown_connection_or_set_is_refused(write_set: WriteSet, good_files
                                "pass dialect='sqlite' or dialect='postgresql'.")
     with pytest.raises(TypeError) as info:
         Migrator(db, 42)  # type: ignore[arg-type]
-    assert str(info.value) == ("migrations=42 is a int; pass a MigrationSet or the path of a "
-                               "migrations directory.")
+    assert str(info.value) == ("migrations=42 is not a migration set. Pass a MigrationSet or "
+                               "the path of a migrations directory.")
+    with pytest.raises(TypeError) as info:
+        Migrator(db, write_set(good_files), table=None)  # type: ignore[arg-type]
+    assert str(info.value) == ("table=None is not a plain SQL name. Pass letters, digits and "
+                               "underscores, such as 'resilience_migrations'.")

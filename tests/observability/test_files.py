@@ -44,11 +44,45 @@ def test_human_format_and_level(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"max_bytes": 0},
      "max_bytes=0 is not a positive size. Pass bytes > 0, e.g. 10_000_000."),
-    ({"backup_count": 0}, "backup_count=0 would disable rotation. Pass an int >= 1."),
+    ({"backup_count": 0},
+     "backup_count=0 is not a number of old files. Pass an int >= 1 (0 would disable "
+     "rotation)."),
     ({"fmt": "xml"}, "fmt='xml' is not a log format. Pass 'json' or 'human'."),
     ({"name": "a/b"}, "name='a/b' is not a file stem. Pass e.g. 'resilience'."),
+    ({"name": "x" * 300}, f"name='{'x' * 27}...{'x' * 28}' is not a file stem. Pass e.g. "
+                          "'resilience'."),
+    ({"errors_level": ""}, "errors_level='' is not a logging level. Pass an int such as "
+                           "logging.INFO, or a level name: CRITICAL, FATAL, ERROR, WARN, "
+                           "WARNING, INFO, DEBUG, NOTSET."),
 ])
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError) as info:
         log_to_files(tmp_path, **kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"directory": None},
+     "directory=None is not a path. Pass a directory path."),
+    ({"level": None},
+     "level=None is not a logging level. Pass an int such as logging.INFO, or a level name: "
+     "CRITICAL, FATAL, ERROR, WARN, WARNING, INFO, DEBUG, NOTSET."),
+    ({"logger": 3}, "logger=3 is not a logger. Pass a logging.Logger or a logger name."),
+])
+def test_wrong_types_are_named(tmp_path: Path, kwargs: dict[str, object],
+                               message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        log_to_files(**{"directory": tmp_path, **kwargs})  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_a_level_name_is_read_as_its_number(tmp_path: Path) -> None:
+    logger = logging.getLogger("obs-test.named-level")
+    logger.propagate = False
+    with log_to_files(tmp_path, logger=logger, level="WARNING",  # type: ignore[arg-type]
+                      errors_level="ERROR") as files:  # type: ignore[arg-type]
+        logger.info("hidden")
+        logger.warning("shown")
+    assert logger.level == logging.WARNING
+    assert "shown" in files.log_path.read_text()
+    assert "hidden" not in files.log_path.read_text()

@@ -119,9 +119,18 @@ def test_without_the_function_the_exception_type_decides(
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError) as info:
         watch_breaker(Gate(), call="execute")
+    assert str(info.value).startswith("breaker=<")
     assert str(info.value).endswith("has no method 'execute'. Pass call= the method that runs "
                                     "a protected call.")
     with pytest.raises(TypeError) as bad:
         watch_breaker(Gate(), rejected="Refused")  # type: ignore[arg-type]
-    assert str(bad.value) == ("rejected='Refused' is not an exception class. Pass the "
+    assert str(bad.value) == ("rejected='Refused' is not an exception type. Pass the "
                               "exception the breaker raises when it refuses a call.")
+    with pytest.raises(TypeError) as calls:
+        watch_breaker(Gate(), call=None)  # type: ignore[arg-type]
+    assert str(calls.value) == ("call=None is not a method name. Pass the name of the "
+                                "breaker's method that runs a protected call, e.g. 'call'.")
+    with pytest.raises(TypeError) as named:
+        watch_breaker(Gate(), call="run", name=7)  # type: ignore[arg-type]
+    assert str(named.value) == ("name=7 is not a source name. Pass a non-empty string, "
+                                "or None.")

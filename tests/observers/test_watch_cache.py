@@ -138,8 +138,25 @@ def test_a_read_through_load_and_pressure_evictions(
 def test_what_cannot_be_watched_is_named() -> None:
     with pytest.raises(TypeError) as builtin:
         watch_cache({})
-    assert str(builtin.value) == ("watch_cache({}): a builtin dict cannot be watched. Watch "
-                                  "the cache object that holds it.")
+    assert str(builtin.value) == ("watch_cache(cache={}): a builtin dict cannot be watched. "
+                                  "Watch the cache object that holds it.")
+    with pytest.raises(TypeError) as text:
+        watch_cache("")
+    assert str(text.value) == ("watch_cache(cache=''): a builtin str cannot be watched. "
+                               "Watch the cache object that holds it.")
+    with pytest.raises(TypeError) as reads:
+        watch_cache(PlainLRU(1), reads=None)  # type: ignore[arg-type]
+    assert str(reads.value) == ("reads=None is not a method name. Pass a list of the cache's "
+                                "method names, e.g. ['get'].")
+    with pytest.raises(TypeError) as keys:
+        watch_cache(PlainLRU(1), keys=True)  # type: ignore[arg-type]
+    assert str(keys.value) == "keys=True is not callable. Pass a function, or None."
+    with pytest.raises(TypeError) as listed, watch_cache(PlainLRU(1), keys=lambda c: 3):
+        pass
+    assert str(listed.value).startswith("keys=<function ")
+    assert str(listed.value).endswith(" holds ('int' object is not iterable). Pass keys= a "
+                                      "function that returns them, e.g. keys=lambda cache: "
+                                      "cache._store.")
 
     class Opaque:
         def get(self, key: str) -> None:
@@ -154,3 +171,7 @@ def test_what_cannot_be_watched_is_named() -> None:
     with pytest.raises(ValueError) as ttl:
         watch_cache(PlainLRU(1), ttl=0)
     assert str(ttl.value) == "ttl=0 is not a time to live. Pass seconds > 0."
+    with pytest.raises(ValueError) as huge:
+        watch_cache(PlainLRU(1), ttl=10**400)
+    assert str(huge.value) == ("ttl=<int of 1329 bits> is not a time to live. Pass "
+                               "seconds > 0.")

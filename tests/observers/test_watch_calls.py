@@ -105,17 +105,32 @@ def test_a_correlation_id_is_carried(timeline: tuple[VirtualClock, History]) -> 
     assert history[0].attrs["correlation_id"] == "req-7"
 
 
+class Target:
+    def fetch(self) -> int:
+        return 1
+
+
 def test_bad_targets_are_refused() -> None:
     with pytest.raises(TypeError) as info:
         watch_calls(object())
-    assert str(info.value).startswith("watch_calls(<object object at 0x")
+    assert str(info.value).startswith("watch_calls(target=<object object at 0x")
     assert str(info.value).endswith(") needs method names: pass watch_calls(obj, 'method', "
                                     "...) for an object, class or module, or a function.")
     with pytest.raises(TypeError) as named:
         watch_calls(len, "x")
-    assert str(named.value) == ("watch_calls(<built-in function len>, ...): a function takes "
-                                "no method names. Pass the function alone, or its module and "
-                                "its name.")
+    assert str(named.value) == ("watch_calls(target=<built-in function len>, ...): a function "
+                                "takes no method names. Pass the function alone, or its module "
+                                "and its name.")
+    with pytest.raises(ValueError) as missing:
+        watch_calls(Target(), "nope")
+    assert str(missing.value).startswith("target=<")
+    assert str(missing.value).endswith(" has no method 'nope' (names=('nope',)). Pass the "
+                                       "object, class or module that holds it, or the names "
+                                       "of its methods.")
+    with pytest.raises(TypeError) as empty:
+        watch_calls(Target(), "")
+    assert str(empty.value) == ("names=('',) is not a list of method names. Pass names such "
+                                "as 'get'.")
 
 
 def test_a_callable_object_is_watched_through_its_call(

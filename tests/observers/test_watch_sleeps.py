@@ -175,3 +175,18 @@ def test_every_namespace_is_left_exactly_as_it_was(user_module: UserModule) -> N
     assert mod.poll.__kwdefaults__ is kwdefaults
     assert mod.poll.__defaults__ is None
     assert "now" not in vars(mod.Child)
+
+
+def test_an_unprintable_clock_or_a_bad_name_is_named() -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(TypeError) as clock:
+        watch_sleeps(Unprintable())  # type: ignore[arg-type]
+    assert str(clock.value).startswith("clock=<Unprintable instance at 0x")
+    assert str(clock.value).endswith("> is not a Clock. Pass the test's clock, e.g. "
+                                     "watch_sleeps(clock) with the `clock` fixture.")
+    with pytest.raises(TypeError) as name:
+        watch_sleeps(VirtualClock(), name=None)  # type: ignore[arg-type]
+    assert str(name.value) == "name=None is not a name. Pass a non-empty string."

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_resilience.report.__main__ import main
 from pytest_resilience.report._compare import Rule, compare_reports
-from pytest_resilience.report._json import SCHEMA_VERSION
+from pytest_resilience.report._json import SCHEMA_VERSION, load_report
 from pytest_resilience.sla._recorder import OperationStats
 
 
@@ -95,3 +95,42 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "1 regression(s)" in done.stdout
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda r: compare_reports([], [r], []), ValueError,
+     "baselines=[] is not a list of reports. Pass a non-empty list of reports, each read by "
+     "load_report(path)."),
+    (lambda r: compare_reports([r], True, []), TypeError,
+     "currents=True is not a list of reports. Pass a non-empty list of reports, each read by "
+     "load_report(path)."),
+    (lambda r: compare_reports([r], [r], "p99:+10%"), TypeError,
+     "rules='p99:+10%' is not a list of rules. Pass a list of Rule objects, e.g. "
+     "[Rule.parse('p99:+10%')]."),
+    (lambda r: compare_reports([r], [r], [], noise_floor=-1), ValueError,
+     "noise_floor=-1 is not a noise floor. Pass a finite number >= 0."),
+])
+def test_compare_reports_names_a_wrong_argument(call: Any, error: type[Exception],
+                                                message: str) -> None:
+    report = {"schema_version": SCHEMA_VERSION, "operations": []}
+    with pytest.raises(error) as info:
+        call(report)
+    assert str(info.value) == message
+
+
+def test_load_report_names_a_wrong_path_or_document(tmp_path: Path) -> None:
+    with pytest.raises(TypeError) as wrong_type:
+        load_report(None)  # type: ignore[arg-type]
+    assert str(wrong_type.value) == ("path=None is not a report path. Pass the path of a "
+                                     "report.json file.")
+    with pytest.raises(ValueError) as directory:
+        load_report(tmp_path)
+    assert str(directory.value) == (f"path={str(tmp_path)!r} is not a report.json. Pass the "
+                                    "path of a report.json file, not a directory.")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1]", encoding="utf-8")
+    with pytest.raises(ValueError) as not_object:
+        load_report(listed)
+    assert str(not_object.value) == (f"path={str(listed)!r} is not a report.json: it holds a "
+                                     "JSON list, not an object. Pass a report.json written "
+                                     "by --resilience-report.")

@@ -746,14 +746,6 @@ EXEMPT: dict[str, str] = {
 
 
 _UNCHECKED_CLOCK = "clock=True fails later: AttributeError 'bool' has no attribute 'monotonic'"
-_UNCHECKED_PATH = ("a path argument of the wrong type (None, bytes) fails inside os/pathlib "
-                   "with a TypeError that does not name the argument")
-_MIGRATIONS = ("wrong types (None, a list, bytes) fail inside: TypeError/AttributeError "
-               "that does not name the argument (unhashable list, NoneType not iterable)")
-_WATCH = ("a wrong target/cache/breaker/name is refused without naming the argument, or "
-          "fails later (RecursionError on deep nesting, AttributeError on clock=True)")
-_CHECKER = ("a wrong budgets/before/keys/on value fails inside: 'NoneType' object is not "
-            "iterable, budget=... names the item but not the argument")
 _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argument"
 
 #: Public callables the fuzz found refusing bad input unclearly, by public spelling, with
@@ -762,30 +754,6 @@ _SUBPROCESS = "command/clock of the wrong type fail inside, not naming the argum
 #: takes any object there and fails at its first event (AttributeError: no 'clock').
 KNOWN_DEFECTS: dict[str, str] = {
     **dict.fromkeys([
-        "pytest_resilience.migrations.CrashExplorer", "pytest_resilience.migrations.Migrator",
-        "pytest_resilience.migrations.MigrationSet",
-        "pytest_resilience.migrations.MigrationCase",
-        "pytest_resilience.migrations.PostgresBackend",
-        "pytest_resilience.migrations.SQLiteBackend",
-        "pytest_resilience.migrations.SqlSource", "pytest_resilience.migrations.auto_seed",
-        "pytest_resilience.migrations.load_migrations",
-        "pytest_resilience.migrations.open_source",
-        "pytest_resilience.migrations.split_statements",
-        "pytest_resilience.migrations.non_transactional_reason",
-        "pytest_resilience.migrations.AlembicSource",
-    ], _MIGRATIONS),
-    **dict.fromkeys([
-        "pytest_resilience.observe.BreakerWatch", "pytest_resilience.observe.watch_breaker",
-        "pytest_resilience.observe.CacheWatch", "pytest_resilience.observe.watch_cache",
-        "pytest_resilience.observe.CallWatch", "pytest_resilience.observe.watch_calls",
-        "pytest_resilience.observe.watch_sleeps", "pytest_resilience.observe.SleepWatch",
-    ], _WATCH),
-    **dict.fromkeys([
-        "pytest_resilience.checks.check_amplification", "pytest_resilience.checks.check_latency",
-        "pytest_resilience.checks.check_retry", "pytest_resilience.checks.check_rollback",
-        "pytest_resilience.checks.check_ttl",
-    ], _CHECKER),
-    **dict.fromkeys([
         "faults.subprocess.not_found", "faults.subprocess.hang", "faults.subprocess.exits",
         "faults.subprocess.killed", "faults.subprocess.slow_start",
     ], _SUBPROCESS),
@@ -793,20 +761,10 @@ KNOWN_DEFECTS: dict[str, str] = {
         "faults.disk.io_error", "faults.disk.no_space", "faults.disk.read_only",
         "faults.disk.aexplore",
     ], _UNCHECKED_CLOCK + "; on=True: 'bool' object is not iterable"),
-    **dict.fromkeys([
-        "pytest_resilience.chroma.BackupManager", "pytest_resilience.observability.log_to_files",
-        "pytest_resilience.report.load_report[json]",
-    ], _UNCHECKED_PATH),
     "faults.disk.latency": "seconds='' or None: float() error not naming it; 10**400: "
                            "OverflowError",
     "faults.disk.explore_process": "timeout=Decimal/None/2**63: TypeError or OverflowError "
                                    "not naming it; script=None, args=None unchecked",
-    "pytest_resilience.sla.SLARecorder": "budgets='' / [None]: the message names budget=, "
-                                         "not budgets",
-    "pytest_resilience.report.compare_reports": "baselines/rules of the wrong type fail "
-                                                "inside (string indices, 'int' has no "
-                                                "attribute 'field')",
-    "pytest_resilience.RedisStorage": "url='': redis-py's ValueError does not name url",
     "pytest_resilience.chaos.replay": "around_plan/checks/plan unchecked: 'bool' object is "
                                       "not callable, 'NoneType' has no attribute 'families'",
     "pytest_resilience.chaos.run_chaos": "maximize/allow/checks unchecked (see replay); "

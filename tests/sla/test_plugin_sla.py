@@ -101,7 +101,8 @@ def test_a_failing_body_is_reported_as_itself_not_as_a_budget(pytester: pytest.P
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ('"p95<200"', "*@pytest.mark.sla: budget='p95<200': value '200' is not a latency*"),
+        ('"p95<200"',
+         "*@pytest.mark.sla: budgets[[]0]: budget='p95<200': value '200' is not a latency*"),
         ('"p95<1s", clock="wall"', "*clock='wall' is not a clock. Use 'real' or 'virtual'.*"),
         ('"p95<1s", window=3', "*unknown keyword(s) ?'window'?. Accepted: ?'name', 'clock'?*"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,19 @@ def test_bad_names_and_budgets_fail_at_once() -> None:
         SLARecorder().record("", 0.1)
     with pytest.raises(ValueError, match=r"metric 'p9x' is not known"):
         SLARecorder("p9x<1s")
+
+
+@pytest.mark.parametrize(("budgets", "error", "message"), [
+    (("",), ValueError,
+     "budgets[0]: budget='' has no comparison (<, <=, >, >=) between a metric and a value. "),
+    ((None,), TypeError, "budgets[0]: budget=None is not a string. "),
+])
+def test_a_wrong_budget_names_budgets_and_its_index(budgets: tuple[Any, ...],
+                                                    error: type[Exception],
+                                                    message: str) -> None:
+    with pytest.raises(error) as info:
+        SLARecorder(*budgets)
+    assert str(info.value).startswith(message)
+    assert str(info.value).endswith("Write '[operation:]metric op value', e.g. 'p95<200ms', "
+                                    "'p(99.9)<=1s', 'error_rate<1%', 'throughput>50/s', "
+                                    "'max<2s', 'search:mean<20ms', 'amplification<1.2'.")
