@@ -268,14 +268,19 @@ class ChromaCorruptions:
         from faults.chroma import CRASH_PRONE, MODES
 
         if not (callable(store) or isinstance(store, Path | str)) or store == "":
-            raise TypeError(f"store={store!r} is not a store directory. Pass the path given "
-                            "to PersistentClient(path=...), or a function returning it.")
+            raise TypeError(f"store={validate.show(store)} is not a store directory. Pass the "
+                            "path given to PersistentClient(path=...), or a function "
+                            "returning it.")
+        if modes is not None and (isinstance(modes, str) or not isinstance(modes, Iterable)):
+            raise TypeError(f"modes={validate.show(modes)} is not a list of corruption modes. "
+                            f"Pass some of: {', '.join(MODES)}.")
         chosen = (tuple(m for m in MODES if m not in CRASH_PRONE) if modes is None
                   else tuple(modes))
-        unknown = [m for m in chosen if m not in MODES]
+        unknown = [m for m in chosen if not isinstance(m, str) or m not in MODES]
         if not chosen or unknown:
-            raise ValueError(f"modes={modes!r} names no corruption mode or unknown ones "
-                             f"({unknown}). Pass some of: {', '.join(MODES)}.")
+            raise ValueError(f"modes={validate.show(modes)} names no corruption mode or "
+                             f"unknown ones ({validate.show(unknown)}). Pass some of: "
+                             f"{', '.join(MODES)}.")
         self.store = store
         self.modes = chosen
         self.swarm = swarm

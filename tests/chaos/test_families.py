@@ -166,6 +166,23 @@ def test_chroma_and_network_families_need_their_target() -> None:
                                    f"{name!r}.")
 
 
+def test_chroma_family_refuses_wrong_types_naming_the_argument(tmp_path: Path) -> None:
+    """Regression (issue 14 item 11): modes=True raised "'bool' object is not iterable"
+    and a store nested 5,000 deep a RecursionError (its repr)."""
+    with pytest.raises(TypeError) as info:
+        chroma_corruptions(tmp_path, modes=True)  # type: ignore[arg-type]
+    assert str(info.value).startswith("modes=True is not a list of corruption modes. Pass "
+                                      "some of: sqlite-truncate, sqlite-reset, ")
+    deep: Any = 1
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(TypeError) as info:
+        chroma_corruptions(deep)
+    assert str(info.value) == ("store=[[[[[[[...]]]]]]] is not a store directory. Pass the "
+                               "path given to PersistentClient(path=...), or a function "
+                               "returning it.")
+
+
 def test_unknown_modes_and_kinds_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         chroma_corruptions(tmp_path, modes=["sqlite-melt"])
