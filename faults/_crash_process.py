@@ -37,8 +37,8 @@ _CHANNEL = "RESILIENCE_CRASH_CHANNEL"
 _ROOT = "RESILIENCE_CRASH_ROOT"
 _SQLITE = "RESILIENCE_CRASH_SQLITE"
 _STDERR_TAIL = 2000
-#: The longest ``timeout`` (seconds) ``explore_process`` takes: a day.
-MAX_TIMEOUT = 86400.0
+# The longest ``timeout`` (seconds) ``explore_process`` takes: a day.
+_MAX_TIMEOUT = 86400.0
 
 
 def explore_process(script: Path | str, root: Path | str, *, args: Sequence[str] = (),
@@ -52,8 +52,9 @@ def explore_process(script: Path | str, root: Path | str, *, args: Sequence[str]
     ``recover(root)`` and ``check(state)`` on it, like ``explore``.
 
     The script reports what it acknowledged with ``faults.disk.ack(value)`` (JSON values).
-    ``timeout`` bounds the child's real running time. The root's own files are put back
-    afterwards. Raises ``ExplorerError`` when the script fails or runs out of time.
+    ``timeout`` (seconds, at most 86400) bounds the child's real running time. The root's
+    own files are put back afterwards. Raises ``ExplorerError`` when the script fails or
+    runs out of time.
     """
     path = check_root(root)
     source = validate.path(script, "script", what="a script path",
@@ -66,9 +67,9 @@ def explore_process(script: Path | str, root: Path | str, *, args: Sequence[str]
                    accepted="a function of the crash state", kind=TypeError)
     validate.callable_or_none(recover, "recover",
                               accepted="a function of the root directory, or None")
-    timeout = validate.number(timeout, "timeout", low=0.0, low_open=True, high=MAX_TIMEOUT,
+    timeout = validate.number(timeout, "timeout", low=0.0, low_open=True, high=_MAX_TIMEOUT,
                               what="a valid timeout",
-                              accepted=f"seconds > 0 and <= {MAX_TIMEOUT:g}")
+                              accepted=f"seconds > 0 and <= {_MAX_TIMEOUT:g}")
     clock, history = validate.clock(clock), validate.history(history)
     points = _run_child(source, path, argv, sqlite=sqlite, timeout=timeout)
     return check_states(path, distinct(path, points), len(points), recover=recover,

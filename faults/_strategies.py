@@ -243,7 +243,8 @@ def fault_plans(
 ) -> st.SearchStrategy[FaultPlan]:
     """Plans of at most ``max_faults`` faults from ``families``.
 
-    ``horizon``: virtual seconds in which ``after`` triggers and scheduled faults fall.
+    ``horizon``: virtual seconds (at most 1e9) in which ``after`` triggers and scheduled
+    faults fall.
     ``calls``: the largest call number an ``nth``/``first`` trigger names.
     """
     max_faults = validate.count(max_faults, "max_faults", low=0, what="valid")
