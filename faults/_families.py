@@ -138,8 +138,8 @@ class ClockSkews:
         max_seconds = validate.number(max_seconds, "max_seconds", low=1.0, high=1e12,
                                        accepted="seconds from 1 to 1e12")
         if target is not None and target not in _CLOCK_TARGETS:
-            raise ValueError(f"target={target!r} is not a clock. Pass 'wall', 'monotonic', "
-                             "'both', or None for the run's virtual clock only.")
+            raise ValueError(f"target={validate.show(target)} is not a clock. Pass 'wall', "
+                             "'monotonic', 'both', or None for the run's virtual clock only.")
         if target == "monotonic" and not jumps:
             raise ValueError("target='monotonic' with jumps=False leaves nothing to draw: "
                              "monotonic time only jumps forward. Pass jumps=True.")
@@ -176,8 +176,8 @@ def _clock_target(value: object) -> ClockTarget:
     for target in ("wall", "monotonic", "both"):
         if value == target:
             return target
-    raise ValueError(f"target={value!r} in a clock entry is not a clock. A plan's clock "
-                     "entries name 'wall', 'monotonic' or 'both'.")
+    raise ValueError(f"target={validate.show(value)} in a clock entry is not a clock. A "
+                     "plan's clock entries name 'wall', 'monotonic' or 'both'.")
 
 
 @final

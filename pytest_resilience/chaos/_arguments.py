@@ -5,6 +5,7 @@ failing plan, or as Hypothesis' own error), with the standard message of
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from pytest_resilience import validate
 if TYPE_CHECKING:
     from pytest_resilience.sla import Budget
 
-__all__ = ["Common", "check_plan", "common", "names"]
+__all__ = ["Common", "check_plan", "common", "run_only"]
 
 _BUDGETS = "budget strings such as 'search:p95<200ms', or sla.Budget objects"
 
@@ -33,7 +34,8 @@ def common(*, body: object, checks: object, allow: object, maximize: object,
            around_plan: object, replay_command: object) -> Common:
     """Check what both entry points take; ``TypeError``/``ValueError`` naming the
     argument."""
-    validate.check(callable(body), "body", body, what="callable",
+    validate.check(callable(body) and _takes_one(body), "body", body,
+                   what="a function of the run",
                    accepted="a function of the run: body(run), sync or async",
                    kind=TypeError)
     validate.callable_or_none(around_plan, "around_plan",
@@ -45,6 +47,17 @@ def common(*, body: object, checks: object, allow: object, maximize: object,
         checks=validate.callables(checks, "checks", accepted="a list of checkers: functions "
                                   "of the run's History returning a Verdict"),
         allow=_allow(allow), budgets=_budgets(maximize))
+
+
+def _takes_one(fn: Any) -> bool:
+    """Whether ``fn(run)`` binds (``True`` when the signature cannot be read)."""
+    try:
+        inspect.signature(fn).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some builtins): let the call decide
+        return True
+    return True
 
 
 def _allow(allow: object) -> tuple[type[BaseException], ...]:
@@ -82,7 +95,24 @@ def _budgets(maximize: object) -> list[Budget]:
     return budgets
 
 
-def names(value: object, name: str, *, what: str, example: str) -> tuple[str, ...]:
+def run_only(*, max_examples: object, seed: object, must_fire: object, sometimes: object,
+             require_coverage: object, on_plan: object, database_key: object,
+             ) -> tuple[int, int | None, tuple[str, ...], tuple[str, ...],
+                        tuple[tuple[str, ...], ...], str]:
+    """Check what only ``run_chaos`` takes; returns them in that order (``on_plan``
+    aside)."""
+    validate.callable_or_none(on_plan, "on_plan",
+                              accepted="a function of (plans_run, failures), or None")
+    return (validate.count(max_examples, "max_examples", what="a number of plans"),
+            validate.seed(seed),
+            _names(must_fire, "must_fire", what="failpoint or fault source names",
+                   example="db.write"),
+            _names(sometimes, "sometimes", what="property names", example="cache warmed"),
+            _cells(require_coverage),
+            validate.text(database_key, "database_key", empty=True, what="a key"))
+
+
+def _names(value: object, name: str, *, what: str, example: str) -> tuple[str, ...]:
     """A list of names (``must_fire``, ``sometimes``) as a tuple of strings."""
     items = tuple(value) if isinstance(value, Iterable) and not isinstance(
         value, str | bytes) else None
@@ -91,6 +121,21 @@ def names(value: object, name: str, *, what: str, example: str) -> tuple[str, ..
                else TypeError)(f"{name}={validate.show(value)} is not a list of {what}. Pass "
                                f"a list of non-empty strings, e.g. [{example!r}].")
     return items
+
+
+def _cells(value: object) -> tuple[tuple[str, ...], ...]:
+    """``require_coverage``: cells of two or three non-empty names (operation, family and
+    optionally property)."""
+    items = tuple(value) if isinstance(value, Iterable) and not isinstance(
+        value, str | bytes) else None
+    found = [tuple(c) if isinstance(c, Iterable) and not isinstance(c, str | bytes) else None
+             for c in items or ()]
+    if items is None or not all(c is not None and 2 <= len(c) <= 3
+                                and all(isinstance(n, str) and n for n in c) for c in found):
+        raise TypeError(f"require_coverage={validate.show(value)} is not a list of coverage "
+                        "cells. Pass (operation, family) or (operation, family, property) "
+                        "tuples of names, e.g. [('search', 'network')].")
+    return tuple(c for c in found if c is not None)
 
 
 def check_plan(plan: object) -> FaultPlan:

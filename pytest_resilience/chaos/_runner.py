@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, final
 import faults
 from faults import FaultPlan
 from faults.families import Family, PerRun, family_named, resolve_families
-from pytest_resilience import History, VirtualClock, emit, recording, validate
+from pytest_resilience import History, VirtualClock, emit, recording
 from pytest_resilience._coverage import coverage_matrix, empty, merge
-from pytest_resilience.chaos._arguments import check_plan, common, names
+from pytest_resilience.chaos._arguments import check_plan, common, run_only
 from pytest_resilience.chaos._decisions import (
     BodyRandom,
     DrawnRandom,
@@ -468,15 +468,9 @@ def run_chaos(
     checked = common(body=body, checks=checks, allow=allow, maximize=maximize,
                      around_plan=around_plan, replay_command=replay_command)
     checks, allowed, budgets = checked.checks, checked.allow, checked.budgets
-    max_examples = validate.count(max_examples, "max_examples", what="a number of plans")
-    seed = validate.seed(seed)
-    must_fire = names(must_fire, "must_fire", what="failpoint or fault source names",
-                      example="db.write")
-    sometimes = names(sometimes, "sometimes", what="property names",
-                      example="cache warmed")
-    validate.callable_or_none(on_plan, "on_plan",
-                              accepted="a function of (plans_run, failures), or None")
-    database_key = validate.text(database_key, "database_key", empty=True, what="a key")
+    max_examples, seed, must_fire, sometimes, require_coverage, database_key = run_only(
+        max_examples=max_examples, seed=seed, must_fire=must_fire, sometimes=sometimes,
+        require_coverage=require_coverage, on_plan=on_plan, database_key=database_key)
 
     from hypothesis import errors, given, target
     from hypothesis import strategies as st

@@ -173,6 +173,16 @@ def _passing(run: ChaosRun) -> None:
     raise AssertionError("a refused run must not call its body")
 
 
+class _NoRun:
+    """A body that forgot its ``run`` parameter."""
+
+    def __call__(self) -> None:
+        raise AssertionError("never called")
+
+    def __repr__(self) -> str:
+        return "<body without run>"
+
+
 _PLAN = FaultPlan([faults.Fault("db.write", Action.raise_())], seed=1)
 
 
@@ -196,7 +206,11 @@ _PLAN = FaultPlan([faults.Fault("db.write", Action.raise_())], seed=1)
      "maximize=[..., 3] holds something that is not a budget. Pass budget strings such as "
      "'search:p95<200ms', or sla.Budget objects."),
     (lambda: run_chaos(None), TypeError,  # type: ignore[arg-type]
-     "body=None is not callable. Pass a function of the run: body(run), sync or async."),
+     "body=None is not a function of the run. Pass a function of the run: body(run), sync "
+     "or async."),
+    (lambda: replay(_NoRun(), _PLAN), TypeError,  # type: ignore[arg-type]
+     "body=<body without run> is not a function of the run. Pass a function of the run: "
+     "body(run), sync or async."),
     (lambda: run_chaos(_passing, max_examples=0), ValueError,
      "max_examples=0 is not a number of plans. Pass an integer >= 1."),
     (lambda: run_chaos(_passing, must_fire=[""]), ValueError,
@@ -205,6 +219,9 @@ _PLAN = FaultPlan([faults.Fault("db.write", Action.raise_())], seed=1)
     (lambda: run_chaos(_passing, sometimes="warm"), TypeError,
      "sometimes='warm' is not a list of property names. Pass a list of non-empty strings, "
      "e.g. ['cache warmed']."),
+    (lambda: run_chaos(_passing, require_coverage=["search"]), TypeError,
+     "require_coverage=['search'] is not a list of coverage cells. Pass (operation, family) "
+     "or (operation, family, property) tuples of names, e.g. [('search', 'network')]."),
     (lambda: run_chaos(_passing, on_plan=1), TypeError,  # type: ignore[arg-type]
      "on_plan=1 is not callable. Pass a function of (plans_run, failures), or None."),
 ])
