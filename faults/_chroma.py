@@ -22,13 +22,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pytest_resilience import Clock, FaultInjected, History, emit
+from pytest_resilience import Clock, FaultInjected, History, emit, validate
 from pytest_resilience.chroma import (
     SQLITE_NAME,
     ProbeResult,
@@ -355,10 +355,12 @@ def _flip_neighbours(header: Path, data: bytearray, rng: random.Random) -> int:
     return len(chosen)
 
 
-@contextmanager
+_WRITES = ("add", "upsert", "update", "delete")
+
+
 def fail_during(collection: Any, op: str, *, after: int = 0,
                 exc: BaseException | None = None, clock: Clock | None = None,
-                history: History | None = None) -> Iterator[dict[str, int]]:
+                history: History | None = None) -> AbstractContextManager[dict[str, int]]:
     """Make ``collection.<op>`` fail part-way: ``after`` records land, then it raises.
 
     ``op`` is add, upsert, update or delete; the count runs across calls, so a later call
@@ -366,10 +368,25 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
     records written (``"written"``) and failures raised (``"failed"``). Events go to
     ``history`` (or the active one: the test's), stamped by its clock.
     """
-    if op not in ("add", "upsert", "update", "delete"):
-        raise ValueError(f"op={op!r} is not a write. Pass add, upsert, update or delete.")
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValueError(f"after={after!r} is not a count of records. Pass an int >= 0.")
+    if not isinstance(op, str) or op not in _WRITES:
+        raise (ValueError if isinstance(op, str) else TypeError)(
+            f"op={validate.show(op)} is not a write. Pass add, upsert, update or delete.")
+    after = validate.count(after, "after", low=0, what="a count of records",
+                           accepted="an int >= 0")
+    validate.check(exc is None or isinstance(exc, BaseException), "exc", exc,
+                   what="an exception", accepted="an exception instance such as "
+                   "TimeoutError('disk'), or None for FaultInjected", kind=TypeError)
+    validate.check(callable(getattr(collection, op, None)), "collection", collection,
+                   what=f"a collection with {op}()", accepted="a chromadb Collection",
+                   kind=TypeError)
+    return _failing(collection, op, after=after, exc=exc, clock=validate.clock(clock),
+                    history=validate.history(history))
+
+
+@contextmanager
+def _failing(collection: Any, op: str, *, after: int, exc: BaseException | None, clock: Clock,
+             history: History | None) -> Iterator[dict[str, int]]:
+    """``fail_during`` with its arguments checked."""
     original = getattr(collection, op)
     stats = {"written": 0, "failed": 0}
 

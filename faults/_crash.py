@@ -33,11 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from faults._crash_model import ExplorerError, Opaque, Point, Recorder, Tree
+from faults._crash_model import ExplorerError, Opaque, Point, Recorder, Tree, check_opaque
 from faults._disk import check_root
 from faults._disk_io import REAL, attach, detach
 from faults._injector import Injector
-from pytest_resilience import Clock, History, SystemClock, emit
+from pytest_resilience import Clock, History, SystemClock, emit, validate
 from pytest_resilience.kinds import (
     DISK_CRASH_STATE,
     DISK_EXPLORED,
@@ -304,11 +304,10 @@ def check_states(root: Path, states: list[CrashState], points: int, *,
 
 def _callables(check: Any, recover: Any, workload: Any) -> None:
     for name, value in (("workload", workload), ("check", check)):
-        if not callable(value):
-            raise TypeError(f"{name}={value!r} is not callable. Pass a function.")
-    if recover is not None and not callable(recover):
-        raise TypeError(f"recover={recover!r} is not callable. Pass a function of the root "
-                        "directory, or None.")
+        validate.check(callable(value), name, value, what="callable", accepted="a function",
+                       kind=TypeError)
+    validate.callable_or_none(recover, "recover",
+                              accepted="a function of the root directory, or None")
 
 
 def explore(root: Path | str, workload: Callable[[], Any], *,
@@ -329,6 +328,7 @@ def explore(root: Path | str, workload: Callable[[], Any], *,
     """
     path = check_root(root)
     _callables(check, recover, workload)
+    clock, history = validate.clock(clock), validate.history(history)
     recorder = Recorder(path, torn=torn, opaque=opaque, observe=observe)
     with _recording(recorder):
         workload()
@@ -353,13 +353,14 @@ async def aexplore(root: Path | str, workload: Callable[[], Awaitable[Any] | Any
     async (they are awaited) or plain."""
     path = check_root(root)
     _callables(check, recover, workload)
+    clock, history = validate.clock(clock), validate.history(history)
     recorder = Recorder(path, torn=torn, opaque=opaque, observe=observe)
     with _recording(recorder):
         await _maybe(workload())
         recorder.capture("end")
     recorder.raise_unseen()
     states = distinct(path, recorder.points)
-    verdicts = _Verdicts(path, clock or SystemClock(), history, len(recorder.points))
+    verdicts = _Verdicts(path, clock, history, len(recorder.points))
     with _states_in_root(path, states) as each:
         for state in each:
             try:
@@ -379,9 +380,9 @@ class CrashSimulator(Injector):
     def __init__(self, root: Path | str, *, opaque: Opaque = "error",
                  clock: Clock | None = None, history: History | None = None) -> None:
         self.path = check_root(root)
-        self.opaque: Opaque = opaque
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
+        self.opaque: Opaque = check_opaque(opaque)
+        self.clock: Clock = validate.clock(clock)
+        self.history = validate.history(history)
         self.label = f"crash_simulator({self.path.name})"
         self._recorder: Recorder | None = None
         self._context: Any = None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from faults._disk_io import REAL, DiskOp, within
-from pytest_resilience import ResilienceError
+from pytest_resilience import ResilienceError, validate
 
 __all__ = ["ExplorerError", "Opaque", "Point", "Recorder", "Tree", "read_tree"]
 
@@ -116,18 +116,23 @@ def read_tree(root: Path) -> Tree:
     return tree
 
 
+def check_opaque(opaque: object) -> Opaque:
+    """``opaque`` when it is ``'error'`` or ``'durable'``."""
+    if opaque not in ("error", "durable") or not isinstance(opaque, str):
+        raise (ValueError if isinstance(opaque, str) else TypeError)(
+            f"opaque={validate.show(opaque)} is not a policy. Pass 'error' (refuse files "
+            "changed outside the Python I/O layer) or 'durable' (take their content at each "
+            "crash point as durable).")
+    return opaque
+
+
 class Recorder:
     """A ``DiskListener`` that models the root's page cache and durable state."""
 
     def __init__(self, root: Path, *, torn: bool, opaque: Opaque,
                  observe: Callable[[], Any] | None) -> None:
-        if opaque not in ("error", "durable"):
-            raise ValueError(f"opaque={opaque!r} is not a policy. Pass 'error' (refuse files "
-                             "changed outside the Python I/O layer) or 'durable' (take "
-                             "their content at each crash point as durable).")
-        if observe is not None and not callable(observe):
-            raise TypeError(f"observe={observe!r} is not callable. Pass a function of no "
-                            "arguments.")
+        check_opaque(opaque)
+        validate.callable_or_none(observe, "observe", accepted="a function of no arguments")
         self.path = root
         self.root = str(root)
         self.torn = torn

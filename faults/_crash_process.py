@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from faults._crash import CrashReport, CrashState, boundary, check_states, disti
 from faults._crash_model import ExplorerError, Point, read_tree
 from faults._disk import check_root
 from faults._disk_io import within
-from pytest_resilience import Clock, History
+from pytest_resilience import Clock, History, validate
 
 __all__ = ["explore_process"]
 
@@ -37,6 +37,8 @@ _CHANNEL = "RESILIENCE_CRASH_CHANNEL"
 _ROOT = "RESILIENCE_CRASH_ROOT"
 _SQLITE = "RESILIENCE_CRASH_SQLITE"
 _STDERR_TAIL = 2000
+# The longest ``timeout`` (seconds) ``explore_process`` takes: a day.
+_MAX_TIMEOUT = 86400.0
 
 
 def explore_process(script: Path | str, root: Path | str, *, args: Sequence[str] = (),
@@ -50,22 +52,38 @@ def explore_process(script: Path | str, root: Path | str, *, args: Sequence[str]
     ``recover(root)`` and ``check(state)`` on it, like ``explore``.
 
     The script reports what it acknowledged with ``faults.disk.ack(value)`` (JSON values).
-    ``timeout`` bounds the child's real running time. The root's own files are put back
-    afterwards. Raises ``ExplorerError`` when the script fails or runs out of time.
+    ``timeout`` (seconds, at most 86400) bounds the child's real running time. The root's
+    own files are put back afterwards. Raises ``ExplorerError`` when the script fails or
+    runs out of time.
     """
     path = check_root(root)
-    source = Path(script)
+    source = validate.path(script, "script", what="a script path",
+                           accepted="the path of a Python script that runs the workload")
     if not source.is_file():
-        raise ValueError(f"script={str(script)!r} is not a file. Pass the path of a Python "
+        raise ValueError(f"script={str(source)!r} is not a file. Pass the path of a Python "
                          "script that runs the workload.")
-    if not callable(check) or (recover is not None and not callable(recover)):
-        raise TypeError("check= (and recover=, when given) must be callable: check(state) "
-                        "and recover(root).")
-    if not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} is not valid. Pass seconds > 0.")
-    points = _run_child(source, path, [str(a) for a in args], sqlite=sqlite, timeout=timeout)
+    argv = _args(args)
+    validate.check(callable(check), "check", check, what="callable",
+                   accepted="a function of the crash state", kind=TypeError)
+    validate.callable_or_none(recover, "recover",
+                              accepted="a function of the root directory, or None")
+    timeout = validate.number(timeout, "timeout", low=0.0, low_open=True, high=_MAX_TIMEOUT,
+                              what="a valid timeout",
+                              accepted=f"seconds > 0 and <= {_MAX_TIMEOUT:g}")
+    clock, history = validate.clock(clock), validate.history(history)
+    points = _run_child(source, path, argv, sqlite=sqlite, timeout=timeout)
     return check_states(path, distinct(path, points), len(points), recover=recover,
                         check=check, clock=clock, history=history)
+
+
+def _args(args: object) -> list[str]:
+    """The script's arguments as strings (``str`` or path items)."""
+    items = tuple(args) if isinstance(args, Iterable) and not isinstance(args, str | bytes) \
+        else None
+    if items is None or not all(isinstance(a, str | os.PathLike) for a in items):
+        raise TypeError(f"args={validate.show(args)} is not a list of arguments. Pass a list "
+                        "of strings, e.g. ['--rows', '100'].")
+    return [os.fsdecode(a) for a in items]
 
 
 def _run_child(script: Path, root: Path, args: list[str], *, sqlite: bool,

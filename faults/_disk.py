@@ -10,7 +10,6 @@ extensions such as SQLite do not see them.
 from __future__ import annotations
 
 import errno as errnos
-import math
 import os
 import random
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ from typing import Literal
 from faults._disk_io import DiskOp, attach, detach
 from faults._injector import CountedInjector, TriggerCounter
 from faults._plan import Trigger
-from pytest_resilience import Clock, History, SystemClock, emit
+from pytest_resilience import Clock, History, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
@@ -46,22 +45,27 @@ _SOURCE = "disk"
 
 def check_root(root: Path | str) -> Path:
     """``root`` resolved; it must be an existing directory."""
-    if not isinstance(root, str | os.PathLike) or not str(root):
-        raise TypeError(f"root={root!r} is not a directory path. Pass the directory the "
-                        "fault may act in, e.g. tmp_path / 'data'.")
-    path = Path(root)
+    path = validate.path(root, "root", what="a directory path",
+                         accepted="the directory the fault may act in, e.g. "
+                                  "tmp_path / 'data'")
     if not path.is_dir():
         raise ValueError(f"root={str(root)!r} is not an existing directory. Create it first; "
                          "a disk fault acts only on files under the directory it is given.")
     return path.resolve()
 
 
-def _ops(on: str | Iterable[str]) -> frozenset[str]:
-    chosen = frozenset((on,) if isinstance(on, str) else on)
+def _ops(on: object) -> frozenset[str]:
+    items = (on,) if isinstance(on, str) else \
+        tuple(on) if isinstance(on, Iterable) and not isinstance(on, bytes | bytearray) \
+        else None
+    if items is None or not all(isinstance(op, str) for op in items):
+        raise TypeError(f"on={validate.show(on)} is not an operation or a list of them. Pass "
+                        f"some of: {', '.join(OPS)}.")
+    chosen = frozenset(items)
     unknown = sorted(chosen - set(OPS))
     if not chosen or unknown:
-        raise ValueError(f"on={on!r} names no operation or unknown ones {unknown}. Pass some "
-                         f"of: {', '.join(OPS)}.")
+        raise ValueError(f"on={validate.show(on)} names no operation or unknown ones "
+                         f"{validate.show(unknown)}. Pass some of: {', '.join(OPS)}.")
     return chosen
 
 
@@ -84,8 +88,8 @@ class DiskFault(CountedInjector):
         self.code = code
         self.limit = limit
         self.seconds = seconds
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
+        self.clock: Clock = validate.clock(clock)
+        self.history = validate.history(history)
         self.label = label
         self.counter = TriggerCounter(trigger, seed=seed, rng=rng, clock=self.clock)
         self.written = 0
@@ -166,12 +170,11 @@ def no_space(root: Path | str, *, after: int = 0, on: str | Iterable[str] = "wri
     written while armed (the write that crosses it is short), then raise ``OSError``
     ``ENOSPC``; with ``"fsync"`` in ``on``, so do fsyncs once it is full. Removing files
     does not free space."""
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValueError(f"after={after!r} is not a byte count. Pass an integer >= 0.")
+    after = validate.count(after, "after", low=0, what="a byte count")
     chosen = _ops(on)
     if not chosen <= {"write", "fsync"}:
-        raise ValueError(f"on={on!r}: a full disk fails writes and fsyncs. Pass 'write', "
-                         "'fsync' or both.")
+        raise ValueError(f"on={validate.show(on)}: a full disk fails writes and fsyncs. "
+                         "Pass 'write', 'fsync' or both.")
     return DiskFault("no_space", root, on=chosen, limit=after, clock=clock, history=history,
                      label=f"no_space(after={after})")
 
@@ -204,10 +207,7 @@ def latency(root: Path | str, seconds: float, *, on: str | Iterable[str] = ("wri
             clock: Clock | None = None, history: History | None = None) -> DiskFault:
     """Delay the operations ``on`` under ``root`` by ``seconds`` on ``clock`` (the calling
     thread waits; a ``VirtualClock`` only moves)."""
-    value = float(seconds)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"seconds={seconds!r} is not a valid delay. Pass a finite number "
-                         ">= 0.")
+    value = validate.seconds(seconds, "seconds", what="a valid delay")
     chosen = _ops(on)
     return DiskFault("latency", root, on=chosen, seconds=value, trigger=trigger, seed=seed,
                      rng=rng, clock=clock, history=history,

@@ -138,8 +138,8 @@ class ClockSkews:
         max_seconds = validate.number(max_seconds, "max_seconds", low=1.0, high=1e12,
                                        accepted="seconds from 1 to 1e12")
         if target is not None and target not in _CLOCK_TARGETS:
-            raise ValueError(f"target={target!r} is not a clock. Pass 'wall', 'monotonic', "
-                             "'both', or None for the run's virtual clock only.")
+            raise ValueError(f"target={validate.show(target)} is not a clock. Pass 'wall', "
+                             "'monotonic', 'both', or None for the run's virtual clock only.")
         if target == "monotonic" and not jumps:
             raise ValueError("target='monotonic' with jumps=False leaves nothing to draw: "
                              "monotonic time only jumps forward. Pass jumps=True.")
@@ -176,8 +176,8 @@ def _clock_target(value: object) -> ClockTarget:
     for target in ("wall", "monotonic", "both"):
         if value == target:
             return target
-    raise ValueError(f"target={value!r} in a clock entry is not a clock. A plan's clock "
-                     "entries name 'wall', 'monotonic' or 'both'.")
+    raise ValueError(f"target={validate.show(value)} in a clock entry is not a clock. A "
+                     "plan's clock entries name 'wall', 'monotonic' or 'both'.")
 
 
 @final
@@ -268,14 +268,19 @@ class ChromaCorruptions:
         from faults.chroma import CRASH_PRONE, MODES
 
         if not (callable(store) or isinstance(store, Path | str)) or store == "":
-            raise TypeError(f"store={store!r} is not a store directory. Pass the path given "
-                            "to PersistentClient(path=...), or a function returning it.")
+            raise TypeError(f"store={validate.show(store)} is not a store directory. Pass the "
+                            "path given to PersistentClient(path=...), or a function "
+                            "returning it.")
+        if modes is not None and (isinstance(modes, str) or not isinstance(modes, Iterable)):
+            raise TypeError(f"modes={validate.show(modes)} is not a list of corruption modes. "
+                            f"Pass some of: {', '.join(MODES)}.")
         chosen = (tuple(m for m in MODES if m not in CRASH_PRONE) if modes is None
                   else tuple(modes))
-        unknown = [m for m in chosen if m not in MODES]
+        unknown = [m for m in chosen if not isinstance(m, str) or m not in MODES]
         if not chosen or unknown:
-            raise ValueError(f"modes={modes!r} names no corruption mode or unknown ones "
-                             f"({unknown}). Pass some of: {', '.join(MODES)}.")
+            raise ValueError(f"modes={validate.show(modes)} names no corruption mode or "
+                             f"unknown ones ({validate.show(unknown)}). Pass some of: "
+                             f"{', '.join(MODES)}.")
         self.store = store
         self.modes = chosen
         self.swarm = swarm

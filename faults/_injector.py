@@ -14,7 +14,7 @@ import threading
 from typing import Self
 
 from faults._plan import Trigger
-from pytest_resilience import Clock
+from pytest_resilience import Clock, validate
 
 __all__ = ["CountedInjector", "Injector", "TriggerCounter"]
 
@@ -59,10 +59,14 @@ class TriggerCounter:
     def __init__(self, trigger: Trigger | None, *, seed: int, rng: random.Random | None,
                  clock: Clock) -> None:
         if trigger is not None and not isinstance(trigger, Trigger):
-            raise TypeError(f"trigger={trigger!r} is not a Trigger. Pass e.g. "
+            raise TypeError(f"trigger={validate.show(trigger)} is not a Trigger. Pass e.g. "
                             "Trigger.first(2) or Trigger.rate(0.5).")
+        validate.check(rng is None or isinstance(rng, random.Random), "rng", rng,
+                       what="a random number generator",
+                       accepted="a random.Random instance, or None to draw from seed",
+                       kind=TypeError)
         self.trigger = trigger if trigger is not None else Trigger.always()
-        self.rng = rng if rng is not None else random.Random(seed)
+        self.rng = rng if rng is not None else random.Random(validate.seed(seed))
         self.clock = clock
         self.calls = 0
         self.fired = 0

@@ -195,12 +195,16 @@ class SocketFault:
 def _hosts(host: str) -> frozenset[str]:
     """``host`` plus every address it resolves to (resolved before any patch applies)."""
     if not isinstance(host, str) or not host:
-        raise ValueError(f"host={host!r} is not a host. Pass a name or an IP address string.")
+        raise (ValueError if isinstance(host, str) else TypeError)(
+            f"host={_validate.show(host)} is not a host. Pass a name or an IP address string.")
     names = {host.lower()}
     resolve = _PATCH.saved.get("getaddrinfo", socket.getaddrinfo)
     try:
         for info in resolve(host, None, 0, socket.SOCK_STREAM):
             names.add(str(info[4][0]))
+    except UnicodeError as exc:  # the IDNA codec refuses it (a label over 63 characters)
+        raise ValueError(f"host={_validate.show(host)} is not a host name ({exc}). Pass a "
+                         "name or an IP address string.") from None
     except OSError:
         pass  # an unresolvable name is matched by name only
     return frozenset(names)

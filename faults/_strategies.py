@@ -69,9 +69,21 @@ def _durations(horizon: float) -> st.SearchStrategy[float]:
     return st.integers(1, max(1, round(horizon * 100))).map(lambda k: k / 100)
 
 
+#: The longest ``horizon`` (virtual seconds) a strategy takes.
+MAX_HORIZON = 1e9
+
+
+def _limits(horizon: object, calls: object) -> tuple[float, int]:
+    """``horizon`` and ``calls``, checked where the strategy is made (not in a draw)."""
+    return (validate.number(horizon, "horizon", low=0.0, low_open=True, high=MAX_HORIZON,
+                            what="valid", accepted="seconds > 0 and at most 1e9"),
+            validate.count(calls, "calls", what="valid"))
+
+
 def triggers(*, horizon: float, calls: int) -> st.SearchStrategy[Trigger]:
     """Triggers that shrink toward firing once, late: ``nth`` first, then ``first``,
     ``after``, ``rate`` and ``always``."""
+    horizon, calls = _limits(horizon, calls)
     return st.one_of(
         _later_int(calls).map(Trigger.nth),
         st.integers(1, calls).map(Trigger.first),
@@ -261,13 +273,12 @@ def fault_plans(
 ) -> st.SearchStrategy[FaultPlan]:
     """Plans of at most ``max_faults`` faults from ``families``.
 
-    ``horizon``: virtual seconds in which ``after`` triggers and scheduled faults fall.
+    ``horizon``: virtual seconds (at most 1e9) in which ``after`` triggers and scheduled
+    faults fall.
     ``calls``: the largest call number an ``nth``/``first`` trigger names.
     """
     max_faults = validate.count(max_faults, "max_faults", low=0, what="valid")
-    horizon = validate.seconds(horizon, "horizon", positive=True, what="valid",
-                                accepted="seconds > 0")
-    calls = validate.count(calls, "calls", what="valid")
+    horizon, calls = _limits(horizon, calls)
     chosen = [_Options(f, horizon, calls) for f in resolve_families(families)]
     lists: dict[tuple[int, ...], tuple[list[Any], st.SearchStrategy[list[Any]]]] = {}
 

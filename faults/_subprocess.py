@@ -26,7 +26,6 @@ import base64
 import contextvars
 import errno
 import inspect
-import math
 import os
 import random
 import re
@@ -41,7 +40,7 @@ from typing import Any, Literal
 
 from faults._injector import CountedInjector, TriggerCounter
 from faults._plan import Trigger
-from pytest_resilience import Clock, History, ResilienceError, SystemClock, emit
+from pytest_resilience import Clock, History, ResilienceError, SystemClock, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 from pytest_resilience.patching import Patch, patch
 
@@ -359,8 +358,8 @@ class SubprocessFault(CountedInjector):
         self.stdout = stdout
         self.stderr = stderr
         self.seconds = seconds
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
+        self.clock: Clock = validate.clock(clock)
+        self.history = validate.history(history)
         self.label = label
         self.counter = TriggerCounter(trigger, seed=seed, rng=rng, clock=self.clock)
         self.commands: list[str] = []
@@ -454,24 +453,29 @@ class SubprocessFault(CountedInjector):
 
 
 def check_command(command: Command) -> Command:
-    """``command`` if it is a program name or a ``re.Pattern``; ``ValueError`` if not."""
+    """``command`` if it is a program name or a ``re.Pattern``: ``TypeError`` for another
+    type, ``ValueError`` for a blank name."""
     if isinstance(command, re.Pattern) or (isinstance(command, str) and command.strip()):
         return command
-    raise ValueError(f"command={command!r} is not a command name or pattern. Pass a "
-                     "program name such as 'model-cli' or a compiled re.Pattern.")
+    kind = ValueError if isinstance(command, str) else TypeError
+    raise kind(f"command={validate.show(command)} is not a command name or pattern. Pass a "
+               "program name such as 'model-cli' or a compiled re.Pattern.")
 
 
 def _output(value: str | bytes, name: str) -> bytes:
     if isinstance(value, str):
         value = value.encode()
     if not isinstance(value, bytes):
-        raise TypeError(f"{name}={value!r} is not text. Pass str (written as UTF-8) or bytes.")
+        raise TypeError(f"{name}={validate.show(value)} is not text. Pass str (written as "
+                        "UTF-8) or bytes.")
     if len(value) > MAX_OUTPUT:
         raise ValueError(f"{name} is {len(value)} bytes. Pass at most {MAX_OUTPUT} bytes.")
     return value
 
 
 def _show(command: Command) -> str:
+    """``command`` (checked) as the fault's label shows it."""
+    command = check_command(command)
     return f"re.compile({command.pattern!r})" if isinstance(command, re.Pattern) \
         else repr(command)
 
@@ -508,8 +512,8 @@ def exits(command: Command, code: int = 1, *, stdout: str | bytes = b"",
           history: History | None = None) -> SubprocessFault:
     """Make ``command`` write ``stdout`` and ``stderr`` (at most ``MAX_OUTPUT`` bytes each)
     and exit with ``code`` (0-255) instead of running."""
-    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
-        raise ValueError(f"code={code!r} is not an exit status. Pass an integer from 0 to 255.")
+    code = validate.count(code, "code", low=0, high=255, what="an exit status",
+                          accepted="an integer from 0 to 255")
     return SubprocessFault("exit", command, number=code, stdout=_output(stdout, "stdout"),
                            stderr=_output(stderr, "stderr"), trigger=trigger, seed=seed,
                            rng=rng, clock=clock, history=history,
@@ -523,9 +527,11 @@ def killed(command: Command, signal: int = signals.SIGKILL, *, stdout: str | byt
     """Make ``command`` write ``stdout`` and ``stderr``, then die of ``signal`` (its
     ``returncode`` is ``-signal``, as for a process the OOM killer ended)."""
     valid = sorted(int(s) for s in signals.valid_signals() if s not in _NOT_FATAL)
-    if isinstance(signal, bool) or not isinstance(signal, int) or signal not in valid:
-        raise ValueError(f"signal={signal!r} is not a signal that ends a process. Pass one of "
-                         "signal.SIGKILL, SIGTERM, SIGSEGV, SIGABRT, SIGINT, SIGHUP, ...")
+    wrong_type = isinstance(signal, bool) or not isinstance(signal, int)
+    if wrong_type or signal not in valid:
+        raise (TypeError if wrong_type else ValueError)(
+            f"signal={validate.show(signal)} is not a signal that ends a process. Pass one of "
+            "signal.SIGKILL, SIGTERM, SIGSEGV, SIGABRT, SIGINT, SIGHUP, ...")
     name = signals.Signals(signal).name
     return SubprocessFault("killed", command, number=int(signal),
                            stdout=_output(stdout, "stdout"), stderr=_output(stderr, "stderr"),
@@ -538,10 +544,7 @@ def slow_start(command: Command, seconds: float, *, trigger: Trigger | None = No
                history: History | None = None) -> SubprocessFault:
     """Start ``command`` for real, ``seconds`` later on ``clock`` (the caller's thread or
     task waits; a ``VirtualClock`` only moves)."""
-    value = float(seconds)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"seconds={seconds!r} is not a valid delay. Pass a finite number "
-                         ">= 0.")
+    value = validate.seconds(seconds, "seconds", what="a valid delay")
     return SubprocessFault("slow_start", command, seconds=value, trigger=trigger, seed=seed,
                            rng=rng, clock=clock, history=history,
                            label=f"slow_start({_show(command)}, {value:g}s)")

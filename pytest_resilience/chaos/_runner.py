@@ -23,6 +23,7 @@ from faults import FaultPlan
 from faults.families import Family, PerRun, family_named, resolve_families
 from pytest_resilience import History, VirtualClock, emit, recording
 from pytest_resilience._coverage import coverage_matrix, empty, merge
+from pytest_resilience.chaos._arguments import check_plan, common, run_only
 from pytest_resilience.chaos._decisions import (
     BodyRandom,
     DrawnRandom,
@@ -464,16 +465,20 @@ def run_chaos(
     runs that share it. ``on_plan(plans_run, failures)`` is called after each plan
     (shrinking included), e.g. to show progress.
     """
+    checked = common(body=body, checks=checks, allow=allow, maximize=maximize,
+                     around_plan=around_plan, replay_command=replay_command)
+    checks, allowed, budgets = checked.checks, checked.allow, checked.budgets
+    max_examples, seed, must_fire, sometimes, require_coverage, database_key = run_only(
+        max_examples=max_examples, seed=seed, must_fire=must_fire, sometimes=sometimes,
+        require_coverage=require_coverage, on_plan=on_plan, database_key=database_key)
+
     from hypothesis import errors, given, target
     from hypothesis import strategies as st
 
     from faults.strategies import fault_plans
-    from pytest_resilience.sla import Budget
 
     chosen = _families(families)
     strategy = fault_plans(chosen, max_faults=max_faults, horizon=horizon, calls=calls)
-    budgets = [b if isinstance(b, Budget) else Budget.parse(b) for b in maximize]
-    allowed = tuple(allow)
     result = ChaosResult()
     failed: list[tuple[FaultPlan, History, BaseException]] = []
     enter = around_plan or nullcontext
@@ -618,13 +623,15 @@ def replay(
     Returns the run when it passes; raises ``ChaosFailure`` (with the run's history) when
     it fails, as the original failure did.
     """
-    budgets = _budgets(maximize)
+    checked = common(body=body, checks=checks, allow=allow, maximize=maximize,
+                     around_plan=around_plan, replay_command=replay_command)
+    plan = check_plan(plan)
     chosen = _families(families)
     known = {f.name for f in chosen}
     chosen += [family_named(name) for name in plan.families() if name not in known]
     with (around_plan or nullcontext)():
-        run, error, _ = _execute(body, plan, _replay_rngs(plan), chosen, checks=checks,
-                                 allow=tuple(allow), maximize=budgets)
+        run, error, _ = _execute(body, plan, _replay_rngs(plan), chosen, checks=checked.checks,
+                                 allow=checked.allow, maximize=checked.budgets)
     if error is None:
         return run
     result = ChaosResult(failures=1, found_at=1)
@@ -632,11 +639,4 @@ def replay(
     raise _failure((plan, run.history, error), result, replay_command, plans_run=1,
                    found_at=1) from error
 
-
-def _budgets(maximize: Sequence[str | Budget]) -> list[Budget]:
-    if not maximize:
-        return []
-    from pytest_resilience.sla import Budget
-
-    return [b if isinstance(b, Budget) else Budget.parse(b) for b in maximize]
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import find, given, settings
 
 from faults import FaultPlan, Scheduled
-from faults.families import chroma_corruptions, cuda_spikes, network_toxics
+from faults.families import chroma_corruptions, clock_skews, cuda_spikes, network_toxics
 from faults.strategies import fault_plans
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History, recording
@@ -164,6 +164,39 @@ def test_chroma_and_network_families_need_their_target() -> None:
         assert str(info.value) == (f"family={name!r} needs its target from the test. Pass "
                                    f"{builder} in families=[...] instead of the name "
                                    f"{name!r}.")
+
+
+def test_chroma_family_refuses_wrong_types_naming_the_argument(tmp_path: Path) -> None:
+    """Regression (issue 14 item 11): modes=True raised "'bool' object is not iterable"
+    and a store nested 5,000 deep a RecursionError (its repr)."""
+    with pytest.raises(TypeError) as info:
+        chroma_corruptions(tmp_path, modes=True)  # type: ignore[arg-type]
+    assert str(info.value).startswith("modes=True is not a list of corruption modes. Pass "
+                                      "some of: sqlite-truncate, sqlite-reset, ")
+    deep: Any = 1
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(TypeError) as info:
+        chroma_corruptions(deep)
+    assert str(info.value) == ("store=[[[[[[[...]]]]]]] is not a store directory. Pass the "
+                               "path given to PersistentClient(path=...), or a function "
+                               "returning it.")
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_clock_target_whose_repr_raises_is_refused_naming_target() -> None:
+    """Regression (issue 14 item 11, found by a random fuzz seed): the message formatted
+    the target with repr, so the RuntimeError of its __repr__ escaped."""
+    with pytest.raises(ValueError) as info:
+        clock_skews(target=_Opaque())  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("target=<_Opaque instance at 0x")  # reprlib's fallback
+    assert message.endswith("> is not a clock. Pass 'wall', 'monotonic', 'both', or None "
+                            "for the run's virtual clock only.")
 
 
 def test_unknown_modes_and_kinds_are_refused(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import faults
@@ -164,3 +166,78 @@ def test_async_bodies_run_on_the_virtual_clock() -> None:
     with pytest.raises(ChaosFailure) as info:
         run_chaos(body, families=[DB], seed=9)
     assert info.value.history.select("fault.fired")[-1].time == 10.0
+
+
+def _passing(run: ChaosRun) -> None:
+    """A body that never runs: every case below is refused at the call."""
+    raise AssertionError("a refused run must not call its body")
+
+
+class _NoRun:
+    """A body that forgot its ``run`` parameter."""
+
+    def __call__(self) -> None:
+        raise AssertionError("never called")
+
+    def __repr__(self) -> str:
+        return "<body without run>"
+
+
+_PLAN = FaultPlan([faults.Fault("db.write", Action.raise_())], seed=1)
+
+
+@pytest.mark.parametrize(("call", "kind", "message"), [
+    (lambda: replay(_passing, None), TypeError,  # type: ignore[arg-type]
+     "plan=None is not a fault plan. Pass a faults.FaultPlan, e.g. "
+     "faults.FaultPlan.from_json(text) with the plan a ChaosFailure printed."),
+    (lambda: replay(_passing, _PLAN, checks=True), TypeError,  # type: ignore[arg-type]
+     "checks=True is not a collection of functions. Pass a list of checkers: functions of "
+     "the run's History returning a Verdict."),
+    (lambda: replay(_passing, _PLAN, around_plan=True), TypeError,  # type: ignore[arg-type]
+     "around_plan=True is not callable. Pass a function returning a context manager, or "
+     "None."),
+    (lambda: replay(_passing, _PLAN, allow=[3]), TypeError,  # type: ignore[list-item]
+     "allow=[3] is not a list of exception classes. Pass the exception classes the body "
+     "may raise, e.g. [TimeoutError]."),
+    (lambda: replay(_passing, _PLAN, maximize="p95<1s"), TypeError,
+     "maximize='p95<1s' is not a list of budgets. Pass budget strings such as "
+     "'search:p95<200ms', or sla.Budget objects."),
+    (lambda: replay(_passing, _PLAN, maximize=[3]), TypeError,  # type: ignore[list-item]
+     "maximize=[..., 3] holds something that is not a budget. Pass budget strings such as "
+     "'search:p95<200ms', or sla.Budget objects."),
+    (lambda: run_chaos(None), TypeError,  # type: ignore[arg-type]
+     "body=None is not a function of the run. Pass a function of the run: body(run), sync "
+     "or async."),
+    (lambda: replay(_NoRun(), _PLAN), TypeError,  # type: ignore[arg-type]
+     "body=<body without run> is not a function of the run. Pass a function of the run: "
+     "body(run), sync or async."),
+    (lambda: run_chaos(_passing, max_examples=0), ValueError,
+     "max_examples=0 is not a number of plans. Pass an integer >= 1."),
+    (lambda: run_chaos(_passing, must_fire=[""]), ValueError,
+     "must_fire=[''] is not a list of failpoint or fault source names. Pass a list of "
+     "non-empty strings, e.g. ['db.write']."),
+    (lambda: run_chaos(_passing, sometimes="warm"), TypeError,
+     "sometimes='warm' is not a list of property names. Pass a list of non-empty strings, "
+     "e.g. ['cache warmed']."),
+    (lambda: run_chaos(_passing, require_coverage=["search"]), TypeError,
+     "require_coverage=['search'] is not a list of coverage cells. Pass (operation, family) "
+     "or (operation, family, property) tuples of names, e.g. [('search', 'network')]."),
+    (lambda: run_chaos(_passing, on_plan=1), TypeError,  # type: ignore[arg-type]
+     "on_plan=1 is not callable. Pass a function of (plans_run, failures), or None."),
+])
+def test_bad_arguments_are_refused_at_the_call(call: Any, kind: type[Exception],
+                                               message: str) -> None:
+    """Regression (issue 14 item 11): these were used only inside the run, so they ended
+    as "'bool' object is not callable", "'NoneType' has no attribute 'families'", or a
+    ChaosFailure blaming the plan (body=None), never naming the argument."""
+    with pytest.raises(kind) as caught:
+        call()
+    assert str(caught.value) == message
+
+
+def test_a_maximize_budget_that_does_not_parse_names_maximize() -> None:
+    with pytest.raises(ValueError) as caught:
+        replay(_passing, _PLAN, maximize=["fast"])
+    assert str(caught.value).startswith(
+        "maximize=[..., 'fast'] is not a budget: budget='fast' has no comparison (<, <=, >, "
+        ">=) between a metric and a value.")

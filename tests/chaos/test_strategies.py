@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from faults import Action, FaultPlan, Scheduled
 from faults.families import clock_skews, failpoints, register_family
-from faults.strategies import fault_plans
+from faults.strategies import fault_plans, triggers
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History
 from pytest_resilience.chaos._schedule import FaultSchedule
@@ -81,13 +81,33 @@ def test_swarm_switches_sites_off_per_plan() -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"max_faults": -1}, "max_faults=-1 is not valid. Pass an integer >= 0."),
-    ({"horizon": 0}, "horizon=0 is not valid. Pass seconds > 0."),
+    ({"horizon": 0}, "horizon=0 is not valid. Pass seconds > 0 and at most 1e9."),
     ({"calls": 0}, "calls=0 is not valid. Pass an integer >= 1."),
 ])
 def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError) as info:
         fault_plans(["clock"], **kwargs)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("build", "kind", "message"), [
+    (lambda: triggers(horizon=10.0, calls=0), ValueError,
+     "calls=0 is not valid. Pass an integer >= 1."),
+    (lambda: triggers(horizon=10.0, calls=None), TypeError,
+     "calls=None is not valid. Pass an integer >= 1."),
+    (lambda: triggers(horizon=float("nan"), calls=5), ValueError,
+     "horizon=nan is not valid. Pass seconds > 0 and at most 1e9."),
+    (lambda: fault_plans(["clock"], horizon=1e308), ValueError,
+     "horizon=1e+308 is not valid. Pass seconds > 0 and at most 1e9."),
+])
+def test_settings_are_refused_where_the_strategy_is_made(build: Any, kind: type[Exception],
+                                                         message: str) -> None:
+    """Regression (issue 14 item 11): ``triggers`` handed calls=0/None to Hypothesis,
+    which refused it in the first draw (InvalidArgument, not naming calls), and a huge
+    horizon overflowed in the draw."""
+    with pytest.raises(kind) as caught:
+        build()  # made, never drawn from
+    assert str(caught.value) == message
 
 
 def test_unknown_family_names_list_the_known_ones() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -354,3 +356,54 @@ def test_bad_explorer_arguments_are_refused_with_the_fix(root: Path, kwargs: dic
     with pytest.raises((TypeError, ValueError)) as caught:
         disk.explore(root, lambda: None, **kwargs)  # type: ignore[arg-type]
     assert str(caught.value) == message
+
+
+def _nested(depth: int) -> list[object]:
+    value: object = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return [value]
+
+
+_CLOCK_FIX = ("Pass an object with monotonic(), time(), sleep() and asleep() (a VirtualClock "
+              "or SystemClock instance), or None.")
+_OPAQUE_FIX = ("Pass 'error' (refuse files changed outside the Python I/O layer) or "
+               "'durable' (take their content at each crash point as durable).")
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda r: disk.CrashSimulator(r, opaque=_nested(5000)),
+     f"opaque=[[[[[[[...]]]]]]] is not a policy. {_OPAQUE_FIX}"),
+    (lambda r: disk.crash_simulator(r, clock=True), f"clock=True is not a clock. {_CLOCK_FIX}"),
+    (lambda r: disk.explore(r, lambda: None, check=print, clock=True),
+     f"clock=True is not a clock. {_CLOCK_FIX}"),
+    (lambda r: asyncio.run(disk.aexplore(r, lambda: None, check=print, clock=True)),
+     f"clock=True is not a clock. {_CLOCK_FIX}"),
+    (lambda r: disk.explore_process(None, r, check=print),  # type: ignore[arg-type]
+     "script=None is not a script path. Pass the path of a Python script that runs the "
+     "workload."),
+    (lambda r: disk.explore_process(_script(r), r, check=None),  # type: ignore[arg-type]
+     "check=None is not callable. Pass a function of the crash state."),
+    (lambda r: disk.explore_process(_script(r), r, check=print, args=None),  # type: ignore[arg-type]
+     "args=None is not a list of arguments. Pass a list of strings, e.g. ['--rows', '100']."),
+    (lambda r: disk.explore_process(_script(r), r, check=print, timeout=None),  # type: ignore[arg-type]
+     "timeout=None is not a valid timeout. Pass seconds > 0 and <= 86400."),
+    (lambda r: disk.explore_process(_script(r), r, check=print, timeout=2**63),
+     "timeout=9223372036854775808 is not a valid timeout. Pass seconds > 0 and <= 86400."),
+])
+def test_wrong_types_are_refused_before_anything_runs(root: Path, build: Callable[[Path], Any],
+                                                      message: str) -> None:
+    """Regression (issue 14 item 11): opaque nested 5000 deep raised RecursionError (its
+    repr), clock=True an AttributeError after the workload ran, timeout=None/2**63 a
+    TypeError or OverflowError and script/args=None a TypeError, none naming the
+    argument. No child process starts: the script is never run."""
+    with pytest.raises((TypeError, ValueError)) as caught:
+        build(root)
+    assert str(caught.value) == message
+    assert not (root / "ran").exists()
+
+
+def _script(root: Path) -> Path:
+    script = root.parent / "workload.py"
+    script.write_text(f"open({str(root / 'ran')!r}, 'w').close()\n")
+    return script

@@ -259,6 +259,31 @@ def test_bad_arguments_are_refused_with_the_fix(root: Path, build: Callable[[Pat
     assert str(caught.value) == message.format(r=root)
 
 
+@pytest.mark.parametrize(("build", "kind", "message"), [
+    (lambda r: disk.io_error(r, on=True), TypeError, "on=True is not an operation or a list "
+     "of them. Pass some of: open, write, fsync, rename, unlink, mkdir."),
+    (lambda r: disk.read_only(r, on=[["write"]]), TypeError, "on=[['write']] is not an "
+     "operation or a list of them. Pass some of: open, write, fsync, rename, unlink, mkdir."),
+    (lambda r: disk.no_space(r, clock=True), TypeError, "clock=True is not a clock. Pass an "
+     "object with monotonic(), time(), sleep() and asleep() (a VirtualClock or SystemClock "
+     "instance), or None."),
+    (lambda r: disk.latency(r, ""), TypeError, "seconds='' is not a valid delay. Pass a "
+     "finite number >= 0."),
+    (lambda r: disk.latency(r, 10**400), ValueError, "seconds=<int of 1329 bits> is not a "
+     "valid delay. Pass a finite number >= 0."),
+    (lambda r: disk.read_only(b"/tmp"), TypeError, "root=b'/tmp' is not a directory path. "
+     "Pass the directory the fault may act in, e.g. tmp_path / 'data'."),
+])
+def test_wrong_types_are_refused_at_the_call_naming_the_argument(
+        root: Path, build: Callable[[Path], Any], kind: type[Exception], message: str) -> None:
+    """Regression (issue 14 item 11): on=True and clock=True failed with a TypeError or
+    AttributeError not naming the argument, seconds='' in float(), 10**400 with an
+    OverflowError."""
+    with pytest.raises(kind) as caught:
+        build(root)
+    assert str(caught.value) == message
+
+
 # -- restoring exactly -------------------------------------------------------------------------
 
 def test_disarming_puts_back_what_os_and_open_held_when_armed(

@@ -100,6 +100,39 @@ def test_bad_arguments_name_the_fix(chroma_store, tmp_path) -> None:
         pass
 
 
+class _Writes:
+    """Has the write method ``fail_during`` patches; never called: every case is refused."""
+
+    def add(self, ids=None, **kwargs) -> None:
+        raise AssertionError("a refused fault must not reach the collection")
+
+    def __repr__(self) -> str:
+        return "<writes>"
+
+
+@pytest.mark.parametrize(("kwargs", "kind", "message"), [
+    ({"op": 3}, TypeError, "op=3 is not a write. Pass add, upsert, update or delete."),
+    ({"op": "add", "after": -1}, ValueError, "after=-1 is not a count of records. Pass an int "
+     ">= 0."),
+    ({"op": "add", "after": "3"}, TypeError, "after='3' is not a count of records. Pass an "
+     "int >= 0."),
+    ({"op": "add", "exc": ValueError}, TypeError, "exc=<class 'ValueError'> is not an "
+     "exception. Pass an exception instance such as TimeoutError('disk'), or None for "
+     "FaultInjected."),
+    ({"op": "add", "clock": True}, TypeError, "clock=True is not a clock. Pass an object with "
+     "monotonic(), time(), sleep() and asleep() (a VirtualClock or SystemClock instance), or "
+     "None."),
+    ({"op": "upsert"}, TypeError, "collection=<writes> is not a collection with "
+     "upsert(). Pass a chromadb Collection."),
+])
+def test_fail_during_refuses_at_the_call_naming_the_argument(kwargs, kind, message) -> None:
+    """Regression (issue 14 item 11): the checks ran only when the block was entered, and
+    op/after of the wrong type were not refused clearly (after=10**400's repr raised)."""
+    with pytest.raises(kind) as caught:
+        fail_during(_Writes(), **kwargs)  # the call itself refuses: never entered
+    assert str(caught.value) == message
+
+
 def test_fail_during_lands_exactly_n_records(chroma_store) -> None:
     col = chroma_store.collection()
     with fail_during(col, "add", after=3) as stats:

@@ -11,6 +11,7 @@ import pytest
 from faults import network
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import recording
+from pytest_resilience.validate import show
 
 
 @pytest.fixture
@@ -110,6 +111,10 @@ def test_rules_nest_and_the_patch_goes_with_the_last(
          "Pass an integer in 1..65535 or None."),
         (lambda: network.slow_connect(-1, host="x"), "ms=-1 is not a valid duration. Pass a "
          "finite number of milliseconds >= 0."),
+        # regression: the IDNA codec's UnicodeError did not name host
+        (lambda: network.connection_refused("x" * 64, 80), f"host={show('x' * 64)} is not a "
+         "host name (encoding with 'idna' codec failed (UnicodeError: label too long)). "
+         "Pass a name or an IP address string."),
     ],
 )
 def test_bad_arguments_name_the_fix(call: object, message: str) -> None:

@@ -357,6 +357,36 @@ def test_bad_arguments_are_refused_with_the_fix(build: Callable[[], Any], messag
     assert str(caught.value) == message
 
 
+_CLOCK_FIX = ("Pass an object with monotonic(), time(), sleep() and asleep() (a VirtualClock "
+              "or SystemClock instance), or None.")
+
+
+@pytest.mark.parametrize(("build", "kind", "message"), [
+    (lambda: fsp.not_found(None), TypeError, "command=None is not a command name or pattern. "
+     "Pass a program name such as 'model-cli' or a compiled re.Pattern."),
+    (lambda: fsp.hang("cli", clock=True), TypeError, f"clock=True is not a clock. {_CLOCK_FIX}"),
+    (lambda: fsp.slow_start("cli", 10**400), ValueError, "seconds=<int of 1329 bits> is not "
+     "a valid delay. Pass a finite number >= 0."),
+    (lambda: fsp.slow_start("cli", "1"), TypeError, "seconds='1' is not a valid delay. Pass a "
+     "finite number >= 0."),
+    (lambda: fsp.exits("cli", "1"), TypeError, "code='1' is not an exit status. Pass an "
+     "integer from 0 to 255."),
+    (lambda: fsp.killed("cli", "KILL"), TypeError, "signal='KILL' is not a signal that ends a "
+     "process. Pass one of signal.SIGKILL, SIGTERM, SIGSEGV, SIGABRT, SIGINT, SIGHUP, ..."),
+    (lambda: fsp.exits("cli", rng="x"), TypeError, "rng='x' is not a random number "
+     "generator. Pass a random.Random instance, or None to draw from seed."),
+    (lambda: fsp.killed("cli", seed="x"), TypeError, "seed='x' is not a seed. Pass an "
+     "integer, or None for a fresh random seed."),
+])
+def test_wrong_types_are_refused_at_the_call_naming_the_argument(
+        build: Callable[[], Any], kind: type[Exception], message: str) -> None:
+    """Regression (issue 14 item 11): command=None and clock=True failed later with an
+    AttributeError, seconds=10**400 with an OverflowError, neither naming the argument."""
+    with pytest.raises(kind) as caught:
+        build()
+    assert str(caught.value) == message
+
+
 # -- restoring exactly -------------------------------------------------------------------------
 
 def test_disarming_puts_back_exactly_what_popen_and_the_event_loop_stored(
