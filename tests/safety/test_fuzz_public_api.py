@@ -47,9 +47,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 #: tables hold enough targets that a run draws well over 2,000.
 EXAMPLES = 20
 SLOW_EXAMPLES = 8
-#: The same examples every run: a gate, not a lottery. The tables hold latent defects a
-#: fresh seed can find (KNOWN_DEFECTS lists those found so far); to hunt for more, run
-#: this module with ``--hypothesis-seed=<n>`` for a few values of n.
+#: The same examples every run: a gate, not a lottery. To hunt for defects a fresh seed
+#: can find (KNOWN_DEFECTS lists any found and not fixed yet), set this to False and run
+#: the module with ``--hypothesis-seed=<n>`` for a few values of n (derandomize ignores
+#: the seed).
 DERANDOMIZE = True
 ALLOWED = (ValueError, TypeError, ResilienceError)
 
