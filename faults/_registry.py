@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from faults._plan import Action, Fault, FaultPlan, Trigger
+from pytest_resilience import _arming
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
@@ -236,6 +237,7 @@ class ActivePlan:
                 table[name] = (*table.get(name, ()), entry)
             _armed = table
             self._active = True
+        _arming.armed()
         emit(FAULT_ARMED, "faults", self.clock, history=self.history, family="failpoint",
              faults=len(self._entries), seed=self.plan.seed)
         return self

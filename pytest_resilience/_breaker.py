@@ -131,7 +131,7 @@ class CircuitBreaker:
                     f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
                     "window can never hold enough calls. Pass minimum_calls <= window_size."
                 )
-            self._window = CountWindow(size)
+            self._window = CountWindow(size, self.minimum_calls)
         else:
             self._window = TimeWindow(_positive("window_size", window_size))
         self.name = name
@@ -150,7 +150,6 @@ class CircuitBreaker:
         self._trial_successes = 0
         self._windowed = self.failure_rate is not None or self.slow_call_rate is not None
         self._slow_rule = self.slow_call_duration is not None
-        self._timed = self._windowed or self._slow_rule
         self.storage = storage
         self._store: BreakerStore | None = None
         if storage is not None:
@@ -262,21 +261,17 @@ class CircuitBreaker:
                     retry_after = 0.0
         self._announce(changes)
         if retry_after >= 0:
-            self._reject(phase[0], retry_after)
+            raise self._rejection(phase[0], retry_after)
         return phase
 
-    def _reject(self, state: BreakerState, retry_after: float) -> None:
-        emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
-        detail = (
-            f"retry in {retry_after:.3f}s" if retry_after > 0
-            else f"all {self.half_open_max_calls} half-open trial calls are in flight"
-        )
-        raise CircuitOpenError(
-            f"circuit {self.name!r} is {state.value}: {detail}",
-            name=self.name,
-            retry_after=retry_after,
-            context={"state": state.value},
-        )
+    def _rejection(self, state: BreakerState, retry_after: float) -> CircuitOpenError:
+        """The error for a refused call (its caller raises it: one frame less to unwind)."""
+        if _events.listening():
+            emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
+        # Message and context are formatted only if somebody reads them: a breaker that
+        # refuses calls in a hot loop must cost less than the call it protects.
+        return CircuitOpenError._rejection(self.name, state.value, retry_after,
+                                           self.half_open_max_calls)
 
     def _record(self, phase: tuple[BreakerState, int], failed: bool, duration: float) -> None:
         changes: list[tuple[BreakerState, BreakerState]] = []
@@ -304,6 +299,26 @@ class CircuitBreaker:
         if changes:
             self._announce(changes)
 
+    def _success(self, phase: tuple[BreakerState, int]) -> None:
+        """A CLOSED call that succeeded, with a rate window, no failure streak and no
+        slow-call rule. A count window takes it without the lock (a ticket); the trip
+        rule is checked only when a success can make it trip."""
+        window = self._window
+        if isinstance(window, CountWindow):
+            if self._phase is phase and next(window.ticks) == window.crossing:
+                self._check_trip(phase)
+            return
+        self._record(phase, False, 0.0)
+
+    def _check_trip(self, phase: tuple[BreakerState, int]) -> None:
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        with self._lock:
+            if self._phase is phase:
+                self._window.expire(self._mono())
+                if self._should_trip():
+                    self._to(OPEN, changes)
+        self._announce(changes)
+
     def _release(self, phase: tuple[BreakerState, int]) -> None:
         """An ignored exception ends a half-open trial without a verdict."""
         with self._lock:
@@ -320,22 +335,27 @@ class CircuitBreaker:
             return True
         return self.slow_call_rate is not None and w.slow >= self.slow_call_rate * w.calls
 
-    def _quiet(self) -> bool:
-        return not self._timed and not _events.listening()
-
     # -- calling ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn`` through the breaker; raises ``CircuitOpenError`` when it refuses."""
         phase = self._phase
-        if phase[0] is CLOSED and self._quiet():
-            try:
-                result = fn(*args, **kwargs)
-            except self.expected:
-                self._record(phase, True, 0.0)
-                raise
-            if self._consecutive:
-                self._record(phase, False, 0.0)
-            return result
+        state = phase[0]
+        if state is CLOSED:
+            if not self._slow_rule and not _events.listening():
+                try:
+                    result = fn(*args, **kwargs)
+                except self.expected:
+                    self._record(phase, True, 0.0)
+                    raise
+                if self._consecutive:
+                    self._record(phase, False, 0.0)
+                elif self._windowed:
+                    self._success(phase)
+                return result
+        elif state is OPEN:
+            wait = self._opened_at + self.recovery_timeout - self._mono()
+            if wait > 0:  # the common rejection, without the lock
+                raise self._rejection(state, wait)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
@@ -355,15 +375,23 @@ class CircuitBreaker:
     ) -> T:
         """Await ``fn`` through the breaker, with the same rules as ``call``."""
         phase = self._phase
-        if phase[0] is CLOSED and self._quiet():
-            try:
-                result = await fn(*args, **kwargs)
-            except self.expected:
-                self._record(phase, True, 0.0)
-                raise
-            if self._consecutive:
-                self._record(phase, False, 0.0)
-            return result
+        state = phase[0]
+        if state is CLOSED:
+            if not self._slow_rule and not _events.listening():
+                try:
+                    result = await fn(*args, **kwargs)
+                except self.expected:
+                    self._record(phase, True, 0.0)
+                    raise
+                if self._consecutive:
+                    self._record(phase, False, 0.0)
+                elif self._windowed:
+                    self._success(phase)
+                return result
+        elif state is OPEN:
+            wait = self._opened_at + self.recovery_timeout - self._mono()
+            if wait > 0:  # the common rejection, without the lock
+                raise self._rejection(state, wait)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
@@ -382,7 +410,7 @@ class CircuitBreaker:
     def _admitted(self, admission: Admission) -> None:
         self._announce(admission.changes)
         if admission.retry_after >= 0:
-            self._reject(admission.phase[0], admission.retry_after)
+            raise self._rejection(admission.phase[0], admission.retry_after)
 
     def _store_outcome(self, admission: Admission, failed: bool, duration: float
                        ) -> list[tuple[BreakerState, BreakerState]]:

@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ DEFAULT_WALL_START = 1_704_067_200.0
 _OPAQUE_LOOP_SPINS = 8
 # Upper bound on iterations spent waiting for a busy loop to settle before a jump.
 _MAX_SETTLE_SPINS = 10_000
+_INF = math.inf
+# With the GIL, ``self._mono += seconds`` on floats is one uninterruptible step: no
+# thread switch can fall between the read and the write (the interpreter only switches
+# at calls, function starts and backward jumps). A free-threaded build takes the lock.
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 @runtime_checkable
@@ -116,6 +122,8 @@ class VirtualClock:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._ticking: set[asyncio.AbstractEventLoop] = set()
+        # Sleeps may skip advance() unless a subclass changed what advancing does.
+        self._bare = _GIL and type(self).advance is VirtualClock.advance
 
     # -- reading -------------------------------------------------------------------
     def monotonic(self) -> float:
@@ -138,13 +146,22 @@ class VirtualClock:
         seconds = _check_duration(seconds)
         with self._lock:
             self._mono += seconds
+            if not self._waiters:  # nobody sleeping on a loop: nothing to wake
+                return
             due = self._pop_due(self._mono)
         _wake(due)
 
     def sleep(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` and return at once."""
-        seconds = _check_duration(seconds)
+        if seconds.__class__ is not float or not 0.0 <= seconds < _INF:
+            seconds = _check_duration(seconds)  # other types, NaN, negative, infinite
         if seconds:
+            if self._bare and not self._waiters:
+                # Nobody sleeps on a loop: nothing to wake, and the addition is atomic
+                # (see _GIL). A task that starts sleeping meanwhile is woken by its
+                # loop's autojump, as for any sleeper.
+                self._mono += seconds
+                return
             self.advance(seconds)
 
     async def asleep(self, seconds: float) -> None:
@@ -221,7 +238,9 @@ class VirtualClock:
             if not self._waiters:
                 self._ticking.discard(loop)
                 return
-            self._mono = max(self._mono, self._waiters[0].deadline)
+            deadline = self._waiters[0].deadline
+            if deadline > self._mono:  # noqa: PLR1730 - no call between read and write (_GIL)
+                self._mono = deadline
             due = self._pop_due(self._mono)
         _wake(due)
         loop.call_soon(self._tick, loop, 0)

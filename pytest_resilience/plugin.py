@@ -11,7 +11,7 @@ import importlib.util
 import random
 import sys
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +19,15 @@ import pytest
 
 from pytest_resilience._plugin.calls import watch_calls
 from pytest_resilience._plugin.state import (
-    RECORD_KEY,
     SESSION,
     ResilienceSession,
+    apply_marker_rules,
     derive_seed,
+    generate_for_markers,
     get_state,
     item_record,
-    request_marked_fixture,
-    take_item_record,
+    on_marker,
+    requests,
     test_clock,
 )
 
@@ -169,12 +170,33 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and not hasattr(config, "workerinput"):
         cache.set(_SEED_CACHE_KEY, seed)
-    if not hasattr(config, "workerinput"):  # a worker's reports go to the controller as-is
-        from pytest_resilience._plugin.records import RecordCollector
+    from pytest_resilience._plugin.per_test import collect_records, watch_arming
 
-        config.pluginmanager.register(RecordCollector(session), "resilience-records")
+    # Per-test hooks come with the first use of the harness (see _plugin/per_test.py);
+    # report.json lists every test, and an xdist controller gets records from workers.
+    if not hasattr(config, "workerinput") and (session.report_dir is not None
+                                               or _distributed(config)):
+        collect_records(config)
+    config.stash[_ARM_HOOK] = watch_arming(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "resilience-xdist")
+
+
+_ARM_HOOK = pytest.StashKey[Callable[[], None] | None]()
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """Whether this session hands its tests to pytest-xdist workers."""
+    option = config.option
+    return bool(getattr(option, "numprocesses", None)) or getattr(option, "dist", "no") != "no"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the arming hook back to the session this one ran inside, if any."""
+    if _ARM_HOOK in config.stash:
+        from pytest_resilience import _arming
+
+        _arming.set_hook(config.stash[_ARM_HOOK])
 
 
 class _XdistHooks:
@@ -194,9 +216,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"resilience: seed={state.seed} (replay: {SEED_OPTION}={state.seed})"
 
 
+#: A ``faults`` marker requests the ``faults`` fixture by itself.
+on_marker("faults", requests("faults"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``faults`` marker requests the ``faults`` fixture by itself."""
-    request_marked_fixture(items, "faults")
+    """Every family's marker rules (a marker requests its fixtures), in one pass."""
+    apply_marker_rules(items)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every family's parametrisation by marker (chaos shards, migrations)."""
+    generate_for_markers(metafunc)
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -275,33 +306,6 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
         scope.activate(plan, seed=seed)
 
 
-# -- per-test bookkeeping ----------------------------------------------------------------
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    """Attach the test's record, and stop any fault that leaked out of the test."""
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:  # another fixture's teardown failed: report both
-        error = exc
-    record = take_item_record(item)
-    if record:
-        item.user_properties.append((RECORD_KEY, record))
-    loaded = sys.modules.get("faults")  # not loaded yet: no failpoint can be armed
-    leaked = loaded.disarm_all() if loaded is not None else []
-    if leaked:
-        message = (
-            f"failpoints {leaked} were still armed after the test; they have been "
-            "disarmed. Arm faults with `with faults.inject(...)`, the `faults` fixture, or "
-            "call .stop() on the activation."
-        )
-        if error is not None:
-            message += f" The teardown also failed: {type(error).__name__}: {error}"
-        raise pytest.fail.Exception(message, pytrace=False) from error
-    if error is not None:
-        raise error
-
-
 #: Event kinds the terminal summary counts, with their label.
 _SUMMARY_KINDS = {"migration.crash_point": "migration crash points"}
 
@@ -311,12 +315,12 @@ def pytest_terminal_summary(
 ) -> None:
     """A ``resilience`` section rendered from the per-test records; silent unless a test
     used the harness."""
-    from pytest_resilience.report._json import summarise
-
     session = get_state(config)
     harness = [r for r in session.records.values() if "events" in r]
     if not harness and not session.lost_workers:
         return
+    from pytest_resilience.report._json import summarise
+
     summary = summarise(list(session.records.values()))
     tr = terminalreporter
     tr.write_sep("-", "resilience")

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from pytest_resilience.sla._budgets import format_seconds
-from pytest_resilience.sla._histogram import LatencyHistogram
+from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
 
 __all__ = ["percentile_svg", "render_html", "timeline_svg"]
 
@@ -224,7 +224,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         + f"<h2>Budgets</h2>{_budget_rows(report)}"
         "<h2>Latency percentiles</h2>"
         + ("".join(charts) or "<p>No operations were measured.</p>")
-        + "<p>Quantiles within ±0.5% (log-bucket histogram); x axis: 1/(1-p), log scale.</p>"
+        + f"<p>Quantiles within ±{ALPHA:.2%} (log-bucket histogram); x axis: 1/(1-p), "
+        "log scale.</p>"
         + ("<h2>Timelines</h2>" + "".join(timelines) if timelines else "")
         + f"<h2>Environment</h2><p>{env}</p></body></html>\n"
     )

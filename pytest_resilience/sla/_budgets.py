@@ -137,7 +137,7 @@ class Budget:
             )
         passed = _OPS[self.op](observed, self.threshold)
         shown = self.format(observed)
-        bound = f" (±{ALPHA:.1%})" if approximate else ""
+        bound = f" (±{ALPHA:.2%})" if approximate else ""
         verb = "within" if passed else "breaks"
         reason = f"{self.metric}={shown}{bound} {verb} {self.text} ({samples} samples)"
         return Verdict(self, observed, passed, reason)
