@@ -1,4 +1,9 @@
-"""Retry overhead side by side: success path and fail-fail-succeed (sleeping off).
+"""Retry overhead side by side: success path and fail-fail-succeed.
+
+Peers sleep as little as each allows (a no-op ``sleep=`` hook, or ``time.sleep`` patched
+out); ours fails-fails-succeeds on a ``VirtualClock`` with its default backoff and full
+jitter, so its waits are real (virtual) waits, and once more with no wait at all.
+Peers: tenacity, stamina, backoff and pyresilience (the fastest of them).
 
 Run: ``pytest benchmarks/test_bench_retry.py --benchmark-only``.
 """
@@ -12,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
 from pytest_resilience._retry import Retry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -72,6 +78,17 @@ def test_backoff_success(benchmark: Any) -> None:
     assert benchmark(fn) == 1
 
 
+def pyresilience_retry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    pyresilience = pytest.importorskip("pyresilience")
+    config = pyresilience.RetryConfig(max_attempts=3, delay=0.1, max_delay=10.0)
+    return pyresilience.resilient(retry=config)(fn)  # type: ignore[no-any-return]
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_pyresilience_success(benchmark: Any) -> None:
+    assert benchmark(pyresilience_retry(target)) == 1
+
+
 # -- async success path -----------------------------------------------------------------
 async def atarget() -> int:
     return 1
@@ -106,11 +123,31 @@ def test_tenacity_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop)
     benchmark(run_many(loop, tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
 
 
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_pyresilience_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    benchmark(run_many(loop, pyresilience_retry(atarget)))
+
+
 # -- fail, fail, succeed ------------------------------------------------------------------
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+def test_ours_fail_fail_succeed_virtual_clock(benchmark: Any) -> None:
+    """Default backoff (0.1 s x 2**n, full jitter): two virtual waits per call."""
+    clock = VirtualClock()
+    fn = Retry(attempts=3, clock=clock)(flaky_factory())
+    assert benchmark(fn) == 1
+    assert clock.monotonic() > 0
+
+
 @pytest.mark.benchmark(group="retry-fail-fail-succeed")
 def test_ours_fail_fail_succeed(benchmark: Any) -> None:
     fn = Retry(attempts=3, backoff=Backoff.constant(0))(flaky_factory())
     assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+@pytest.mark.usefixtures("no_sleep")
+def test_pyresilience_fail_fail_succeed(benchmark: Any) -> None:
+    assert benchmark(pyresilience_retry(flaky_factory())) == 1
 
 
 @pytest.mark.benchmark(group="retry-fail-fail-succeed")

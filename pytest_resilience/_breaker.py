@@ -43,6 +43,7 @@ class BreakerState(enum.Enum):
 
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+_OPEN_VALUE = OPEN.value  # an enum's .value is a property: read once
 
 #: Called as ``fn(breaker, old_state, new_state)`` after each transition.
 Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
@@ -354,8 +355,11 @@ class CircuitBreaker:
                 return result
         elif state is OPEN:
             wait = self._opened_at + self.recovery_timeout - self._mono()
-            if wait > 0:  # the common rejection, without the lock
-                raise self._rejection(state, wait)
+            if wait > 0:  # the common rejection, without the lock: _rejection, inlined
+                if _events.listening():
+                    emit(BREAKER_REJECTED, self.name, self.clock, retry_after=wait)
+                raise CircuitOpenError._rejection(self.name, _OPEN_VALUE, wait,
+                                                  self.half_open_max_calls)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
@@ -390,8 +394,11 @@ class CircuitBreaker:
                 return result
         elif state is OPEN:
             wait = self._opened_at + self.recovery_timeout - self._mono()
-            if wait > 0:  # the common rejection, without the lock
-                raise self._rejection(state, wait)
+            if wait > 0:  # the common rejection, without the lock: _rejection, inlined
+                if _events.listening():
+                    emit(BREAKER_REJECTED, self.name, self.clock, retry_after=wait)
+                raise CircuitOpenError._rejection(self.name, _OPEN_VALUE, wait,
+                                                  self.half_open_max_calls)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0

@@ -65,6 +65,10 @@ def _exception_predicate(
     )
 
 
+def _never(exc: BaseException) -> bool:
+    return False
+
+
 def _refuse(fn: object, what: str) -> TypeError:
     return TypeError(
         f"fn={fn!r} {what}: Retry cannot re-run a generator or coroutine object once "
@@ -130,7 +134,10 @@ class Retry:
         self.budget = budget
         self.name = name
         self.retry_if_result = retry_if_result
-        self._retry_on = _exception_predicate(retry_on)
+        retryable = _exception_predicate(retry_on)
+        self._retry_types = retryable if isinstance(retryable, tuple) else None
+        self._retry_check: Callable[[BaseException], bool] = (
+            retryable if not isinstance(retryable, tuple) else _never)
         self._rng = random.Random(seed)
         self._delays: Jittered | None = None  # see _delay_source
         self.clock: Clock = clock or SystemClock()
@@ -184,8 +191,10 @@ class Retry:
         if delays is None or delays.backoff is not self.backoff or delays.jitter != self.jitter:
             delays = self._delay_source()
         judge, mono, sleep = self._judge, self._mono, self.clock.sleep
-        unchecked = self.retry_if_result is None
-        delay = judge(attempts, delays, started, 1, started, exc, result)
+        # Whether this call's events are heard is decided once, at its first failure.
+        heard = _events.listening()
+        quiet = self.retry_if_result is None and not heard
+        delay = judge(attempts, delays, started, 1, started, exc, result, heard)
         attempt = 1
         while True:
             if delay > 0:
@@ -195,11 +204,11 @@ class Retry:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:
-                delay = judge(attempts, delays, started, attempt, begun, error, None)
+                delay = judge(attempts, delays, started, attempt, begun, error, None, heard)
                 continue
-            if unchecked and not _events.listening():
+            if quiet:
                 return cast(T, result)  # a success nobody hears about needs no record
-            delay = judge(attempts, delays, started, attempt, begun, None, result)
+            delay = judge(attempts, delays, started, attempt, begun, None, result, heard)
             if delay < 0:
                 return cast(T, result)
 
@@ -209,19 +218,23 @@ class Retry:
         run: tuple[_Attempts, Jittered] | None = None
         started = self._mono()
         attempt = 0
+        heard = False
         while True:
             attempt += 1
             begun = self._mono() if attempt > 1 else started
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
-                run = run or self._begin()
-                delay = self._judge(*run, started, attempt, begun, error, None)
+                if run is None:
+                    run, heard = self._begin(), _events.listening()
+                delay = self._judge(*run, started, attempt, begun, error, None, heard)
             else:
-                if run is None and self._plain and not _events.listening():
-                    return result
-                run = run or self._begin()
-                delay = self._judge(*run, started, attempt, begun, None, result)
+                if run is None:
+                    heard = _events.listening()
+                    if self._plain and not heard:
+                        return result
+                    run = self._begin()
+                delay = self._judge(*run, started, attempt, begun, None, result, heard)
                 if delay < 0:
                     return result
             if delay > 0:
@@ -292,30 +305,31 @@ class Retry:
         begun: float,
         exc: BaseException | None,
         result: Any,
+        heard: bool,
     ) -> float:
         """Record attempt ``number``; the delay before the next one, ``-1`` when done.
 
         Raises the exception or ``RetryError`` when the call gives up. Attempts are
         kept as plain tuples; ``Attempt`` objects are built only for a ``RetryError``.
+        ``heard``: whether this call's events are wanted (decided at its first failure).
         """
         now = self._mono()
         attempts.append((number, begun, now, exc))
         if exc is None:
             check = self.retry_if_result
             if check is None or not check(result):
-                if _events.listening():
+                if heard:
                     emit(RETRY_ATTEMPT, self.name, self.clock, attempt=number,
                          outcome="ok", error=None, elapsed=now - started)
                 return -1.0
-        listening = _events.listening()
-        if listening:
+        if heard:
             error = f"result {result!r}" if exc is None else repr(exc)
             emit(RETRY_ATTEMPT, self.name, self.clock, attempt=number, outcome="error",
                  error=error, elapsed=now - started)
         if exc is not None:
-            retry_on = self._retry_on
-            if not (isinstance(exc, retry_on) if isinstance(retry_on, tuple)
-                    else retry_on(exc)):
+            retry_types = self._retry_types
+            if not (isinstance(exc, retry_types) if retry_types is not None
+                    else self._retry_check(exc)):
                 self._give_up(attempts, "not_retryable", exc, reraise=True)
         if number >= self.attempts:
             self._give_up(attempts, "attempts", exc)
@@ -332,7 +346,7 @@ class Retry:
             self._give_up(attempts, "budget", exc)
         if self.on_retry is not None:
             self.on_retry(RetryState(self.name, number, delay, now - started, exc, result))
-        if listening:
+        if heard:
             emit(RETRY_SLEEP, self.name, self.clock, attempt=number, delay=delay)
         return delay
 
