@@ -11,7 +11,7 @@ import asyncio
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -179,43 +179,26 @@ async def atarget() -> int:
     return 1
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A private event loop, closed after the benchmark."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def run_many(loop: asyncio.AbstractEventLoop, make: Callable[[], Any]) -> Callable[[], None]:
-    """1,000 awaited calls per round in one running loop (per call = time / 1000)."""
-
-    async def many() -> None:
-        for _ in range(1000):
-            await make()
-
-    return lambda: loop.run_until_complete(many())
-
-
 @pytest.mark.benchmark(group="breaker-async-closed-x1000")
-def test_ours_async_closed_call(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_ours_async_closed_call(benchmark: Any, run_many: Any) -> None:
     breaker = CircuitBreaker(failure_threshold=5)
-    benchmark(run_many(loop, lambda: breaker.acall(atarget)))
+    benchmark(run_many(lambda: breaker.acall(atarget)))
 
 
 @pytest.mark.benchmark(group="breaker-async-closed-x1000")
-def test_aiobreaker_async_closed_call(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_aiobreaker_async_closed_call(benchmark: Any, run_many: Any) -> None:
     aiobreaker = pytest.importorskip("aiobreaker")
     breaker = aiobreaker.CircuitBreaker(fail_max=5)
-    benchmark(run_many(loop, lambda: breaker.call_async(atarget)))
+    benchmark(run_many(lambda: breaker.call_async(atarget)))
 
 
 @pytest.mark.benchmark(group="breaker-async-closed-x1000")
-def test_purgatory_async_closed_call(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_purgatory_async_closed_call(benchmark: Any, loop: asyncio.AbstractEventLoop,
+                                     run_many: Any) -> None:
     purgatory = pytest.importorskip("purgatory")
     factory = purgatory.AsyncCircuitBreakerFactory()
     protected = loop.run_until_complete(_purgatory_async(factory))
-    benchmark(run_many(loop, protected))
+    benchmark(run_many(protected))
 
 
 async def _purgatory_async(factory: Any) -> Callable[[], Any]:

@@ -6,12 +6,11 @@ Run: ``pytest benchmarks/test_bench_ratelimit.py --benchmark-only``.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,35 +43,17 @@ def test_limits_fixed_window_hit(benchmark: Any) -> None:
     assert benchmark(strategy.hit, item, "bench")
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A private event loop, closed after the benchmark."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def run_many(loop: asyncio.AbstractEventLoop, acquire: Callable[[], Any]) -> Callable[[], None]:
-    """1,000 awaited acquisitions per round (per call = time / 1000)."""
-
-    async def many() -> None:
-        for _ in range(1000):
-            await acquire()
-
-    return lambda: loop.run_until_complete(many())
-
-
 @pytest.mark.benchmark(group="limiter-async-acquire-x1000")
-def test_ours_aacquire(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_ours_aacquire(benchmark: Any, run_many: Any) -> None:
     bucket = TokenBucket(rate=HUGE, capacity=HUGE)
-    benchmark(run_many(loop, bucket.aacquire))
+    benchmark(run_many(bucket.aacquire))
 
 
 @pytest.mark.benchmark(group="limiter-async-acquire-x1000")
-def test_aiolimiter_acquire(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_aiolimiter_acquire(benchmark: Any, run_many: Any) -> None:
     aiolimiter = pytest.importorskip("aiolimiter")
     limiter = aiolimiter.AsyncLimiter(HUGE, 1)
-    benchmark(run_many(loop, limiter.acquire))
+    benchmark(run_many(limiter.acquire))
 
 
 @pytest.mark.parametrize("threads", [1, 4])

@@ -10,8 +10,7 @@ Run: ``pytest benchmarks/test_bench_retry.py --benchmark-only``.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -94,38 +93,20 @@ async def atarget() -> int:
     return 1
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A private event loop, closed after the benchmark."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def run_many(loop: asyncio.AbstractEventLoop, make: Callable[[], Any]) -> Callable[[], None]:
-    """1,000 awaited calls per round in one running loop (per call = time / 1000)."""
-
-    async def many() -> None:
-        for _ in range(1000):
-            await make()
-
-    return lambda: loop.run_until_complete(many())
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_ours_async_success(benchmark: Any, run_many: Any) -> None:
+    benchmark(run_many(Retry(attempts=3)(atarget)))
 
 
 @pytest.mark.benchmark(group="retry-async-success-x1000")
-def test_ours_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
-    benchmark(run_many(loop, Retry(attempts=3)(atarget)))
-
-
-@pytest.mark.benchmark(group="retry-async-success-x1000")
-def test_tenacity_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_tenacity_async_success(benchmark: Any, run_many: Any) -> None:
     tenacity = pytest.importorskip("tenacity")
-    benchmark(run_many(loop, tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
+    benchmark(run_many(tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
 
 
 @pytest.mark.benchmark(group="retry-async-success-x1000")
-def test_pyresilience_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
-    benchmark(run_many(loop, pyresilience_retry(atarget)))
+def test_pyresilience_async_success(benchmark: Any, run_many: Any) -> None:
+    benchmark(run_many(pyresilience_retry(atarget)))
 
 
 # -- fail, fail, succeed ------------------------------------------------------------------

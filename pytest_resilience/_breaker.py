@@ -300,18 +300,9 @@ class CircuitBreaker:
         if changes:
             self._announce(changes)
 
-    def _success(self, phase: tuple[BreakerState, int]) -> None:
-        """A CLOSED call that succeeded, with a rate window, no failure streak and no
-        slow-call rule. A count window takes it without the lock (a ticket); the trip
-        rule is checked only when a success can make it trip."""
-        window = self._window
-        if isinstance(window, CountWindow):
-            if self._phase is phase and next(window.ticks) == window.crossing:
-                self._check_trip(phase)
-            return
-        self._record(phase, False, 0.0)
-
     def _check_trip(self, phase: tuple[BreakerState, int]) -> None:
+        """A CLOSED success that brought a count window to ``minimum_calls``: the one
+        success that can trip it (successes lower a count window's rates)."""
         changes: list[tuple[BreakerState, BreakerState]] = []
         with self._lock:
             if self._phase is phase:
@@ -337,7 +328,7 @@ class CircuitBreaker:
         return self.slow_call_rate is not None and w.slow >= self.slow_call_rate * w.calls
 
     # -- calling ---------------------------------------------------------------------
-    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:  # noqa: PLR0912
         """Call ``fn`` through the breaker; raises ``CircuitOpenError`` when it refuses."""
         phase = self._phase
         state = phase[0]
@@ -351,7 +342,12 @@ class CircuitBreaker:
                 if self._consecutive:
                     self._record(phase, False, 0.0)
                 elif self._windowed:
-                    self._success(phase)
+                    window = self._window  # a count window takes a success lock-free
+                    if isinstance(window, CountWindow):
+                        if self._phase is phase and next(window.ticks) == window.crossing:
+                            self._check_trip(phase)
+                    else:
+                        self._record(phase, False, 0.0)
                 return result
         elif state is OPEN:
             wait = self._opened_at + self.recovery_timeout - self._mono()
@@ -374,7 +370,7 @@ class CircuitBreaker:
         self._record(phase, False, self._mono() - started if timed else 0.0)
         return result
 
-    async def acall(
+    async def acall(  # noqa: PLR0912 - the hot path, kept in one frame
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Await ``fn`` through the breaker, with the same rules as ``call``."""
@@ -390,7 +386,12 @@ class CircuitBreaker:
                 if self._consecutive:
                     self._record(phase, False, 0.0)
                 elif self._windowed:
-                    self._success(phase)
+                    window = self._window  # a count window takes a success lock-free
+                    if isinstance(window, CountWindow):
+                        if self._phase is phase and next(window.ticks) == window.crossing:
+                            self._check_trip(phase)
+                    else:
+                        self._record(phase, False, 0.0)
                 return result
         elif state is OPEN:
             wait = self._opened_at + self.recovery_timeout - self._mono()

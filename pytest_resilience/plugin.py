@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``resilience``): options, markers, core fixtures, summary.
 
 Loading it imports no heavy dependency. Each fault family's fixtures live in its own
-module under ``pytest_resilience._plugin`` and are registered through ``pytest_plugins``.
+module under ``pytest_resilience._plugin``, registered with this one (``FAMILIES``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from faults import FaultScope
     from pytest_resilience import History, VirtualClock
 
-pytest_plugins = (
+#: The family modules, registered by ``pytest_addoption`` rather than ``pytest_plugins``:
+#: pytest looks each ``pytest_plugins`` name up among every installed distribution's
+#: entry points before importing it, a few milliseconds each, on every run.
+FAMILIES = (
     "pytest_resilience._plugin.report",
     "pytest_resilience._plugin.sla",
     "pytest_resilience._plugin.network",
@@ -79,7 +82,7 @@ def _seed_arg(value: str) -> int | str:
         ) from None
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("resilience", "pytest-resilience: faults, clocks and SLA budgets")
     group.addoption(
         SEED_OPTION,
@@ -101,6 +104,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("resilience_seed", "default for --resilience-seed", default="random")
     parser.addini("resilience_report", "default for --resilience-report", default="")
+    # The families next (their options join this group): ``-p no:<module>`` blocks one.
+    for name in FAMILIES:
+        if not pluginmanager.is_blocked(name) and not pluginmanager.has_plugin(name):
+            pluginmanager.register(importlib.import_module(name), name)
 
 
 _OUR_FAULTS = Path(__file__).resolve().parent.parent / "faults" / "__init__.py"

@@ -184,8 +184,9 @@ def _marker_names(node: Node | None) -> frozenset[str]:
 def _closest(node: pytest.Item, names: dict[str, Any]) -> dict[str, pytest.Mark]:
     """The closest marker of each of ``names`` on ``node`` (none, most of the time)."""
     found: dict[str, pytest.Mark] = {}
-    if names.keys().isdisjoint(m.name for m in node.own_markers) and names.keys().isdisjoint(
-            _marker_names(node.parent)):
+    own = node.own_markers
+    if ((not own or names.keys().isdisjoint([m.name for m in own]))
+            and names.keys().isdisjoint(_marker_names(node.parent))):
         return found
     for marker in node.iter_markers():
         if marker.name in names and marker.name not in found:
