@@ -1,8 +1,12 @@
-"""What the benchmark modules share: a private event loop and the async call loop."""
+"""What the benchmark modules share: a private event loop, the async call loop, and the
+interleaved timing of a comparison whose ratio carries a goal."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,3 +36,34 @@ def run_many(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], Any]], C
         return lambda: loop.run_until_complete(many())
 
     return build
+
+
+def interleave(benchmark: Any, sides: dict[str, Callable[[], Any]], *, calls: int = 2000,
+               rounds: int = 41) -> dict[str, float]:
+    """Time every side of a comparison in each round (``calls`` calls each, in an order
+    that flips from round to round), so load that comes and goes hits all sides alike.
+
+    Returns each side's median seconds per call over the rounds and records them in
+    ``extra_info`` as ``<side>_s``; the benchmark's own figure is a whole round.
+    """
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    order = list(sides.items())
+    loop = range(calls)
+
+    def round_() -> None:
+        for name, fn in order[::-1] if len(times[order[0][0]]) % 2 else order:
+            started = time.perf_counter()
+            for _ in loop:
+                fn()
+            times[name].append((time.perf_counter() - started) / calls)
+
+    benchmark.pedantic(round_, rounds=rounds, warmup_rounds=1)
+    medians = {name: statistics.median(values[-rounds:]) for name, values in times.items()}
+    benchmark.extra_info.update({f"{name}_s": value for name, value in medians.items()})
+    return medians
+
+
+@pytest.fixture
+def interleaved(benchmark: Any) -> Callable[..., dict[str, float]]:
+    """``interleave`` bound to this test's ``benchmark``."""
+    return functools.partial(interleave, benchmark)

@@ -241,3 +241,26 @@ def test_ours_timed_window_8_threads(benchmark: Any) -> None:
 def test_pybreaker_8_threads(benchmark: Any) -> None:
     pybreaker = pytest.importorskip("pybreaker")
     benchmark.pedantic(eight_threads(pybreaker.CircuitBreaker(fail_max=5).call), rounds=5)
+
+
+@pytest.mark.benchmark(group="breaker-interleaved")
+def test_breaker_interleaved(interleaved: Any) -> None:
+    """Rejection while OPEN and a closed call with a failure-rate window, ours and the
+    peers, timed in the same rounds."""
+    pybreaker = pytest.importorskip("pybreaker")
+    purgatory = pytest.importorskip("purgatory")
+    ours_open = CircuitBreaker(failure_threshold=1, recovery_timeout=HOUR)
+    with pytest.raises(ConnectionError):
+        ours_open.call(flaky()[1])
+    peer_open = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=HOUR)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        peer_open.call(flaky()[1])
+    window = CircuitBreaker(failure_threshold=None, failure_rate=0.5, window_size=100)
+    factory = purgatory.SyncCircuitBreakerFactory()
+    interleaved({
+        "ours_open_rejection": rejecting(ours_open.call, target, error=CircuitOpenError),
+        "pybreaker_open_rejection": rejecting(peer_open.call, target,
+                                              error=pybreaker.CircuitBreakerError),
+        "ours_rate_window": lambda: window.call(target),
+        "purgatory_closed": factory(circuit="bench-interleaved")(target),
+    })

@@ -159,3 +159,16 @@ def test_backoff_fail_fail_succeed(benchmark: Any) -> None:
     fn = backoff.on_exception(backoff.constant, ConnectionError, max_tries=3, interval=0,
                               jitter=None, logger=None)(flaky_factory())
     assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed-interleaved")
+@pytest.mark.usefixtures("no_sleep")
+def test_fail_fail_succeed_interleaved(interleaved: Any) -> None:
+    """Ours on a VirtualClock and the two fastest peers, timed in the same rounds."""
+    backoff = pytest.importorskip("backoff")
+    interleaved({
+        "ours": Retry(attempts=3, clock=VirtualClock())(flaky_factory()),
+        "pyresilience": pyresilience_retry(flaky_factory()),
+        "backoff": backoff.on_exception(backoff.constant, ConnectionError, max_tries=3,
+                                        interval=0, jitter=None, logger=None)(flaky_factory()),
+    }, calls=500)

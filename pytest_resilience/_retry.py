@@ -206,11 +206,14 @@ class Retry:
             except BaseException as error:
                 delay = judge(attempts, delays, started, attempt, begun, error, None, heard)
                 continue
-            if quiet:
-                return cast(T, result)  # a success nobody hears about needs no record
-            delay = judge(attempts, delays, started, attempt, begun, None, result, heard)
-            if delay < 0:
-                return cast(T, result)
+            if not quiet:  # a success nobody hears about needs no record
+                delay = judge(attempts, delays, started, attempt, begun, None, result, heard)
+                if delay >= 0:
+                    continue
+            # The attempts hold their exceptions, whose tracebacks hold this frame: let
+            # go of them now, rather than leave a cycle to the garbage collector.
+            attempts.clear()
+            return cast(T, result)
 
     # -- async -----------------------------------------------------------------------
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -236,6 +239,7 @@ class Retry:
                     run = self._begin()
                 delay = self._judge(*run, started, attempt, begun, None, result, heard)
                 if delay < 0:
+                    run[0].clear()  # no cycle left to the collector (see _retry_sync)
                     return result
             if delay > 0:
                 await self.clock.asleep(delay)

@@ -53,12 +53,13 @@ class LatencyHistogram:
     form made of plain builtins (safe for xdist's ``workeroutput`` and JSON).
     """
 
-    __slots__ = ("_buffer", "_counts", "_max", "_min", "_n", "_total")
+    __slots__ = ("_buffer", "_counts", "_max", "_min", "_n", "_np", "_total")
 
     alpha = ALPHA
 
     def __init__(self) -> None:
         self._counts = array("i", bytes(4 * _BUCKETS))
+        self._np: Any = None  # numpy's view of _counts, made on first use
         self._buffer = array("d")
         self._n = 0
         self._total = 0.0
@@ -115,13 +116,17 @@ class LatencyHistogram:
         """Widen the counters to 64 bits before they could overflow 32."""
         if self._counts.typecode == "i" and self._n + len(self._buffer) + more > _NARROW_MAX:
             self._counts = array("q", self._counts)
+            self._np = None
 
     def _view(self) -> Any:
-        """The counters as a numpy array (no copy)."""
-        import numpy as np
+        """The counters as a numpy array (no copy; kept, as the counters never resize)."""
+        view = self._np
+        if view is None:
+            import numpy as np
 
-        return np.frombuffer(self._counts, dtype=np.int32 if self._counts.typecode == "i"
-                             else np.int64)
+            view = self._np = np.frombuffer(
+                self._counts, dtype=np.int32 if self._counts.typecode == "i" else np.int64)
+        return view
 
     def merge(self, other: LatencyHistogram) -> LatencyHistogram:
         """Add ``other``'s samples into this histogram (exact); returns ``self``."""
@@ -292,6 +297,16 @@ class LatencyHistogram:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave out numpy's view: it is made again from the copy's
+        own counters."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_np"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._np = None
 
     def __len__(self) -> int:
         return self.count

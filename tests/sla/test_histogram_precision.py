@@ -66,3 +66,18 @@ def test_version_one_data_is_refused_with_the_reason() -> None:
     assert str(info.value) == (
         "histogram data v=1 alpha=0.005 is not supported. Pass data written by to_dict "
         "(v=2, alpha=0.0025); version 1 (alpha 0.005) buckets do not map onto these.")
+
+
+def test_a_copy_or_a_pickle_counts_on_its_own() -> None:
+    import copy
+    import pickle
+
+    hist = LatencyHistogram()
+    hist.record_many([0.01] * 10)
+    expected = LatencyHistogram()
+    expected.record_many([0.01] * 10 + [0.02] * 10)
+    for other in (copy.deepcopy(hist), pickle.loads(pickle.dumps(hist))):
+        other.record_many([0.02] * 10)
+        assert other == expected  # counts, count, min, max; the sum up to rounding
+        assert other.to_dict()["counts"] == expected.to_dict()["counts"]
+    assert hist.to_dict()["counts"] == [10]
