@@ -303,3 +303,19 @@ def test_peer_cp_a(benchmark: Any, backup_source: Path, tmp_path: Path) -> None:
         subprocess.run(["cp", "-a", str(backup_source), str(target)], check=True, timeout=300)
 
     benchmark.pedantic(run, rounds=3, teardown=lambda: shutil.rmtree(target))
+
+
+@pytest.mark.parametrize("fmt", ["dir", "tar.zst"])
+def test_restore(benchmark: Any, backup_source: Path, tmp_path: Path, fmt: str) -> None:
+    """Verify (checksums, counts, a child-process probe) and swap in a 2,000-record backup."""
+    from pytest_resilience.chroma._backup import BackupManager
+
+    benchmark.group = f"chroma-restore-{fmt}"
+    manager = BackupManager(backup_source, directory=tmp_path / "b", format=fmt)
+    info = manager.create()
+    target = tmp_path / "restored"
+
+    def run() -> None:
+        manager.restore(info, target=target)
+
+    benchmark.pedantic(run, rounds=3, teardown=lambda: shutil.rmtree(target))

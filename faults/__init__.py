@@ -2,13 +2,13 @@
 
 Place ``faults.failpoint("name")`` in code under test; it does nothing until a plan arms
 it. Family injectors live in ``faults.memory``, ``faults.cuda``, ``faults.chroma``,
-``faults.network`` and ``faults.clock``; Hypothesis strategies in ``faults.strategies``.
-This module imports none of them.
+``faults.network`` and ``faults.clock``; the chaos families in ``faults.families``;
+Hypothesis strategies in ``faults.strategies``. This module imports none of them.
 """
 
 from __future__ import annotations
 
-from faults._plan import Action, Fault, FaultPlan, Trigger
+from faults._plan import Action, Fault, FaultPlan, Scheduled, Trigger, allow_plan_modules
 from faults._registry import (
     ActivePlan,
     activate,
@@ -29,9 +29,11 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "FaultScope",
+    "Scheduled",
     "Trigger",
     "activate",
     "afailpoint",
+    "allow_plan_modules",
     "armed_failpoints",
     "disarm_all",
     "failpoint",

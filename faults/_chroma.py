@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from faults._patch import patched
 from pytest_resilience._clock import Clock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
@@ -368,7 +369,6 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ValueError(f"after={after!r} is not a count of records. Pass an int >= 0.")
     original = getattr(collection, op)
-    had_own = op in vars(collection)
     stats = {"written": 0, "failed": 0}
 
     def failing(ids: Any = None, **kwargs: Any) -> Any:
@@ -389,16 +389,12 @@ def fail_during(collection: Any, op: str, *, after: int = 0,
             f"Injected failure in {op} after {stats['written']} records", failpoint=name)
 
     name = f"chroma.{op}"
-    object.__setattr__(collection, op, failing)
     emit(FAULT_ARMED, name, clock, history=history, family="chroma", fault="fail_during",
          after=after)
     try:
-        yield stats
+        with patched(collection, op, failing, raw=True):
+            yield stats
     finally:
-        if had_own:
-            object.__setattr__(collection, op, original)
-        else:
-            object.__delattr__(collection, op)
         emit(FAULT_DISARMED, name, clock, history=history, family="chroma",
              fault="fail_during", failed=stats["failed"])
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from faults._clock_rebind import DEFAULT_EXCLUDE, Ref, find_refs
+from faults._patch import Patch, patch
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock, VirtualClock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import CLOCK_SKEW, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
@@ -41,10 +42,13 @@ __all__ = ["ClockFault", "Target", "drift", "jump", "skew"]
 Target = Literal["wall", "monotonic", "both"]
 _TARGETS: tuple[str, ...] = ("wall", "monotonic", "both")
 _NS = 1_000_000_000
+#: Bounds that keep every clock (and time-machine's datetime arithmetic) in range.
+MAX_SHIFT = 1e10  # seconds, about 317 years
+MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+MAX_RATE = 1e6
 
 _REAL_MONOTONIC = time.monotonic
 _REAL_MONOTONIC_NS = time.monotonic_ns
-_REAL_LOOP_TIME = asyncio.BaseEventLoop.time
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Monotonic:
         self.shifts: dict[int, _Shift] = {}
         self.chain: tuple[_Shift, ...] = ()  # applied in the order the faults started
         self.refs: list[Ref] = []
+        self.loop_time: Patch | None = None
 
     def add(self, key: int, exclude: tuple[str, ...], *, seconds: float = 0.0,
             rate: float = 1.0) -> list[str]:
@@ -99,13 +104,15 @@ class _Monotonic:
                 ref.swap(fake)
                 self.refs.append(ref)
         # the event loop reads time.monotonic late: keep its timers on the real clock
-        asyncio.BaseEventLoop.time = _loop_time  # type: ignore[method-assign]
+        self.loop_time = patch(asyncio.BaseEventLoop, "time", _loop_time)
 
     def _uninstall(self) -> None:
         for ref in reversed(self.refs):
             ref.restore()
         self.refs = []
-        asyncio.BaseEventLoop.time = _REAL_LOOP_TIME  # type: ignore[method-assign]
+        if self.loop_time is not None:
+            self.loop_time.restore()
+            self.loop_time = None
 
 
 _MONO = _Monotonic()
@@ -301,17 +308,25 @@ class ClockFault:
 
 
 def _target(target: str) -> Target:
-    if target not in _TARGETS:
-        raise ValueError(f"target={target!r} is not a clock. Pass 'wall', 'monotonic' or "
+    if not isinstance(target, str) or target not in _TARGETS:
+        raise ValueError(f"target={_validate.show(target)} is not a clock. Pass 'wall', "
+                         f"'monotonic' or "
                          "'both'.")
     return target  # type: ignore[return-value]
+
+
+def _exclude(exclude: object) -> tuple[str, ...]:
+    if not (isinstance(exclude, tuple) and all(isinstance(m, str) for m in exclude)):
+        raise TypeError(f"exclude={_validate.show(exclude)} is not a tuple of module names. "
+                        "Pass e.g. DEFAULT_EXCLUDE + ('mypackage.scheduler',).")
+    return exclude
 
 
 def _virtual(clock: object) -> VirtualClock | None:
     if clock is None or isinstance(clock, VirtualClock):
         return clock
-    raise TypeError(f"clock={clock!r} is not a VirtualClock. Pass the test's VirtualClock, "
-                    "or None to move the process's real clocks.")
+    raise TypeError(f"clock={_validate.show(clock)} is not a VirtualClock. Pass the test's "
+                    "VirtualClock, or None to move the process's real clocks.")
 
 
 def skew(seconds: float, *, target: Target = "wall", clock: VirtualClock | None = None,
@@ -324,10 +339,11 @@ def skew(seconds: float, *, target: Target = "wall", clock: VirtualClock | None 
     ``seconds >= 0``. Leaving the block steps the process clocks back, so do not let a
     wait on skewed monotonic time straddle the exit.
     """
-    value = float(seconds)
+    value = _validate.number(seconds, "seconds", low=-MAX_SHIFT, high=MAX_SHIFT,
+                             what="a valid offset",
+                             accepted=f"a finite number of seconds within ±{MAX_SHIFT:g}")
     target = _target(target)
-    if not math.isfinite(value):
-        raise ValueError(f"seconds={seconds!r} is not finite. Pass a finite offset.")
+    exclude = _exclude(exclude)
     if value < 0 and target != "wall":
         raise ValueError(
             f"seconds={seconds!r} would move monotonic time backwards. Pass seconds >= 0, "
@@ -345,10 +361,10 @@ def jump(to: float | dt.datetime, *, clock: VirtualClock | None = None,
             raise ValueError(f"to={to!r} is a naive datetime. Pass an aware datetime, e.g. "
                              "datetime(2030, 1, 1, tzinfo=timezone.utc).")
         when = to.timestamp()
-    elif isinstance(to, int | float) and not isinstance(to, bool) and math.isfinite(to):
-        when = float(to)
     else:
-        raise TypeError(f"to={to!r} is not a time. Pass epoch seconds or an aware datetime.")
+        when = _validate.number(to, "to", low=0.0, high=MAX_EPOCH, what="a time",
+                                accepted="epoch seconds (0 to 253402300799, the end of "
+                                "year 9999) or an aware datetime")
     return ClockFault("jump", clock=_virtual(clock), target="wall", to=when, history=history)
 
 
@@ -361,17 +377,17 @@ def drift(rate: float, *, target: Target = "wall", clock: VirtualClock | None = 
     ``advance()`` moves. On the process's clocks, ``"monotonic"``/``"both"`` also make
     rebound monotonic references drift; leaving the block steps them back (or forward).
     """
-    value = float(rate)
+    value = _validate.number(rate, "rate", low=0.0, low_open=True, high=MAX_RATE,
+                             what="a valid drift rate", accepted=(
+                                 "a finite number > 0 (1.0 = no drift; at most "
+                                 f"{MAX_RATE:g}); use skew() to step wall time backwards"))
     target = _target(target)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"rate={rate!r} is not a valid drift rate. Pass a finite number > 0 (1.0 = no "
-            "drift); use skew() to step wall time backwards."
-        )
+    exclude = _exclude(exclude)
     virtual = _virtual(clock)
     if virtual is not None and target != "wall":
         raise ValueError(
-            f"target={target!r} cannot drift on a VirtualClock: its monotonic time only "
+            f"target={_validate.show(target)} cannot drift on a VirtualClock: its monotonic "
+            f"time only "
             "moves with advance(). Pass target='wall', or clock=None to drift the "
             "process's monotonic clock."
         )

@@ -16,6 +16,8 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from faults._patch import stored
+
 __all__ = ["DEFAULT_EXCLUDE", "Ref", "find_refs"]
 
 #: Modules (and their submodules) left on the real clock: the interpreter's own waiting
@@ -94,7 +96,7 @@ def _dict_refs(d: dict[str, Any], target: Any, exclude: tuple[str, ...]) -> Iter
         return
     for key in keys:
         if owner is not None and owner[0] == "class":
-            get, put = functools.partial(getattr, owner[1], key), \
+            get, put = functools.partial(stored, owner[1], key), \
                 functools.partial(setattr, owner[1], key)
         else:
             get, put = functools.partial(d.__getitem__, key), functools.partial(d.__setitem__, key)
@@ -153,7 +155,7 @@ def _object_refs(obj: Any, target: Any, exclude: tuple[str, ...]) -> Iterable[Re
                 names.append(name)
     for name in names:
         yield Ref(f"attribute {name!r} of a {cls.__module__}.{cls.__qualname__}",
-                  functools.partial(getattr, obj, name), functools.partial(setattr, obj, name))
+                  functools.partial(stored, obj, name), functools.partial(setattr, obj, name))
 
 
 def find_refs(target: Any, *, exclude: tuple[str, ...] = DEFAULT_EXCLUDE,

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from faults._fake_gpu import (
+    MAX_DEVICES,
     FakeDevice,
     FakeNvmlLib,
     _Spike,
@@ -23,7 +24,9 @@ from faults._fake_gpu import (
     torch_module,
     torch_patches,
 )
-from pytest_resilience._clock import Clock, SystemClock
+from faults._patch import patch
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import CUDA_SIMULATED, FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
@@ -69,18 +72,17 @@ def _patch_nvml(stack: ExitStack, lib: FakeNvmlLib) -> bool:
             import pynvml
     except ImportError:
         return False
-    saved = (pynvml.nvmlLib, dict(pynvml._nvmlGetFunctionPointer_cache),
-             pynvml._nvmlLib_refcount)
+    cache = pynvml._nvmlGetFunctionPointer_cache
+    saved_cache = dict(cache)
 
-    def restore() -> None:
-        pynvml.nvmlLib = saved[0]
-        pynvml._nvmlGetFunctionPointer_cache.clear()
-        pynvml._nvmlGetFunctionPointer_cache.update(saved[1])
-        pynvml._nvmlLib_refcount = saved[2]
+    def restore_cache() -> None:
+        cache.clear()
+        cache.update(saved_cache)
 
-    stack.callback(restore)
-    pynvml.nvmlLib = lib
-    pynvml._nvmlGetFunctionPointer_cache.clear()
+    stack.callback(restore_cache)
+    stack.callback(patch(pynvml, "_nvmlLib_refcount", pynvml._nvmlLib_refcount).restore)
+    stack.callback(patch(pynvml, "nvmlLib", lib).restore)
+    cache.clear()
     return True
 
 
@@ -92,8 +94,7 @@ def _patch_torch(stack: ExitStack, devices: list[FakeDevice]) -> bool:
     for module in (torch.cuda, torch.cuda.memory):
         for attribute, replacement in patches.items():
             if hasattr(module, attribute):
-                stack.callback(setattr, module, attribute, getattr(module, attribute))
-                setattr(module, attribute, replacement)
+                stack.callback(patch(module, attribute, replacement).restore)
     return True
 
 
@@ -117,12 +118,12 @@ def fake_gpu(
     restored at exit. One fake GPU at a time.
     """
     global _ACTIVE  # noqa: PLW0603 - the one installed fake, cleared at exit
-    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
-        raise ValueError(f"devices={devices!r} is not a device count. Pass an int >= 1.")
+    devices = _validate.count(devices, "devices", high=MAX_DEVICES, what="a device count")
     size = parse_bytes(total, "total")
     taken = parse_bytes(used, "used")
     if size == 0 or taken > size:
-        raise ValueError(f"total={total!r}, used={used!r}: need 0 < used <= total. "
+        raise ValueError(f"total={_validate.show(total)}, used={_validate.show(used)}: need 0 "
+                         f"< used <= total. "
                          "Pass a positive total and a smaller used.")
     fakes = [FakeDevice(i, f"{name} {i}" if devices > 1 else name, size)
              for i in range(devices)]
@@ -166,10 +167,11 @@ def cuda_spike(
     memory with torch and frees it (``del`` + ``empty_cache``) at exit.
     """
     nbytes = parse_bytes(size, "size")
-    clk: Clock = clock if clock is not None else SystemClock()
-    if duration is not None and not float(duration) > 0:
-        raise ValueError(f"duration={duration!r} is not a positive duration. Pass seconds > 0 "
-                         "or None (until the block ends).")
+    clk: Clock = _validate.clock(clock)
+    if duration is not None:
+        duration = _validate.seconds(duration, "duration", positive=True,
+                                     what="a positive duration",
+                                     accepted="seconds > 0 or None (until the block ends)")
     if real:
         with _real_spike(device, nbytes):
             emit(FAULT_ARMED, "cuda_spike", clock, history=history, family="cuda", device=device,
@@ -255,9 +257,10 @@ def cuda_oom(
     instance of torch's class, with CUDA's wording. Needs torch.
     """
     if (after_bytes is None) == (nth is None):
-        raise ValueError(f"after_bytes={after_bytes!r}, nth={nth!r}: pass exactly one of them.")
-    if nth is not None and (not isinstance(nth, int) or nth < 1):
-        raise ValueError(f"nth={nth!r} is not an allocation number. Pass an int >= 1.")
+        raise ValueError(f"after_bytes={_validate.show(after_bytes)}, "
+                         f"nth={_validate.show(nth)}: pass exactly one of them.")
+    if nth is not None:
+        nth = _validate.count(nth, "nth", what="an allocation number")
     limit = None if after_bytes is None else parse_bytes(after_bytes, "after_bytes")
     torch = torch_module()
     if torch is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 import sys
 import threading
@@ -10,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 
 __all__ = ["FakeDevice", "FakeNvmlLib", "oom_error", "parse_bytes", "torch_module", "torch_patches"]
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+#: The most devices one fake GPU simulates.
+MAX_DEVICES = 1024
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -24,12 +28,15 @@ def parse_bytes(value: int | str, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     match = _SIZE.match(value) if isinstance(value, str) else None
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise ValueError(
-            f"{name}={value!r} is not a size. Pass bytes as an int >= 0 or a string such "
-            "as '80GiB', '512MiB' or '4GB'."
+    size = math.inf
+    if match is not None and match.group(2).lower() in _UNITS:
+        size = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not size < math.inf:
+        raise (ValueError if isinstance(value, str | int) else TypeError)(
+            f"{name}={_validate.show(value)} is not a size. Pass bytes as an int >= 0 or a "
+            "string such as '80GiB', '512MiB' or '4GB'."
         )
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return int(size)
 
 
 @dataclass

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import shutil
@@ -26,8 +25,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
+from faults._patch import patch, patched, stored, wrap_stored
 from faults._plan import Action, Trigger
 from faults._registry import inject, instrument
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
@@ -63,13 +64,9 @@ class MemoryPressure:
 
 
 def _check_percent(percent: float) -> float:
-    value = float(percent)
-    if math.isnan(value) or not 0.0 <= value <= 100.0:
-        raise ValueError(
-            f"percent={percent!r} is not a percentage. Pass a number from 0 to 100 "
-            "(the share of memory reported used)."
-        )
-    return value
+    return _validate.number(percent, "percent", low=0.0, high=100.0, what="a percentage",
+                            accepted="a number from 0 to 100 (the share of memory "
+                            "reported used)")
 
 
 def _edit_meminfo(text: str, percent: float) -> str:
@@ -122,15 +119,13 @@ def memory_pressure(
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        psutil.PROCFS_PATH = str(directory)
+        procfs = patch(psutil, "PROCFS_PATH", str(directory))
     emit(FAULT_ARMED, name, clock, history=history, family="memory", percent=percent)
-    emit(FAULT_FIRED, name, clock, history=history, family="memory", action="pressure",
-         trigger="set", call=0, percent=percent)
     try:
         yield fault
     finally:
         with _PROCFS_LOCK:
-            psutil.PROCFS_PATH = previous
+            procfs.restore()
             shutil.rmtree(directory, ignore_errors=True)
         emit(FAULT_DISARMED, name, clock, history=history, family="memory",
              percent=fault.percent)
@@ -153,30 +148,31 @@ def oom_at(
     """
     action = Action.raise_(MemoryError(message))
     if isinstance(target, str):
+        _validate.text(target, "target", what="a failpoint name",
+                       accepted="e.g. 'model.load', or an (object, 'attribute') pair")
         with inject(target, action, trigger=trigger, clock=clock, history=history) as plan:
             yield plan
         return
     if not (isinstance(target, tuple) and len(target) == 2 and isinstance(target[1], str)):
         raise TypeError(
-            f"target={target!r} is not a failpoint name or (object, 'attribute') pair. "
+            f"target={_validate.show(target)} is not a failpoint name or (object, 'attribute') "
+            f"pair. "
             "Pass e.g. 'model.load' or (torch, 'load')."
         )
     owner, attribute = target
-    original = getattr(owner, attribute)
-    if not callable(original):
-        raise TypeError(f"target={target!r} names {original!r}, which is not callable. "
-                        "Pass a function or method attribute.")
-    point = f"oom:{getattr(owner, '__name__', type(owner).__name__)}.{attribute}"
-    had_own = attribute in getattr(owner, "__dict__", {})
-    setattr(owner, attribute, instrument(point, original))
     try:
-        with inject(point, action, trigger=trigger, clock=clock, history=history) as plan:
-            yield plan
-    finally:
-        if had_own:
-            setattr(owner, attribute, original)
-        else:
-            delattr(owner, attribute)
+        found = stored(owner, attribute)
+    except AttributeError:
+        raise ValueError(f"target={_validate.show(target)} names no attribute "
+                         f"{attribute!r}. Pass an existing function or method.") from None
+    inner = found.__func__ if isinstance(found, staticmethod | classmethod) else found
+    if not callable(inner):
+        raise TypeError(f"target={_validate.show(target)} names {_validate.show(found)}, "
+                        "which is not callable. Pass a function or method attribute.")
+    point = f"oom:{getattr(owner, '__name__', type(owner).__name__)}.{attribute}"
+    with inject(point, action, trigger=trigger, clock=clock, history=history) as plan, \
+            patched(owner, attribute, wrap_stored(found, lambda fn: instrument(point, fn))):
+        yield plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,11 +232,12 @@ def real_oom(limit_bytes: int, fn: Callable[..., Any], *args: Any,
     done before count as baseline). Linux only. A child still running after ``timeout``
     seconds is killed and reported ``killed``.
     """
-    if not isinstance(limit_bytes, int) or limit_bytes <= 0:
-        raise ValueError(
-            f"limit_bytes={limit_bytes!r} is not a positive integer. Pass the bytes the "
-            "child may allocate beyond its size at start."
-        )
+    _validate.count(limit_bytes, "limit_bytes", what="a positive integer",
+                    accepted="the bytes the child may allocate beyond its size at start")
+    if not callable(fn):
+        raise TypeError(f"fn={_validate.show(fn)} is not callable. Pass the function to run "
+                        "in the child.")
+    timeout = _validate.seconds(timeout, "timeout", positive=True)
     if not sys.platform.startswith("linux"):
         raise RuntimeError(f"real_oom needs Linux (this is {sys.platform!r}).")
     ctx = multiprocessing.get_context("fork")

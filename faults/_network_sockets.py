@@ -8,14 +8,15 @@ while at least one rule is active; each rule matches only the addresses it was g
 from __future__ import annotations
 
 import errno
-import math
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_resilience._clock import Clock, SystemClock
+from faults._patch import Patch, patch
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
@@ -39,6 +40,7 @@ class _Patch:
         self.lock = threading.Lock()
         self.rules: dict[int, tuple[_Rule, SocketFault]] = {}
         self.saved: dict[str, Any] = {}
+        self.patches: list[Patch] = []
 
     def add(self, fault: SocketFault) -> None:
         with self.lock:
@@ -99,18 +101,18 @@ class _Patch:
             self._before_lookup(host)
             return original_ghbn_ex(host)
 
-        socket.socket.connect = connect  # type: ignore[method-assign, assignment]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
-        socket.getaddrinfo = getaddrinfo
-        socket.gethostbyname = gethostbyname
-        socket.gethostbyname_ex = gethostbyname_ex
+        self.patches = [
+            patch(socket.socket, "connect", connect),
+            patch(socket.socket, "connect_ex", connect_ex),
+            patch(socket, "getaddrinfo", getaddrinfo),
+            patch(socket, "gethostbyname", gethostbyname),
+            patch(socket, "gethostbyname_ex", gethostbyname_ex),
+        ]
 
     def _uninstall(self) -> None:
-        socket.socket.connect = self.saved["connect"]  # type: ignore[method-assign]
-        socket.socket.connect_ex = self.saved["connect_ex"]  # type: ignore[method-assign]
-        socket.getaddrinfo = self.saved["getaddrinfo"]
-        socket.gethostbyname = self.saved["gethostbyname"]
-        socket.gethostbyname_ex = self.saved["gethostbyname_ex"]
+        for applied in reversed(self.patches):
+            applied.restore()
+        self.patches = []
         self.saved = {}
 
     def _before_connect(self, address: Any) -> None:
@@ -145,7 +147,7 @@ class SocketFault:
     def __init__(self, rule: _Rule, *, clock: Clock | None, history: History | None,
                  label: str) -> None:
         self.rule = rule
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self.history = history
         self.label = label
         self.count = 0
@@ -238,10 +240,8 @@ def slow_connect(ms: float, *, host: str, port: int | None = None,
 
     The delay blocks the connecting thread (a ``VirtualClock`` only moves virtual time).
     """
-    delay = float(ms)
-    if not math.isfinite(delay) or delay < 0:
-        raise ValueError(f"ms={ms!r} is not a valid duration. Pass a finite number of "
-                         "milliseconds >= 0.")
+    delay = _validate.number(ms, "ms", low=0.0, what="a valid duration",
+                             accepted="a finite number of milliseconds >= 0")
     rule = _Rule("slow", _hosts(host), _port(port), delay)
     return SocketFault(rule, clock=clock, history=history,
                        label=f"slow_connect({delay:g}ms, {host}:{port if port else '*'})")

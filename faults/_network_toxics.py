@@ -6,9 +6,10 @@ frozen ``Toxic``; the proxy engine (``faults._proxy``) interprets it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
+
+from pytest_resilience import _validate
 
 __all__ = [
     "DIRECTIONS",
@@ -51,19 +52,12 @@ class Toxic:
 
 
 def _duration_ms(value: float, name: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(
-            f"{name}={value!r} is not a valid duration. Pass a finite number of "
-            "milliseconds >= 0."
-        )
-    return number
+    return _validate.number(value, name, low=0.0, what="a valid duration",
+                            accepted="a finite number of milliseconds >= 0")
 
 
 def _count(value: int, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= {minimum}.")
-    return value
+    return _validate.count(value, name, low=minimum, what="valid")
 
 
 def latency(ms: float, jitter_ms: float = 0.0) -> Toxic:
@@ -76,12 +70,9 @@ def latency(ms: float, jitter_ms: float = 0.0) -> Toxic:
 
 def bandwidth(kb_per_s: float) -> Toxic:
     """Forward at most ``kb_per_s`` KiB per second."""
-    rate = float(kb_per_s)
-    if not math.isfinite(rate) or rate <= 0:
-        raise ValueError(
-            f"kb_per_s={kb_per_s!r} is not a valid rate. Pass a finite number > 0 "
-            "(use timeout(0) to stop data altogether)."
-        )
+    rate = _validate.number(kb_per_s, "kb_per_s", low=0.0, low_open=True,
+                            what="a valid rate", accepted="a finite number > 0 (use "
+                            "timeout(0) to stop data altogether)")
     return Toxic("bandwidth", kb_per_s=rate, params=(("kb_per_s", rate),))
 
 

@@ -1,29 +1,79 @@
-"""Fault plans: triggers, actions, faults and seeded, JSON-serialisable plans.
+"""Fault plans: triggers, actions, faults, scheduled faults and seeded, JSON plans.
 
 A ``Fault`` says *where* (a failpoint name), *when* (a ``Trigger``) and *what* (an
-``Action``). A ``FaultPlan`` is a list of faults with a seed; activating it arms its
-failpoints until the activation is stopped.
+``Action``). A ``Scheduled`` fault is one of another family (clock, memory, cuda, chroma,
+network, ...) applied when virtual time reaches it. A ``FaultPlan`` holds both, a seed,
+and what a chaos run drew (``decisions`` for ``rate`` triggers, ``draws`` for the body's
+``chaos.rng``), so replaying a plan needs nothing but the plan: no Hypothesis.
+Activating a plan arms its failpoints; only a chaos run applies its scheduled faults.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, final
 
-__all__ = ["Action", "Fault", "FaultPlan", "Trigger"]
+from pytest_resilience import _validate
 
-PLAN_SCHEMA_VERSION = 1
+__all__ = ["Action", "Fault", "FaultPlan", "Scheduled", "Trigger", "allow_plan_modules"]
+
+#: The plan format written; ``from_dict`` reads every version in ``PLAN_VERSIONS``.
+#: Version 1 (failpoint plans, and chaos plans whose ``decisions`` also fed ``chaos.rng``)
+#: still loads.
+PLAN_SCHEMA_VERSION = 2
+PLAN_VERSIONS = (1, 2)
 
 TriggerKind = Literal["always", "nth", "first", "rate", "after"]
 ActionKind = Literal["raise", "return", "delay", "call"]
 _TRIGGER_KINDS: tuple[str, ...] = ("always", "nth", "first", "rate", "after")
 _ACTION_KINDS: tuple[str, ...] = ("raise", "return", "delay", "call")
+_PLAN_ACCEPTED = "data written by FaultPlan.to_dict / to_json"
+
+#: Modules (and their submodules) a plan may name although they are not imported yet.
+_allowed_lock = threading.Lock()
+_allowed: dict[str, int] = {}
 
 
+def allow_plan_modules(*names: str) -> Callable[[], None]:
+    """Let loaded plans name ``names`` (and their submodules) even when not yet imported.
+
+    Loading a plan never imports a module on its own: an exception class or function it
+    names must come from a module already imported, from one allowed here, or from one
+    passed to ``from_dict``/``from_json`` as ``allow_modules=``. Returns a function that
+    takes this permission back.
+    """
+    checked = [_validate.text(n, "names", what="a module name",
+                              accepted="module names such as 'myapp.errors'") for n in names]
+    with _allowed_lock:
+        for name in checked:
+            _allowed[name] = _allowed.get(name, 0) + 1
+
+    def undo() -> None:
+        with _allowed_lock:
+            for name in checked:
+                left = _allowed.get(name, 0) - 1
+                if left > 0:
+                    _allowed[name] = left
+                else:
+                    _allowed.pop(name, None)
+
+    return undo
+
+
+def _module_allowed(module: str, extra: Iterable[str]) -> bool:
+    if module in sys.modules:
+        return True
+    with _allowed_lock:
+        allowed = [*_allowed, *extra]
+    return any(module == name or module.startswith(name + ".") for name in allowed)
+
+
+@final
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """When an armed failpoint fires. Build with the class methods."""
@@ -49,18 +99,14 @@ class Trigger:
     @classmethod
     def rate(cls, p: float) -> Trigger:
         """Fire with probability ``p`` per call, drawn from the plan's seeded RNG."""
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p={p!r} is not a probability. Pass a number in [0, 1].")
-        return cls("rate", p)
+        return cls("rate", _validate.fraction(p, "p", what="a probability",
+                                              accepted="a number in [0, 1]"))
 
     @classmethod
     def after(cls, seconds: float) -> Trigger:
         """Fire on every call once ``seconds`` of clock time passed since activation."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds={seconds!r} is not valid. Pass a finite number >= 0.")
-        return cls("after", seconds)
+        return cls("after", _validate.seconds(seconds, "seconds", what="valid",
+                                              accepted="a finite number >= 0"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins for JSON."""
@@ -72,21 +118,25 @@ class Trigger:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trigger:
         """Inverse of ``to_dict``; validates like the class methods."""
-        kind = data.get("kind")
-        if kind == "always":
-            return cls.always()
-        if kind in ("nth", "first"):
-            return cls.nth(data["value"]) if kind == "nth" else cls.first(data["value"])
-        if kind == "rate":
-            return cls.rate(data["value"])
-        if kind == "after":
-            return cls.after(data["value"])
-        raise ValueError(f"trigger kind={kind!r} is unknown. Use one of {_TRIGGER_KINDS}.")
+        with _validate.parsing("data", data, "a trigger", _PLAN_ACCEPTED):
+            kind = _mapping(data, "trigger").get("kind")
+            if kind == "always":
+                return cls.always()
+            if kind == "nth":
+                return cls.nth(data["value"])
+            if kind == "first":
+                return cls.first(data["value"])
+            if kind == "rate":
+                return cls.rate(data["value"])
+            if kind == "after":
+                return cls.after(data["value"])
+            raise _unknown("trigger kind", kind, _TRIGGER_KINDS)
 
     def __str__(self) -> str:
         return self.kind if self.kind == "always" else f"{self.kind}({self.to_dict()['value']})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Action:
     """What an armed failpoint does when it fires. Build with the class methods."""
@@ -105,7 +155,8 @@ class Action:
             or (isinstance(exception, type) and issubclass(exception, BaseException))
         ):
             raise TypeError(
-                f"exception={exception!r} is not an exception. Pass an exception instance "
+                f"exception={_validate.show(exception)} is not an exception. Pass an exception "
+                f"instance "
                 "or class, e.g. ConnectionError('reset') or TimeoutError."
             )
         return cls("raise", exception=exception)
@@ -118,10 +169,8 @@ class Action:
     @classmethod
     def delay(cls, seconds: float) -> Action:
         """Sleep ``seconds`` on the activation's clock, then carry on."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds={seconds!r} is not valid. Pass a finite number >= 0.")
-        return cls("delay", seconds=seconds)
+        return cls("delay", seconds=_validate.seconds(seconds, "seconds", what="valid",
+                                                      accepted="a finite number >= 0"))
 
     @classmethod
     def call(cls, fn: Callable[[], Any]) -> Action:
@@ -151,24 +200,34 @@ class Action:
         return {"kind": "call", "fn": _qualified(self.fn)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Action:
-        """Inverse of ``to_dict``."""
-        kind = data.get("kind")
-        if kind == "raise":
-            if "exception" not in data:
-                return cls.raise_()
-            exc_cls = _resolve(data["exception"])
-            if not (isinstance(exc_cls, type) and issubclass(exc_cls, BaseException)):
-                raise ValueError(f"exception={data['exception']!r} is not an exception class.")
-            args = data.get("args") or []
-            return cls.raise_(exc_cls(*args) if args else exc_cls)
-        if kind == "return":
-            return cls.returns(data.get("value"))
-        if kind == "delay":
-            return cls.delay(data["seconds"])
-        if kind == "call":
-            return cls.call(_resolve(data["fn"]))
-        raise ValueError(f"action kind={kind!r} is unknown. Use one of {_ACTION_KINDS}.")
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> Action:
+        """Inverse of ``to_dict``.
+
+        An exception class or function is looked up by name only in a module already
+        imported or allowed (``allow_modules``, ``allow_plan_modules``): loading a plan
+        never imports code.
+        """
+        with _validate.parsing("data", data, "an action", _PLAN_ACCEPTED):
+            kind = _mapping(data, "action").get("kind")
+            if kind == "raise":
+                if "exception" not in data:
+                    return cls.raise_()
+                exc_cls = _resolve(data["exception"], "exception", allow_modules)
+                if not (isinstance(exc_cls, type) and issubclass(exc_cls, BaseException)):
+                    raise _bad("exception", data["exception"], "an exception class",
+                               "'module:ExceptionClass'")
+                args = data.get("args") or []
+                if not isinstance(args, list):
+                    raise _bad("args", args, "a list of arguments", "a JSON list")
+                return cls.raise_(exc_cls(*args) if args else exc_cls)
+            if kind == "return":
+                return cls.returns(data.get("value"))
+            if kind == "delay":
+                return cls.delay(data["seconds"])
+            if kind == "call":
+                return cls.call(_resolve(data["fn"], "fn", allow_modules))
+            raise _unknown("action kind", kind, _ACTION_KINDS)
 
     def __str__(self) -> str:
         if self.kind == "raise":
@@ -180,6 +239,7 @@ class Action:
         return f"call({getattr(self.fn, '__qualname__', self.fn)!s})"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Fire ``action`` at failpoint ``failpoint`` whenever ``trigger`` says so."""
@@ -189,11 +249,16 @@ class Fault:
     trigger: Trigger = field(default_factory=Trigger.always)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.failpoint, str) or not self.failpoint:
-            raise ValueError(
-                f"failpoint={self.failpoint!r} is not a failpoint name. Pass a non-empty "
-                "string such as 'db.write'."
-            )
+        _validate.text(self.failpoint, "failpoint", what="a failpoint name",
+                       accepted="a non-empty string such as 'db.write'")
+        if not isinstance(self.action, Action):
+            raise _bad("action", self.action, "an Action",
+                       "Action.raise_(...), Action.returns(...), Action.delay(...) or "
+                       "Action.call(...)", TypeError)
+        if not isinstance(self.trigger, Trigger):
+            raise _bad("trigger", self.trigger, "a Trigger",
+                       "Trigger.always(), nth(n), first(n), rate(p) or after(seconds)",
+                       TypeError)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins for JSON."""
@@ -204,72 +269,232 @@ class Fault:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
-        """Inverse of ``to_dict``."""
-        return cls(
-            failpoint=data["failpoint"],
-            action=Action.from_dict(data["action"]),
-            trigger=Trigger.from_dict(data.get("trigger", {"kind": "always"})),
-        )
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> Fault:
+        """Inverse of ``to_dict`` (``allow_modules`` as for ``Action.from_dict``)."""
+        with _validate.parsing("data", data, "a fault", _PLAN_ACCEPTED):
+            return cls(
+                failpoint=_mapping(data, "fault")["failpoint"],
+                action=Action.from_dict(data["action"], allow_modules=allow_modules),
+                trigger=Trigger.from_dict(data.get("trigger", {"kind": "always"})),
+            )
 
     def __str__(self) -> str:
         return f"{self.failpoint}: {self.action} when {self.trigger}"
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A fault of a family other than failpoints (``family`` names it, ``kind`` and
+    ``params`` say what), applied once virtual time reaches ``at``; a ``duration`` param
+    (seconds) undoes it that much later, else the end of the run does."""
+
+    family: str
+    kind: str
+    at: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "family", _validate.text(self.family, "family",
+                                                          what="a family name"))
+        object.__setattr__(self, "kind", _validate.text(self.kind, "kind",
+                                                        what="a fault kind"))
+        object.__setattr__(self, "at", _validate.seconds(self.at, "at",
+                                                         what="a time in seconds"))
+        if not isinstance(self.params, Mapping):
+            raise _bad("params", self.params, "a mapping of parameters", "a dict", TypeError)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins for JSON."""
+        return {"family": self.family, "kind": self.kind, "at": self.at,
+                "params": {k: _jsonable(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scheduled:
+        """Inverse of ``to_dict``."""
+        with _validate.parsing("data", data, "a scheduled fault", _PLAN_ACCEPTED):
+            entry = _mapping(data, "scheduled fault")
+            params = entry.get("params", {})
+            if not isinstance(params, Mapping):
+                raise _bad("params", params, "a mapping of parameters", "a JSON object",
+                           TypeError)
+            return cls(entry["family"], entry["kind"], entry["at"], dict(params))
+
+    def __hash__(self) -> int:
+        return hash((self.family, self.kind, self.at, tuple(sorted(self.params.items()))))
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.family}.{self.kind}({params}) at t={self.at:g}s"
+
+
+Draw = float | int
+
+
+@final
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """An ordered list of faults and the seed their random decisions draw from."""
+    """Faults at failpoints, scheduled faults of other families, a seed, and the random
+    decisions a chaos run drew (recorded so that a replay repeats them exactly).
+
+    ``decisions``: the coins of ``rate`` triggers, in order. ``draws``: what the body's
+    ``chaos.rng`` returned, in order (``None`` in a version-1 chaos plan, whose
+    ``decisions`` fed both). Plans compare equal when all of these are equal.
+    """
 
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+    scheduled: tuple[Scheduled, ...] = ()
+    decisions: tuple[float, ...] = ()
+    draws: tuple[Draw, ...] | None = ()
 
-    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0) -> None:
-        for fault in faults:
-            if not isinstance(fault, Fault):
-                raise TypeError(f"{fault!r} is not a Fault. Build faults with Fault(...).")
-        object.__setattr__(self, "faults", tuple(faults))
-        object.__setattr__(self, "seed", int(seed))
+    def __init__(self, faults: Sequence[Fault] = (), seed: int = 0, *,
+                 scheduled: Sequence[Scheduled] = (), decisions: Sequence[float] = (),
+                 draws: Sequence[Draw] | None = ()) -> None:
+        items = _sequence(faults, "faults", Fault, "a list of Fault(...)")
+        entries = _sequence(scheduled, "scheduled", Scheduled,
+                            "a list of Scheduled(family, kind, at, params)")
+        coins = _sequence(decisions, "decisions", float | int,
+                          "the numbers in [0, 1) a chaos run drew")
+        checked = _validate.seed(seed, "seed")
+        object.__setattr__(self, "faults", items)
+        object.__setattr__(self, "seed", 0 if checked is None else checked)
+        object.__setattr__(self, "scheduled", tuple(sorted(entries, key=lambda e: e.at)))
+        object.__setattr__(self, "decisions", tuple(
+            _validate.fraction(d, "decisions", high_open=True) for d in coins))
+        object.__setattr__(self, "draws", None if draws is None else tuple(
+            _draw(d) for d in _sequence(draws, "draws", float | int,
+                                        "the numbers chaos.rng returned")))
+
+    def failpoint_plan(self) -> FaultPlan:
+        """The failpoint part alone (what ``faults.activate`` arms)."""
+        return FaultPlan(self.faults, seed=self.seed)
+
+    def with_draws(self, decisions: Sequence[float], draws: Sequence[Draw]) -> FaultPlan:
+        """A copy holding a run's recorded ``decisions`` and ``draws``."""
+        return FaultPlan(self.faults, self.seed, scheduled=self.scheduled,
+                         decisions=decisions, draws=draws)
+
+    def families(self) -> list[str]:
+        """The families of the scheduled entries, in first-appearance order."""
+        return list(dict.fromkeys(e.family for e in self.scheduled))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain builtins, with a schema version."""
-        return {
+        """Plain builtins, with a schema version; empty parts are left out."""
+        out: dict[str, Any] = {
             "version": PLAN_SCHEMA_VERSION,
             "seed": self.seed,
             "faults": [f.to_dict() for f in self.faults],
         }
+        if self.scheduled:
+            out["scheduled"] = [s.to_dict() for s in self.scheduled]
+        if self.decisions:
+            out["decisions"] = list(self.decisions)
+        if self.draws is None or self.draws:
+            out["draws"] = None if self.draws is None else list(self.draws)
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """The plan as JSON text."""
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
-        """Inverse of ``to_dict``."""
-        version = data.get("version", PLAN_SCHEMA_VERSION)
-        if version != PLAN_SCHEMA_VERSION:
-            raise ValueError(
-                f"plan version={version!r} is not supported. This release reads version "
-                f"{PLAN_SCHEMA_VERSION}."
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  allow_modules: Iterable[str] = ()) -> FaultPlan:
+        """Inverse of ``to_dict``; reads version 1 plans (failpoint and chaos) too.
+
+        Names of exception classes and functions resolve only in modules already
+        imported, allowed by ``allow_plan_modules`` or listed in ``allow_modules``.
+        """
+        with _validate.parsing("data", data, "a fault plan", _PLAN_ACCEPTED):
+            version = _mapping(data, "plan").get("version", PLAN_SCHEMA_VERSION)
+            if isinstance(version, bool) or version not in PLAN_VERSIONS:
+                raise _bad("version", version, "a supported plan version",
+                           "one of versions " + ", ".join(map(str, PLAN_VERSIONS)) +
+                           " (what this release reads)")
+            lists = {}
+            for key in ("faults", "scheduled", "decisions", "draws"):
+                value = data.get(key, [])
+                if value is not None and not isinstance(value, list):
+                    raise _bad(key, value, f"a list of {key}", "a JSON list", TypeError)
+                lists[key] = value
+            decisions = [_validate.fraction(d, "decisions", high_open=True)
+                         for d in lists["decisions"] or []]
+            # a version-1 chaos plan (no "draws") fed chaos.rng from its decisions
+            legacy = version == 1 and bool(decisions)
+            draws = lists["draws"] if "draws" in data else (None if legacy else [])
+            return cls(
+                [Fault.from_dict(f, allow_modules=allow_modules) for f in lists["faults"] or []],
+                seed=data.get("seed", 0),
+                scheduled=[Scheduled.from_dict(s) for s in lists["scheduled"] or []],
+                decisions=decisions,
+                draws=None if draws is None else [_draw(d) for d in draws],
             )
-        return cls([Fault.from_dict(f) for f in data.get("faults", [])], seed=data.get("seed", 0))
 
     @classmethod
-    def from_json(cls, text: str) -> FaultPlan:
-        """Inverse of ``to_json``."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, allow_modules: Iterable[str] = ()) -> FaultPlan:
+        """Inverse of ``to_json`` (``allow_modules`` as for ``from_dict``)."""
+        return cls.from_dict(load_json(text, "a fault plan"), allow_modules=allow_modules)
 
     def __len__(self) -> int:
-        return len(self.faults)
+        return len(self.faults) + len(self.scheduled)
 
     def __str__(self) -> str:
-        lines = "\n".join(f"  {f}" for f in self.faults)
-        return f"FaultPlan(seed={self.seed}, {len(self.faults)} faults)\n{lines}".rstrip()
+        lines = "\n".join([f"  {f}" for f in self.faults] + [f"  {s}" for s in self.scheduled])
+        return f"FaultPlan(seed={self.seed}, {len(self)} faults)\n{lines}".rstrip()
+
+
+def _draw(value: Any) -> Draw:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        kind = TypeError if not isinstance(value, int | float) else ValueError
+        raise _bad("draws", value, "a draw", "the finite ints and floats chaos.rng returned",
+                   kind)
+    return value
+
+
+def _sequence(value: object, name: str, kind: Any, accepted: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``kind`` items, else a ``TypeError`` naming ``name``."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise _bad(name, value, f"a list of {name}", accepted, TypeError)
+    items = tuple(value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, kind):
+            raise _bad(name, item, f"an item of {name}", accepted, TypeError)
+    return items
 
 
 def _positive_int(n: int, name: str) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"{name}={n!r} is not valid. Pass an integer >= 1.")
-    return int(n)
+    return _validate.count(n, name, what="valid")
+
+
+def _bad(name: str, value: object, what: str, accepted: str,
+         kind: type[Exception] = ValueError) -> Exception:
+    exc = kind(f"{name}={_validate.show(value)} is not {what}. Pass {accepted}.")
+    exc.argument = name  # type: ignore[attr-defined]
+    return exc
+
+
+def _unknown(what: str, value: object, choices: tuple[str, ...]) -> Exception:
+    return _bad("kind", value, f"a known {what}", "one of " + ", ".join(choices))
+
+
+def _mapping(data: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _bad("data", data, f"a {what} mapping", _PLAN_ACCEPTED, TypeError)
+    return data
+
+
+def load_json(text: object, what: str) -> Any:
+    """``json.loads(text)`` with a ``ValueError`` naming ``text`` when it is not JSON."""
+    if not isinstance(text, str | bytes | bytearray):
+        raise _bad("text", text, f"{what} in JSON", "the text written by to_json", TypeError)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _bad("text", text, f"{what} in JSON ({exc})",
+                   "the text written by to_json") from None
 
 
 def _qualified(obj: Any) -> str:
@@ -283,13 +508,33 @@ def _qualified(obj: Any) -> str:
     return f"{module}:{qualname}"
 
 
-def _resolve(path: str) -> Any:
+def _resolve(path: object, name: str, allow_modules: Iterable[str]) -> Any:
+    """The object ``module:qualname`` names, from an imported (or allowed) module only."""
+    if not isinstance(path, str):
+        raise _bad(name, path, "an importable name", "'module:qualname'", TypeError)
     module_name, _, qualname = path.partition(":")
     if not qualname:
         module_name, _, qualname = path.rpartition(".")
+    if not module_name or not qualname:
+        raise _bad(name, path, "an importable name", "'module:qualname'")
+    if not _module_allowed(module_name, allow_modules):
+        raise _bad(name, path, f"loadable: module {module_name!r} is not imported, and "
+                   "loading a plan never imports code",
+                   f"a plan naming imported modules only, or allow it: "
+                   f"--resilience-allow-module={module_name} (ini resilience_allow_modules), "
+                   f"faults.allow_plan_modules({module_name!r}) or "
+                   f"from_json(..., allow_modules=[{module_name!r}])")
+    import importlib
+
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
-        obj = getattr(obj, part)
+        if part.startswith("__"):
+            raise _bad(name, path, "an importable name", "a public module-level name")
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _bad(name, path, f"an importable name ({module_name!r} has no "
+                       f"{qualname!r})", "'module:qualname' of an existing object") from None
     return obj
 
 

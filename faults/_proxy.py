@@ -30,7 +30,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults._network_toxics import DIRECTIONS, Direction, Toxic
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import FAULT_FIRED, PROXY_CONNECTION, PROXY_TOXIC
 
@@ -193,8 +194,9 @@ class FaultProxy:
             raise ValueError(f"name={name!r} is not a proxy name. Pass a non-empty string.")
         self.upstream = upstream
         self.name = name
-        self.seed = int(seed)
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                    accepted="an integer")
+        self.clock: Clock = _validate.clock(clock)
         self.history = history
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()

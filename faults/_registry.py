@@ -10,13 +10,13 @@ import functools
 import inspect
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from faults._plan import Action, Fault, FaultPlan, Trigger
-from pytest_resilience import _arming
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _arming, _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import FaultInjected
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
@@ -210,8 +210,14 @@ class ActivePlan:
         history: History | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if not isinstance(plan, FaultPlan):
+            raise TypeError(f"plan={_validate.show(plan)} is not a FaultPlan. Pass "
+                            "FaultPlan([...]), or use activate(...) for faults.")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng={_validate.show(rng)} is not a random.Random. Pass "
+                            "random.Random(seed), or None to seed from the plan.")
         self.plan = plan
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self.history = history
         self.rng = rng if rng is not None else random.Random(plan.seed)
         self.started_at = 0.0
@@ -297,11 +303,28 @@ PlanLike = FaultPlan | Fault | Iterable[Fault]
 
 
 def _as_plan(target: PlanLike, seed: int | None) -> FaultPlan:
+    seed = _validate.seed(seed)
     if isinstance(target, FaultPlan):
+        if target.scheduled:
+            raise ValueError(
+                f"the plan holds {len(target.scheduled)} scheduled fault(s) of famil"
+                f"{'y' if len(target.families()) == 1 else 'ies'} "
+                f"{', '.join(target.families())}, which only a chaos run applies. Replay it "
+                "on its chaos test (pytest TEST --resilience-replay=FILE, or "
+                "pytest_resilience.chaos.replay(body, plan)), or arm plan.failpoint_plan()."
+            )
         return target if seed is None else FaultPlan(target.faults, seed=seed)
     if isinstance(target, Fault):
         return FaultPlan([target], seed=seed or 0)
-    return FaultPlan(list(target), seed=seed or 0)
+    if isinstance(target, str | bytes | Mapping) or not isinstance(target, Iterable):
+        raise TypeError(f"target={_validate.show(target)} is not a plan. Pass a FaultPlan, "
+                        "a Fault or a list of Faults.")
+    items = list(target)
+    for item in items:
+        if not isinstance(item, Fault):
+            raise TypeError(f"target=[..., {_validate.show(item)}] holds something that is "
+                            "not a Fault. Pass a FaultPlan, a Fault or a list of Faults.")
+    return FaultPlan(items, seed=seed or 0)
 
 
 def activate(
@@ -329,6 +352,14 @@ def inject(
 
     The action defaults to raising ``FaultInjected``; the trigger to ``always``.
     """
+    _validate.text(name, "name", what="a failpoint name",
+                   accepted="a non-empty string such as 'db.write'")
+    if action is not None and not isinstance(action, Action):
+        raise TypeError(f"action={_validate.show(action)} is not an Action. Pass "
+                        "Action.raise_(...), returns(...), delay(...) or call(...), or None.")
+    if trigger is not None and not isinstance(trigger, Trigger):
+        raise TypeError(f"trigger={_validate.show(trigger)} is not a Trigger. Pass "
+                        "Trigger.always(), nth(n), first(n), rate(p) or after(s), or None.")
     fault = Fault(name, action or Action.raise_(), trigger or Trigger.always())
     return activate(fault, seed=seed, clock=clock, history=history)
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from faults._plan import Action, Fault, Trigger
 from faults._registry import ActivePlan, PlanLike, activate
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._events import History
 
@@ -40,10 +41,12 @@ class FaultScope:
         seed: int = 0,
         history: History | None = None,
     ) -> None:
-        self.clock = clock
-        self.seed = seed
-        self.history = history
-        self.plans: list[ActivePlan] = []
+        # Private: ``scope.clock`` is the faults.clock module, as on the package.
+        self._clock = None if clock is None else _validate.clock(clock)
+        self._seed = _validate.count(seed, "seed", low=-(2**63), what="a seed",
+                                     accepted="an integer")
+        self._history = history
+        self._plans: list[ActivePlan] = []
         self._stack = ExitStack()
         self._closed = False
 
@@ -53,9 +56,9 @@ class FaultScope:
 
         Random decisions draw from ``seed`` (the scope's seed, i.e. the test's, by default).
         """
-        active = activate(target, seed=self.seed if seed is None else seed, clock=self.clock,
-                          history=self.history, rng=rng)
-        self.plans.append(self.enter(active))
+        active = activate(target, seed=self._seed if seed is None else seed, clock=self._clock,
+                          history=self._history, rng=rng)
+        self._plans.append(self.enter(active))
         active._scoped = True
         return active
 
@@ -77,7 +80,7 @@ class FaultScope:
 
     def fired(self) -> int:
         """Faults fired so far across every plan this scope activated."""
-        return sum(p.fired() for p in self.plans)
+        return sum(p.fired() for p in self._plans)
 
     def close(self) -> None:
         """Undo everything, last first. Safe to call twice."""

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pytest_resilience._deadletter import (
         DeadJob,
         DeadLetterQueue,
+        QuarantinedJob,
         ReplayResult,
     )
     from pytest_resilience._errors import (
@@ -99,7 +100,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "pytest_resilience._clock": ("Clock", "SystemClock", "VirtualClock"),
     "pytest_resilience._concurrency": ("AsyncRWLock", "FairSemaphore", "TimeoutLock"),
     "pytest_resilience._concurrency_pool": ("ResourcePool",),
-    "pytest_resilience._deadletter": ("DeadJob", "DeadLetterQueue", "ReplayResult"),
+    "pytest_resilience._deadletter": (
+        "DeadJob", "DeadLetterQueue", "QuarantinedJob", "ReplayResult",
+    ),
     "pytest_resilience._errors": (
         "Attempt", "BackupError", "BudgetExceeded", "CircuitOpenError", "CorruptionDetected",
         "FaultInjected", "LockTimeout", "RateLimitExceeded", "ResilienceError", "RetryError",
@@ -159,6 +162,7 @@ __all__ = [
     "JobQueue",
     "LockTimeout",
     "MemoryStorage",
+    "QuarantinedJob",
     "QueueFull",
     "RateLimitExceeded",
     "RateLimiter",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Literal
+
+from pytest_resilience import _validate
 
 __all__ = ["JITTERS", "Backoff", "Jitter", "Jittered"]
 
@@ -14,10 +15,7 @@ JITTERS: tuple[str, ...] = ("full", "equal", "decorrelated", "none")
 
 
 def _non_negative(name: str, value: float) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name}={value!r} is not a valid delay. Pass a finite number >= 0.")
-    return number
+    return _validate.number(value, name, low=0.0, what="a valid delay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +31,8 @@ class Backoff:
     @classmethod
     def exponential(cls, *, base: float = 0.1, factor: float = 2.0, max: float = 10.0) -> Backoff:
         """``base * factor**(n-1)``, capped at ``max``."""
-        if not math.isfinite(factor) or factor < 1:
-            raise ValueError(f"factor={factor!r} is not a valid growth factor. Pass a number >= 1.")
+        factor = _validate.number(factor, "factor", low=1.0, what="a valid growth factor",
+                                  accepted="a finite number >= 1")
         return cls._make("exponential", base, factor, 0.0, max)
 
     @classmethod

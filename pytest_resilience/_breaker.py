@@ -13,14 +13,13 @@ import asyncio
 import enum
 import functools
 import inspect
-import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from pytest_resilience import _events
+from pytest_resilience import _events, _validate
 from pytest_resilience._breaker_window import CountWindow, TimeWindow
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import CircuitOpenError
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import BREAKER_CALL, BREAKER_REJECTED, BREAKER_TRANSITION
@@ -52,21 +51,21 @@ Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
 def _rate(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if not (isinstance(value, int | float) and 0 < value <= 1):
-        raise ValueError(f"{name}={value!r} is not a rate. Pass a number in (0, 1], or None.")
-    return float(value)
+    return _validate.fraction(value, name, low_open=True, what="a rate",
+                              accepted="a number in (0, 1], or None")
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number of seconds > 0.")
-    return float(value)
+    return _validate.seconds(value, name, positive=True,
+                             accepted="a finite number of seconds > 0")
 
 
-def _count(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= {low}.")
-    return value
+def _count(name: str, value: object, low: int = 1, high: int | None = None) -> int:
+    return _validate.count(value, name, low=low, high=high)
+
+
+#: The largest count window (one byte per call per outcome kind).
+MAX_WINDOW = 1_000_000
 
 
 class CircuitBreaker:
@@ -121,12 +120,13 @@ class CircuitBreaker:
                 "Pass failure_threshold, failure_rate or slow_call_rate."
             )
         if window not in ("count", "time"):
-            raise ValueError(f"window={window!r} is not a window kind. Pass 'count' or 'time'.")
+            raise ValueError(f"window={_validate.show(window)} is not a window kind. Pass "
+                             f"'count' or 'time'.")
         self.minimum_calls = _count("minimum_calls", minimum_calls)
         self.window_kind = window
         self._window: CountWindow | TimeWindow
         if window == "count":
-            size = _count("window_size", window_size)
+            size = _count("window_size", window_size, high=MAX_WINDOW)
             if self.minimum_calls > size:
                 raise ValueError(
                     f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
@@ -139,10 +139,10 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.recovery_timeout = _positive("recovery_timeout", recovery_timeout)
         self.half_open_max_calls = _count("half_open_max_calls", half_open_max_calls)
-        self.expected = expected if isinstance(expected, tuple) else (expected,)
-        self.clock: Clock = clock or SystemClock()
+        self.expected = _validate.exception_types(expected, "expected")
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
-        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        self._listeners: tuple[Listener, ...] = _validate.callables(listeners, "listeners")
         self._lock = threading.Lock()
         self._phase: tuple[BreakerState, int] = (CLOSED, 0)
         self._consecutive = 0
@@ -151,7 +151,7 @@ class CircuitBreaker:
         self._trial_successes = 0
         self._windowed = self.failure_rate is not None or self.slow_call_rate is not None
         self._slow_rule = self.slow_call_duration is not None
-        self.storage = storage
+        self.storage = _validate.storage(storage)
         self._store: BreakerStore | None = None
         if storage is not None:
             self._store = storage.breaker_store(self)

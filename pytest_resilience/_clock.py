@@ -15,6 +15,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -58,12 +59,19 @@ class Clock(Protocol):
 
 
 def _check_duration(seconds: float, what: str = "seconds") -> float:
-    value = float(seconds)
-    if math.isnan(value) or value < 0 or math.isinf(value):
-        raise ValueError(
-            f"{what}={seconds!r} is not a valid duration. Pass a finite number >= 0."
-        )
-    return value
+    if type(seconds) is float and 0.0 <= seconds < math.inf:  # the hot path
+        return seconds
+    from pytest_resilience import _validate
+
+    return _validate.seconds(seconds, what, what="a valid duration")
+
+
+def _number(value: float, name: str, *, positive: bool = False, what: str = "a finite number",
+            accepted: str | None = None) -> float:
+    from pytest_resilience import _validate
+
+    return _validate.number(value, name, low=0.0 if positive else None, low_open=positive,
+                            what=what, accepted=accepted)
 
 
 class SystemClock:
@@ -104,16 +112,13 @@ class VirtualClock:
 
     ``monotonic()`` starts at ``start`` and never decreases. ``time()`` starts at
     ``wall_start`` and follows monotonic time at ``rate`` (see ``drift``), shifted by any
-    ``skew``. Thread-safe; asyncio sleepers wake in deadline order.
+    ``skew``. Thread-safe; asyncio sleepers wake in deadline order. ``set_alarm`` lets
+    one listener act at a deadline (the chaos runner applies scheduled faults with it).
     """
 
     def __init__(self, start: float = 0.0, *, wall_start: float = DEFAULT_WALL_START) -> None:
-        start = float(start)
-        wall_start = float(wall_start)
-        if not math.isfinite(start) or not math.isfinite(wall_start):
-            raise ValueError(
-                f"start={start!r}, wall_start={wall_start!r}: both must be finite numbers."
-            )
+        start = _number(start, "start")
+        wall_start = _number(wall_start, "wall_start")
         self._lock = threading.RLock()
         self._mono = start
         self._wall_anchor = wall_start
@@ -122,18 +127,53 @@ class VirtualClock:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._ticking: set[asyncio.AbstractEventLoop] = set()
+        self._alarm_at = math.inf
+        self._alarm: Callable[[], None] | None = None
+        self._ringing = False
         # Sleeps may skip advance() unless a subclass changed what advancing does.
         self._bare = _GIL and type(self).advance is VirtualClock.advance
 
     # -- reading -------------------------------------------------------------------
     def monotonic(self) -> float:
         """Virtual monotonic seconds."""
+        if self._mono >= self._alarm_at:
+            self._ring()
         return self._mono
 
     def time(self) -> float:
         """Virtual wall seconds since the epoch."""
+        if self._mono >= self._alarm_at:
+            self._ring()
         with self._lock:
             return self._wall_anchor + (self._mono - self._mono_anchor) * self._rate
+
+    # -- the alarm -----------------------------------------------------------------
+    def set_alarm(self, at: float, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` once monotonic time reaches ``at`` (``None`` clears it).
+
+        One alarm per clock; setting another replaces it. A step of ``advance``/``sleep``
+        (or an asyncio autojump) that would cross ``at`` stops there and calls it first,
+        so what it does happens at its own time. Until the callback re-arms (a later
+        ``at``) or clears the alarm, it is called again on every read, on the thread
+        that reads; steps no longer stop for it. Reads inside the callback do not call
+        it again.
+        """
+        at = float(at)
+        if math.isnan(at):
+            raise ValueError(f"at={at!r} is not a time. Pass monotonic seconds.")
+        with self._lock:
+            self._alarm_at = math.inf if callback is None else at
+            self._alarm = callback
+
+    def _ring(self) -> None:
+        callback = self._alarm
+        if callback is None or self._ringing:
+            return  # the callback reading the clock does not call itself again
+        self._ringing = True
+        try:
+            callback()
+        finally:
+            self._ringing = False
 
     @property
     def rate(self) -> float:
@@ -142,24 +182,40 @@ class VirtualClock:
 
     # -- moving time ---------------------------------------------------------------
     def advance(self, seconds: float) -> None:
-        """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due."""
+        """Move both clocks forward by ``seconds`` and wake asyncio sleepers now due.
+
+        With an alarm set, the step stops at the alarm to call it, then goes on to the
+        time it aimed for (no further, if the callback moved the clock meanwhile).
+        """
         seconds = _check_duration(seconds)
         with self._lock:
-            self._mono += seconds
-            if not self._waiters:  # nobody sleeping on a loop: nothing to wake
-                return
-            due = self._pop_due(self._mono)
+            if self._alarm_at == math.inf:
+                self._mono += seconds
+                due = self._pop_due(self._mono)
+                end = self._mono
+            else:
+                end = self._mono + seconds
+                due = []
         _wake(due)
+        while self._mono < end:
+            with self._lock:
+                alarm = self._alarm_at
+                self._mono = max(self._mono, alarm if self._mono < alarm < end else end)
+                due = self._pop_due(self._mono)
+            _wake(due)
+            if self._mono >= self._alarm_at:
+                self._ring()
+        if self._mono >= self._alarm_at:
+            self._ring()
 
     def sleep(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` and return at once."""
-        if seconds.__class__ is not float or not 0.0 <= seconds < _INF:
-            seconds = _check_duration(seconds)  # other types, NaN, negative, infinite
+        seconds = _check_duration(seconds)
         if seconds:
-            if self._bare and not self._waiters:
-                # Nobody sleeps on a loop: nothing to wake, and the addition is atomic
-                # (see _GIL). A task that starts sleeping meanwhile is woken by its
-                # loop's autojump, as for any sleeper.
+            if self._bare and not self._waiters and self._alarm_at == _INF:
+                # Nobody sleeps on a loop and no alarm is set: nothing to wake or ring,
+                # and the addition is atomic (see _GIL). A task that starts sleeping
+                # meanwhile is woken by its loop's autojump, as for any sleeper.
                 self._mono += seconds
                 return
             self.advance(seconds)
@@ -190,9 +246,7 @@ class VirtualClock:
 
     def skew(self, seconds: float) -> None:
         """Jump wall time by ``seconds`` (negative steps it back); monotonic is untouched."""
-        seconds = float(seconds)
-        if not math.isfinite(seconds):
-            raise ValueError(f"seconds={seconds!r} is not finite. Pass a finite offset.")
+        seconds = _number(seconds, "seconds", accepted="a finite offset in seconds")
         with self._lock:
             self._wall_anchor += seconds
 
@@ -202,12 +256,8 @@ class VirtualClock:
         ``rate=1.0`` keeps the clocks in step, ``1.001`` runs wall time 0.1% fast,
         ``0.5`` at half speed.
         """
-        rate = float(rate)
-        if not math.isfinite(rate) or rate <= 0:
-            raise ValueError(
-                f"rate={rate!r} is not a valid drift rate. Pass a finite number > 0 "
-                "(1.0 = no drift); use skew() to step wall time backwards."
-            )
+        rate = _number(rate, "rate", positive=True, what="a valid drift rate", accepted=(
+            "a finite number > 0 (1.0 = no drift); use skew() to step wall time backwards"))
         with self._lock:
             self._wall_anchor = self.time()
             self._mono_anchor = self._mono
@@ -238,11 +288,12 @@ class VirtualClock:
             if not self._waiters:
                 self._ticking.discard(loop)
                 return
-            deadline = self._waiters[0].deadline
-            if deadline > self._mono:  # noqa: PLR1730 - no call between read and write (_GIL)
-                self._mono = deadline
+            deadline, alarm = self._waiters[0].deadline, self._alarm_at
+            self._mono = max(self._mono, alarm if self._mono < alarm < deadline else deadline)
             due = self._pop_due(self._mono)
         _wake(due)
+        if self._mono >= self._alarm_at:
+            self._ring()
         loop.call_soon(self._tick, loop, 0)
 
     def __repr__(self) -> str:

@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import math
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import LockTimeout
 from pytest_resilience._events import emit
@@ -35,14 +35,8 @@ VIRTUAL_GRACE = 0.005
 
 def check_timeout(name: str, value: object) -> float:
     """Validate a timeout in seconds (finite, > 0)."""
-    if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value > 0
-    ):
-        raise ValueError(
-            f"{name}={value!r} is not a valid timeout. Pass a finite number of seconds > 0: "
-            "nothing here waits forever."
-        )
-    return float(value)
+    return _validate.seconds(value, name, positive=True, what="a valid timeout", accepted=(
+        "a finite number of seconds > 0: nothing here waits forever"))
 
 
 def timed_out(resource: str, timeout: float, what: str, clock: Clock) -> LockTimeout:
@@ -129,12 +123,11 @@ class FairSemaphore:
         timeout: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"value={value!r} is not a valid size. Pass an integer >= 1.")
+        value = _validate.count(value, "value", what="a valid size")
         self.name = name
         self.limit = value
         self.timeout = check_timeout("timeout", timeout)
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._value = value
         self._queue: list[_Waiter] = []
         self._seq = itertools.count()
@@ -276,7 +269,7 @@ class AsyncRWLock:
     ) -> None:
         self.name = name
         self.timeout = check_timeout("timeout", timeout)
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self.readers = 0
         self.writing = False
         self._writers: deque[_Waiter] = deque()

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._concurrency import FairSemaphore, check_timeout
 
@@ -41,9 +42,14 @@ class ResourcePool(Generic[R]):
         clock: Clock | None = None,
     ) -> None:
         if not callable(factory):
-            raise TypeError(f"factory={factory!r} is not callable. Pass a function that makes one.")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size={size!r} is not a valid pool size. Pass an integer >= 1.")
+            raise TypeError(f"factory={_validate.show(factory)} is not callable. Pass a "
+                            "function that makes one.")
+        size = _validate.count(size, "size", what="a valid pool size")
+        _validate.callable_or_none(check, "check", accepted="a function of one resource "
+                                   "returning whether it is healthy, or None")
+        _validate.callable_or_none(close, "close", accepted="a function of one resource, "
+                                   "or None")
+        discard_on = _validate.exception_types(discard_on, "discard_on", empty=True)
         self._slots = FairSemaphore(size, name=name, timeout=timeout, clock=clock)
         self._slots._what = "resource"
         self.name = name

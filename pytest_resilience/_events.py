@@ -69,14 +69,20 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
-        """Inverse of ``to_dict``."""
-        return cls(
-            seq=int(data["seq"]),
-            time=float(data["time"]),
-            kind=str(data["kind"]),
-            source=str(data["source"]),
-            attrs=dict(data.get("attrs", {})),
-        )
+        """Inverse of ``to_dict``; malformed data is one ``ValueError`` naming ``data``."""
+        from pytest_resilience import _validate
+
+        with _validate.parsing("data", data, "an event", "data written by Event.to_dict"):
+            attrs = data.get("attrs", {})
+            if not isinstance(attrs, Mapping):
+                raise TypeError("attrs is not a mapping")
+            return cls(
+                seq=_validate.count(data["seq"], "seq", low=0),
+                time=_validate.number(data["time"], "time"),
+                kind=_validate.text(data["kind"], "kind"),
+                source=_validate.text(data["source"], "source", empty=True),
+                attrs=dict(attrs),
+            )
 
 
 class History:
@@ -192,16 +198,14 @@ class History:
     @classmethod
     def from_jsonl(cls, text: str) -> History:
         """Rebuild a history from ``to_jsonl()`` output (sequence numbers are kept)."""
+        from pytest_resilience import _validate
+
         history = cls()
-        events = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line:
-                continue
-            try:
-                events.append(Event.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"line {number} is not an event ({exc}). Pass the text "
-                                 "History.to_jsonl() wrote.") from None
+        with _validate.parsing("text", text, "a history in JSON lines",
+                               "the text written by History.to_jsonl"):
+            if not isinstance(text, str):
+                raise TypeError(f"{type(text).__name__} is not text")
+            events = [Event.from_dict(json.loads(line)) for line in text.splitlines() if line]
         history._events.extend(events)
         history._seq = itertools.count(events[-1].seq + 1 if events else 0)
         return history

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._concurrency import check_timeout
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import HEALTH_CHECK
@@ -80,7 +81,7 @@ class HealthRegistry:
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._checks: dict[str, _Check] = {}
 
     def register(
@@ -93,7 +94,8 @@ class HealthRegistry:
     ) -> None:
         """Add (or replace) check ``name``."""
         if not callable(check):
-            raise TypeError(f"check={check!r} is not callable. Pass a function or async function.")
+            raise TypeError(f"check={_validate.show(check)} is not callable. Pass a function "
+                            "or async function.")
         self._checks[name] = _Check(name, check, check_timeout("timeout", timeout), critical)
 
     def unregister(self, name: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import sqlite3
 import threading
 import uuid
@@ -22,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import RateLimitExceeded, ResilienceError
 from pytest_resilience._events import emit
 from pytest_resilience._ratelimit import TokenBucket
@@ -197,20 +197,6 @@ class MemoryQueueStore:
                     "leased": len(self._leased), "dying": len(self._dying)}
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number > 0.")
-    return float(value)
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is not valid. Pass an integer >= 1.")
-    return value
-
-
 class JobQueue:
     """A bounded priority queue of JSON jobs with leases, redelivery and dead letters.
 
@@ -237,30 +223,34 @@ class JobQueue:
         user_rate: tuple[float, float] | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name={name!r} is not a queue name. Pass a non-empty string.")
+        name = _validate.text(name, "name", what="a queue name")
         if overflow not in _OVERFLOW:
-            raise ValueError(f"overflow={overflow!r} is not an overflow policy. Pass 'reject' "
-                             "(refuse new jobs with QueueFull) or 'shed' (drop the newest "
-                             "lowest-priority job to the dead-letter queue).")
+            raise ValueError(f"overflow={_validate.show(overflow)} is not an overflow policy. "
+                             "Pass 'reject' (refuse new jobs with QueueFull) or 'shed' (drop "
+                             "the newest lowest-priority job to the dead-letter queue).")
         if not callable(getattr(dead_letter, "add", None)):
-            raise TypeError(f"dead_letter={dead_letter!r} is not a dead-letter queue. Pass a "
+            raise TypeError(f"dead_letter={_validate.show(dead_letter)} is not a dead-letter "
+                            "queue. Pass a "
                             "DeadLetterQueue: jobs that keep failing must go somewhere.")
         if user_rate is not None:
             if not isinstance(user_rate, tuple) or len(user_rate) != 2:
-                raise ValueError(f"user_rate={user_rate!r} is not (rate, capacity). Pass a "
-                                 "tuple such as (10.0, 20) or None.")
-            user_rate = (_positive("user_rate[0]", user_rate[0]),
-                         _positive("user_rate[1]", user_rate[1]))
+                raise ValueError(f"user_rate={_validate.show(user_rate)} is not (rate, "
+                                 "capacity). Pass a tuple such as (10.0, 20) or None.")
+            user_rate = (_validate.seconds(user_rate[0], "user_rate[0]", positive=True,
+                                           what="a rate", accepted="jobs per second > 0"),
+                         _validate.seconds(user_rate[1], "user_rate[1]", positive=True,
+                                           what="a capacity", accepted="a number > 0"))
         self.name = name
-        self.max_size = _count("max_size", max_size)
+        self.max_size = _validate.count(max_size, "max_size")
         self.overflow = overflow
-        self.visibility_timeout = _positive("visibility_timeout", visibility_timeout)
-        self.max_attempts = _count("max_attempts", max_attempts)
+        self.visibility_timeout = _validate.seconds(visibility_timeout, "visibility_timeout",
+                                                    positive=True, accepted="seconds > 0")
+        self.max_attempts = _validate.count(max_attempts, "max_attempts")
         self.user_rate = user_rate
         self.dead_letter = dead_letter
-        self.clock: Clock = clock or SystemClock()
-        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.clock: Clock = _validate.clock(clock)
+        self.storage: Storage = (_validate.storage(storage) if storage is not None
+                                 else MemoryStorage())
         self._store: QueueStore = self.storage.queue_store(self)
         self._leases = itertools.count()
 

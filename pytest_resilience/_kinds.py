@@ -32,6 +32,7 @@ FAULT_FAMILIES = (
 )
 
 _KINDS: dict[str, Kind[Any]] = {}
+_BUILTIN: frozenset[str] = frozenset()  # filled at the end of this module
 
 
 class UndeclaredEvent(ValueError):
@@ -124,10 +125,11 @@ def validate(kind: str, attrs: Mapping[str, Any]) -> None:
     declaration.check(attrs)
 
 
-def markdown_table() -> str:
-    """The declared kinds as the Markdown table DESIGN.md and the docs show."""
+def markdown_table(*, builtin_only: bool = False) -> str:
+    """The declared kinds as the Markdown table DESIGN.md and the docs show (only this
+    project's own kinds with ``builtin_only``)."""
     rows = ["| kind | source | attributes | meaning |", "|---|---|---|---|"]
-    for name in sorted(_KINDS):
+    for name in sorted(_BUILTIN if builtin_only else _KINDS):
         kind = _KINDS[name]
         attrs = ", ".join(
             f"`{a}`" if a in kind.required else f"`{a}`?" for a in _ordered(kind.record)
@@ -176,17 +178,22 @@ BreakerTransitionAttrs = TypedDict("BreakerTransitionAttrs", {"from": str, "to":
 
 
 class BreakerCallAttrs(TypedDict):
-    """``breaker.call``."""
+    """``breaker.call``: ``state`` is absent when a breaker is watched from outside
+    (``watch_breaker``), which records when the call was admitted (``started``)."""
 
-    state: str
+    state: NotRequired[str]
     outcome: str
     duration: float
+    started: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class BreakerRejectedAttrs(TypedDict):
-    """``breaker.rejected``."""
+    """``breaker.rejected``: ``retry_after`` is absent when a breaker is watched from
+    outside (``watch_breaker``), which records the exception it raised (``error``)."""
 
-    retry_after: float
+    retry_after: NotRequired[float]
+    error: NotRequired[str | None]
 
 
 class RateLimitDecisionAttrs(TypedDict):
@@ -265,6 +272,7 @@ class ChromaRollbackAttrs(TypedDict):
     ids: int
     outcome: str
     unrestored: int
+    skipped: NotRequired[int]
 
 
 class ChromaFilesAttrs(TypedDict):
@@ -275,6 +283,8 @@ class ChromaFilesAttrs(TypedDict):
     outcome: str
     error: NotRequired[str | None]
     records: NotRequired[int | None]
+    signed: NotRequired[bool]
+    encrypted: NotRequired[bool]
 
 
 class FaultAttrs(TypedDict):
@@ -339,6 +349,7 @@ class SlaBudgetAttrs(TypedDict):
     observed: float | None
     passed: bool | None
     reason: str
+    windows: NotRequired[list[dict[str, Any]]]
 
 
 class CheckVerdictAttrs(TypedDict):
@@ -358,6 +369,9 @@ class ChaosRunAttrs(TypedDict):
     plan: NotRequired[dict[str, Any] | None]
     replay: NotRequired[str | None]
     error: NotRequired[str | None]
+    properties: NotRequired[dict[str, dict[str, Any]]]
+    coverage: NotRequired[dict[str, Any]]
+    search: NotRequired[dict[str, Any] | None]
 
 
 class GpuSimulatedAttrs(TypedDict):
@@ -462,6 +476,53 @@ class QueueJobAttrs(TypedDict):
     for_job: NotRequired[str]
 
 
+class SleepCalledAttrs(TypedDict):
+    """``sleep.called``: a sleep observed by ``watch_sleeps``."""
+
+    seconds: float
+    via: str
+    caller: str
+    call: int | None
+
+
+class CallStartAttrs(TypedDict):
+    """``call.start``: a watched function or method was called."""
+
+    function: str
+    args: str
+    call: int
+    parent: int | None
+    correlation_id: NotRequired[str | None]
+
+
+class CallEndAttrs(TypedDict):
+    """``call.end``: a watched call returned or raised."""
+
+    function: str
+    call: int
+    outcome: str
+    result: str | None
+    error: str | None
+    duration: float
+    value: NotRequired[str | None]
+
+
+class DeadLetterQuarantinedAttrs(TypedDict):
+    """``deadletter.quarantined``."""
+
+    job_id: str | None
+    reason: str
+
+
+class DeadLetterTornAttrs(TypedDict):
+    """``deadletter.torn``."""
+
+    path: str
+    frames: int
+    bytes: int
+    reason: str
+
+
 def _k(name: str, record: type[R], source: str, doc: str, *, open: bool = False) -> Kind[R]:
     return declare(name, record, source=source, doc=doc, open=open)
 
@@ -556,3 +617,16 @@ QUEUE_REDELIVERED = _k("queue.redelivered", QueueJobAttrs, "queue name",
                        "a job came back: `reason` expired/failed")
 QUEUE_DEAD = _k("queue.dead", QueueJobAttrs, "queue name",
                 "a job went to the dead-letter queue after its last attempt")
+SLEEP_CALLED = _k("sleep.called", SleepCalledAttrs, "watch_sleeps name",
+                  "a sleep (`via` time.sleep/asyncio.sleep/clock.sleep/clock.asleep) ran on "
+                  "the test's clock; `call` is the watched call it ran inside")
+CALL_START = _k("call.start", CallStartAttrs, "watched layer (name= or the function)",
+                "a watched call began; `parent` is the watched call it ran inside")
+CALL_END = _k("call.end", CallEndAttrs, "watched layer (name= or the function)",
+              "a watched call ended: `outcome` ok/error, `result`/`error` type names")
+DEADLETTER_QUARANTINED = _k("deadletter.quarantined", DeadLetterQuarantinedAttrs, "queue name",
+                            "a row that could not be read was moved to quarantine")
+DEADLETTER_TORN = _k("deadletter.torn", DeadLetterTornAttrs, "queue name",
+                     "an unfinished write at the end of the SQLite log, found at open")
+
+_BUILTIN = frozenset(_KINDS)

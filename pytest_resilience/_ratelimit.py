@@ -9,13 +9,12 @@ A limiter's keys that take the ``default`` limit (one per user, client, IP...) a
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from pytest_resilience import _events
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _events, _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import RateLimitExceeded
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import RATELIMIT_ACQUIRED, RATELIMIT_REJECTED
@@ -27,19 +26,13 @@ __all__ = ["RateLimiter", "TokenBucket"]
 
 
 def _check_tokens(n: float, capacity: float) -> None:
-    if not 0 < n <= capacity:
-        raise ValueError(
-            f"n={n!r} can never be granted by a bucket of capacity {capacity}. "
-            "Pass 0 < n <= capacity."
-        )
+    _validate.number(n, "n", low=0.0, low_open=True, high=capacity,
+                     what=f"a number of tokens a bucket of capacity {capacity} can grant",
+                     accepted="0 < n <= capacity")
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name}={value!r} is not valid. Pass a finite number > 0.")
-    return float(value)
+    return _validate.number(value, name, low=0.0, low_open=True, what="valid")
 
 
 class TokenBucket:
@@ -63,19 +56,17 @@ class TokenBucket:
     ) -> None:
         self.rate = _positive("rate", rate)
         self.capacity = _positive("capacity", capacity)
-        start = self.capacity if initial is None else float(initial)
-        if not 0 <= start <= self.capacity:
-            raise ValueError(
-                f"initial={initial!r} is outside the bucket. Pass 0 <= initial <= capacity."
-            )
+        start = self.capacity if initial is None else _validate.number(
+            initial, "initial", low=0.0, high=self.capacity, what="inside the bucket",
+            accepted="0 <= initial <= capacity, or None for a full bucket")
         self.name = name
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
         self._tokens = start
         self._initial = start
         self._last = self._mono()
         self._lock = threading.Lock()
-        self.storage = storage
+        self.storage = _validate.storage(storage)
         self._store: BucketStore | None = None
         if storage is not None:
             self._bind(storage.bucket_store(self))
@@ -122,11 +113,12 @@ class TokenBucket:
                 tokens = self._tokens + (now - self._last) * self.rate
                 self._tokens = tokens if tokens < self.capacity else self.capacity
                 self._last = now
-            if self._tokens >= n > 0:
-                self._tokens -= n
-                granted = True
-            else:
+            try:
+                granted = self._tokens >= n > 0
+            except TypeError:  # not a number: refused by _check with its message
                 granted = False
+            if granted:
+                self._tokens -= n
         return granted
 
     def _wait_for(self, n: float) -> float:
@@ -323,18 +315,29 @@ class RateLimiter:
         clock: Clock | None = None,
         storage: Storage | None = None,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
-        self.storage = storage
+        self.clock: Clock = _validate.clock(clock)
+        self.storage = _validate.storage(storage)
         self.default = default
         self._keys: _Keys | None = None
         if default is not None:
-            probe = TokenBucket(*default, clock=self.clock, storage=storage)  # validates
+            if not (isinstance(default, tuple) and len(default) == 2):
+                raise TypeError(f"default={_validate.show(default)} is not a (rate, capacity) "
+                                "pair. Pass e.g. default=(50, 100), or None.")
+            rate = _positive("default rate", default[0])
+            capacity = _positive("default capacity", default[1])
+            probe = TokenBucket(rate, capacity, clock=self.clock, storage=self.storage)
             if probe._store is None:  # tokens kept in this process: the compact table
-                self._keys = _Keys(probe.rate, probe.capacity, self.clock)
+                self._keys = _Keys(rate, capacity, self.clock)
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
-        for name, (rate, capacity) in (limits or {}).items():
-            self.configure(name, rate=rate, capacity=capacity)
+        if limits is not None and not isinstance(limits, Mapping):
+            raise TypeError(f"limits={_validate.show(limits)} is not a mapping. Pass "
+                            "{name: (rate, capacity)}, or None.")
+        for name, pair in (limits or {}).items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"limits[{name!r}]={_validate.show(pair)} is not a (rate, "
+                                "capacity) pair. Pass e.g. {'search': (50, 100)}.")
+            self.configure(name, rate=pair[0], capacity=pair[1])
 
     def configure(self, name: str, *, rate: float, capacity: float) -> TokenBucket:
         """Set (or replace) the limit of ``name``; returns its bucket."""
@@ -389,8 +392,8 @@ class RateLimiter:
         keys = self._keys
         if keys is None or name in self._buckets:
             return self.bucket(name).try_acquire(n)
-        if not 0 < n <= keys.capacity:
-            _check_tokens(n, keys.capacity)
+        if (n.__class__ is not int and n.__class__ is not float) or not 0 < n <= keys.capacity:
+            _check_tokens(n, keys.capacity)  # refuses with its message (bool, str, NaN...)
         granted = keys.take(name, n)  # the hot path of a keyed limiter: _take_key, inlined
         if _events.listening():
             emit(RATELIMIT_ACQUIRED if granted else RATELIMIT_REJECTED, name, self.clock,

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import random
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from pytest_resilience import _events
+from pytest_resilience import _events, _validate
 from pytest_resilience._backoff import JITTERS, Backoff, Jittered
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import Attempt, RetryError
 from pytest_resilience._events import emit
 from pytest_resilience._retry_budget import RetryBudget
@@ -60,7 +59,8 @@ def _exception_predicate(
     if callable(retry_on) and not isinstance(retry_on, tuple):
         return cast(Callable[[BaseException], bool], retry_on)
     raise TypeError(
-        f"retry_on={retry_on!r} is not an exception type, a tuple of them or a predicate. "
+        f"retry_on={_validate.show(retry_on)} is not an exception type, a tuple of them or a "
+        f"predicate. "
         "Pass e.g. retry_on=(ConnectionError, TimeoutError) or retry_on=lambda exc: ..."
     )
 
@@ -103,28 +103,26 @@ class Retry:
         clock: Clock | None = None,
         name: str = "retry",
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(
-                f"attempts={attempts!r} is not a valid number of attempts. "
-                "Pass an integer >= 1 (1 = no retry)."
-            )
+        attempts = _validate.count(attempts, "attempts", what="a valid number of attempts",
+                                   accepted="an integer >= 1 (1 = no retry)")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(
-                f"backoff={backoff!r} is not a Backoff. Pass Backoff.exponential(...), "
-                "Backoff.linear(...) or Backoff.constant(...)."
+                f"backoff={_validate.show(backoff)} is not a Backoff. Pass "
+                "Backoff.exponential(...), Backoff.linear(...) or Backoff.constant(...)."
             )
-        if jitter not in JITTERS:
-            raise ValueError(
-                f"jitter={jitter!r} is not a jitter mode. Pass one of {', '.join(JITTERS)}."
-            )
-        if deadline is not None and not (
-            isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0
-        ):
-            raise ValueError(f"deadline={deadline!r} is not valid. Pass seconds > 0, or None.")
-        if retry_if_result is not None and not callable(retry_if_result):
-            raise TypeError(
-                f"retry_if_result={retry_if_result!r} is not callable. Pass a predicate."
-            )
+        jitter = _validate.one_of(jitter, "jitter", JITTERS, what="a jitter mode")
+        if deadline is not None:
+            deadline = _validate.seconds(deadline, "deadline", positive=True,
+                                         accepted="seconds > 0, or None")
+        _validate.callable_or_none(retry_if_result, "retry_if_result",
+                                   accepted="a predicate over the result, or None")
+        _validate.callable_or_none(on_retry, "on_retry",
+                                   accepted="a function of one RetryState, or None")
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget={_validate.show(budget)} is not a RetryBudget. Pass "
+                            "RetryBudget(ratio=..., window=...), or None.")
+        seed = _validate.seed(seed, "seed")
+        clock = _validate.clock(clock)
         self.attempts = attempts
         self.backoff = backoff or _DEFAULT_BACKOFF
         self.jitter = jitter
@@ -140,7 +138,7 @@ class Retry:
             retryable if not isinstance(retryable, tuple) else _never)
         self._rng = random.Random(seed)
         self._delays: Jittered | None = None  # see _delay_source
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock
         self._mono = self.clock.monotonic
         self._plain = retry_if_result is None and budget is None
 

@@ -6,7 +6,8 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 
 if TYPE_CHECKING:
     from pytest_resilience._storage import BudgetStore, Storage
@@ -36,26 +37,22 @@ class RetryBudget:
         clock: Clock | None = None,
         storage: Storage | None = None,
     ) -> None:
-        if not (isinstance(ratio, int | float) and math.isfinite(ratio) and ratio >= 0):
-            raise ValueError(
-                f"ratio={ratio!r} is not a valid retry ratio. Pass a number >= 0 "
-                "(0.2 allows 20% extra calls)."
-            )
-        if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
-            raise ValueError(f"window={window!r} is not a valid window. Pass seconds > 0.")
-        if not isinstance(min_retries, int) or min_retries < 0:
-            raise ValueError(f"min_retries={min_retries!r} is not valid. Pass an integer >= 0.")
+        ratio = _validate.number(ratio, "ratio", low=0.0, what="a valid retry ratio",
+                                 accepted="a number >= 0 (0.2 allows 20% extra calls)")
+        window = _validate.seconds(window, "window", positive=True, accepted="seconds > 0")
+        min_retries = _validate.count(min_retries, "min_retries", low=0)
+        clock = _validate.clock(clock)
         self.ratio = float(ratio)
         self.window = float(window)
         self.min_retries = min_retries
         self.name = name
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock
         self._width = self.window / _BUCKETS
         self._calls = [0] * _BUCKETS
         self._retries = [0] * _BUCKETS
         self._slot = math.floor(self.clock.monotonic() / self._width)
         self._lock = threading.Lock()
-        self.storage = storage
+        self.storage = _validate.storage(storage)
         self._store: BudgetStore | None = None
         if storage is not None:
             self._store = storage.budget_store(self)

@@ -106,12 +106,14 @@ def render_status(status: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
+         prog: str = "python -m pytest_resilience status") -> int:
     """The ``status`` command: print the screen (or JSON) and return the exit status."""
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m pytest_resilience status",
-                                     description="Memory, GPU and health status.")
+    parser = argparse.ArgumentParser(prog=prog, description="Memory, GPU and health status.",
+                                     epilog="exit status: 0, or 1 when the registry reports "
+                                     "unhealthy; 2 bad usage")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--registry", metavar="MODULE:ATTR",
                         help="a HealthRegistry (or a function returning one) to run")

@@ -21,6 +21,7 @@ from pytest_resilience._plugin.calls import watch_calls
 from pytest_resilience._plugin.state import (
     SESSION,
     ResilienceSession,
+    allowed_modules,
     apply_marker_rules,
     derive_seed,
     generate_for_markers,
@@ -50,20 +51,25 @@ FAMILIES = (
     "pytest_resilience._plugin.migrations",
     "pytest_resilience._plugin.process",
     "pytest_resilience._plugin.redis",
+    "pytest_resilience._plugin.hang",
 )
 
 SEED_OPTION = "--resilience-seed"
+ALLOW_MODULE_OPTION = "--resilience-allow-module"
 REPORT_OPTION = "--resilience-report"
 _SEED_CACHE_KEY = "resilience/seed"
 _FAULTS_MARKER_KWARGS = ("seed",)
 
 MARKERS = {
-    "sla": "sla(*budgets, name=None, clock='real'|'virtual'): SLA budgets such as "
-    "'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` fixture).",
+    "sla": "sla(*budgets, name=None, clock='real'|'virtual', recovery=None): SLA budgets "
+    "such as 'p95<200ms' or 'error_rate<1%', checked when the test ends (requests the `sla` "
+    "fixture); recovery='5s': back inside them within 5 s after the last fault is lifted.",
     "faults": "faults(*faults_or_plans, seed=None): Fault objects, FaultPlans or paths to "
     "plan JSON files armed for the test (requests the `faults` fixture).",
     "chaos": "chaos(**settings): run the test body once per generated fault plan "
-    "(property-based fault run).",
+    "(property-based fault run); maximize='op: p95<200ms' searches for the cheapest plan "
+    "breaking a budget, require_coverage=[(op, family)] fails a run that never exercised "
+    "them, fresh=[fixture] re-creates fixtures per plan (docs/chaos.md).",
     "migrations": "migrations(path=None, *, seed=True, kill_sample=2, kill_seed=0, "
     "round_trip=True, table=, section=, options=): run the test once per migration of the "
     "directory or alembic.ini at path (relative to the test file; default: ini key "
@@ -100,9 +106,21 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         default=None,
         dest="resilience_report",
         metavar="DIR",
-        help="write report.json (and more, per the report modules) into DIR.",
+        help="write report.json, report.md and report.html into DIR.",
+    )
+    group.addoption(
+        ALLOW_MODULE_OPTION,
+        action="append",
+        default=[],
+        dest="resilience_allow_module",
+        metavar="MODULE",
+        help="a module (and its submodules) that fault plans loaded from files may name "
+        "although it is not imported yet; repeat for more.",
     )
     parser.addini("resilience_seed", "default for --resilience-seed", default="random")
+    parser.addini("resilience_allow_modules",
+                  "modules fault plan files may name although they are not imported",
+                  type="linelist", default=[])
     parser.addini("resilience_report", "default for --resilience-report", default="")
     # The families next (their options join this group): ``-p no:<module>`` blocks one.
     for name in FAMILIES:
@@ -280,13 +298,14 @@ def faults(
     try:
         marker = request.node.get_closest_marker("faults")
         if marker is not None:
-            _apply_faults_marker(scope, marker)
+            _apply_faults_marker(scope, marker, allowed_modules(request.config))
         yield scope
     finally:
         scope.close()
 
 
-def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
+def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark,
+                         allow_modules: list[str]) -> None:
     unknown = sorted(set(marker.kwargs) - set(_FAULTS_MARKER_KWARGS))
     if unknown:
         pytest.fail(
@@ -299,7 +318,7 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
     seed = marker.kwargs.get("seed")
     for arg in marker.args:
         if isinstance(arg, str | Path):
-            plan = FaultPlan.from_json(Path(arg).read_text(encoding="utf-8"))
+            plan = FaultPlan.from_json(_plan_file(arg), allow_modules=allow_modules)
         elif isinstance(arg, Fault | FaultPlan):
             plan = arg if isinstance(arg, FaultPlan) else FaultPlan([arg])
         elif isinstance(arg, list | tuple) and all(isinstance(f, Fault) for f in arg):
@@ -311,6 +330,38 @@ def _apply_faults_marker(scope: FaultScope, marker: pytest.Mark) -> None:
                 pytrace=False,
             )
         scope.activate(plan, seed=seed)
+
+
+def _plan_file(arg: str | Path) -> str:
+    """The text of a fault plan file named in ``@pytest.mark.faults``."""
+    try:
+        return Path(arg).read_text(encoding="utf-8")
+    except OSError as exc:
+        pytest.fail(
+            f"@pytest.mark.faults({str(arg)!r}): a string must be the path of a fault plan "
+            f"JSON file, and {str(arg)!r} cannot be read ({exc.strerror or exc}). To arm a "
+            f"failpoint, pass a Fault: @pytest.mark.faults(Fault({str(arg)!r}, "
+            "Action.raise_())).",
+            pytrace=False,
+        )
+
+
+#: Rows of the coverage matrix the terminal summary shows (report.json has them all).
+_COVERAGE_ROWS = 20
+
+
+def _write_coverage(tr: pytest.TerminalReporter, matrix: dict[str, Any]) -> None:
+    """The run's coverage matrix (operation x family: each property's status)."""
+    from pytest_resilience._coverage import render
+
+    lines = render(matrix, observed_only=True)
+    if not lines:
+        return
+    tr.write_line("coverage (operation x fault family observed: property status):")
+    for line in lines[:_COVERAGE_ROWS]:
+        tr.write_line(f"  {line}", red="FAIL" in line)
+    if len(lines) > _COVERAGE_ROWS:
+        tr.write_line(f"  ... {len(lines) - _COVERAGE_ROWS} more rows in report.json")
 
 
 #: Event kinds the terminal summary counts, with their label.
@@ -356,5 +407,6 @@ def pytest_terminal_summary(
     if chaos["tests"]:
         tr.write_line(f"chaos: {chaos['plans']} plans in {chaos['tests']} test(s), "
                       f"{chaos['failures']} failing")
+    _write_coverage(tr, summary["coverage"])
     for worker in session.lost_workers:
         tr.write_line(f"worker {worker} crashed: its tests' records are missing", red=True)

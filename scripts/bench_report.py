@@ -275,6 +275,10 @@ def _generic_rows(groups: dict[str, list[Bench]], used: set[str]) -> list[list[s
     return rows
 
 
+#: Hand-written notes placed after the table (measured by hand; not re-measured).
+NOTES = Path(__file__).resolve().parent.parent / "benchmarks" / "notes.md"
+
+
 def render(data: dict[str, Any], machine: str, load: str) -> str:
     """The Markdown page for pytest-benchmark's JSON ``data``."""
     benches = {b["name"]: b for b in data.get("benchmarks", [])}
@@ -303,6 +307,8 @@ def render(data: dict[str, Any], machine: str, load: str) -> str:
         "| measure | ours | best peer | ratio | goal | verdict |",
         "|---|---|---|---|---|---|",
         *("| " + " | ".join(cells) + " |" for cells in rows),
+        "",
+        NOTES.read_text(encoding="utf-8").split("-->", 1)[-1].strip(),
         "",
         "## Every benchmark, by group",
         "",

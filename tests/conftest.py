@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import subprocess
+from collections.abc import Generator
 
 import pytest
 
@@ -34,3 +36,19 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
         monkeypatch.delenv(name, raising=False)  # an inner run is no xdist worker
     pytester.makeini("[pytest]\naddopts = -p resilience -p no:cacheprovider\n")
     return pytester
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A child process that failed under ``check=True`` shows what it printed: a bare
+    ``CalledProcessError ... exit status 1`` hides the cause."""
+    report = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, subprocess.CalledProcessError):
+        for name, data in (("stdout", error.stdout), ("stderr", error.stderr)):
+            if data:
+                text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                report.sections.append((f"Captured {name} of the failed child process", text))
+    return report

@@ -81,12 +81,14 @@ class UpstreamClient:
     """Calls ``GET {url}/rerank`` through ``Retry`` (3 attempts) and a ``CircuitBreaker``."""
 
     def __init__(self, url: str, *, timeout: float = 2.0, clock: Clock | None = None,
-                 on_retry: Callable[[Any], object] | None = None) -> None:
+                 on_retry: Callable[[Any], object] | None = None,
+                 breaker_recovery: float = 30.0) -> None:
         self.url = url
         self.timeout = timeout
         clk: Clock = clock if clock is not None else SystemClock()
         self.breaker = CircuitBreaker(name="upstream", failure_threshold=3,
-                                      recovery_timeout=30.0, clock=clk, expected=(OSError,))
+                                      recovery_timeout=breaker_recovery, clock=clk,
+                                      expected=(OSError,))
         self.retry = Retry(attempts=3, backoff=BACKOFF, jitter="none", retry_on=(OSError,),
                            on_retry=on_retry, clock=clk, name="upstream")
 
@@ -108,19 +110,23 @@ class RagService:
 
     def __init__(self, store: Path, *, upstream_url: str, clock: Clock | None = None,
                  device: DeviceMemory | None = None, upstream_timeout: float = 2.0,
-                 rate: float = 100.0, burst: int = 20, cache_ttl: float = 600.0) -> None:
+                 rate: float = 100.0, burst: int = 20, cache_ttl: float = 600.0,
+                 load_seconds: float = 0.0, breaker_recovery: float = 30.0,
+                 client: Any = None) -> None:
         import chromadb
 
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.device = device
+        self.load_seconds = load_seconds  # what loading the embedder takes
         self.rate, self.burst = rate, burst
-        self.client = chromadb.PersistentClient(path=str(store))
+        self.client = client if client is not None else chromadb.PersistentClient(
+            path=str(store))
         self.collection = self.client.get_or_create_collection(
             "docs", embedding_function=None, metadata={"hnsw:space": "cosine"})
         self.models = ModelCache(ttl=cache_ttl, clock=self.clock, on_evict=self._unload)
         self.upstream = UpstreamClient(upstream_url, timeout=upstream_timeout,
-                                       clock=self.clock)
+                                       clock=self.clock, breaker_recovery=breaker_recovery)
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
 
@@ -128,6 +134,7 @@ class RagService:
     def _load(self, key: object) -> HashingEmbedder:
         if self.device is not None:
             self.device.allocate(EMBEDDER, EMBEDDER_BYTES)
+        self.clock.sleep(self.load_seconds)
         return HashingEmbedder()
 
     def _unload(self, key: object, _value: object) -> None:

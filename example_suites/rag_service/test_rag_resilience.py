@@ -3,6 +3,8 @@ what the service does under the fault (see README.md in this directory)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from _support.loopback import request
 from rag_app import (
@@ -15,10 +17,13 @@ from rag_app import (
     UpstreamClient,
 )
 
+import faults
 from faults import Action, Fault, Trigger, network
 from faults import clock as clock_faults
 from faults.chroma import corrupt, fail_during
 from faults.cuda import cuda_spike
+from faults.families import clock_skews
+from pytest_resilience import BudgetExceeded
 from pytest_resilience._errors import CircuitOpenError, FaultInjected, RetryError
 from pytest_resilience.checks import check_retry, check_rollback, snapshot
 from pytest_resilience.chroma import BackupManager, verify_store
@@ -233,12 +238,73 @@ def test_search_latency_budget_holds_under_each_fault(fault, gpu_service, proxy,
 
 @pytest.mark.chaos(
     failpoints={"rag.upstream": [Action.raise_(ConnectionError("reset"))]},
+    families=["clock"], horizon=1.0,
     checks=[lambda h: check_retry(h, attempts=3, backoff=BACKOFF, jitter="none")],
     allow=[RetryError, CircuitOpenError],
     must_fire=["rag.upstream"], max_examples=25,
+    # the coverage matrix (answer x failpoint/clock x retry checker) must be filled in:
+    require_coverage=[("answer", "failpoint", "retry"), ("answer", "clock", "retry")],
 )
 def test_answers_survive_generated_upstream_faults(chaos, upstream):  # type: ignore[no-untyped-def]
     host, port = upstream.address
     client = UpstreamClient(f"http://{host}:{port}", clock=chaos.clock)
-    assert client.answer("q") == "reranked:q"
+    chaos.clock.sleep(1.0)                                 # the plan's clock faults apply
+    with chaos.measure("answer"):
+        assert client.answer("q") == "reranked:q"
     chaos.sometimes(True, "answered")
+
+
+# -- recovery: back inside the budget within 15 s of the end of an outage -----------------
+
+@pytest.mark.parametrize("breaker_recovery", [
+    10.0,
+    pytest.param(60.0, marks=pytest.mark.xfail(
+        strict=True, raises=BudgetExceeded,
+        reason="a breaker that stays open 60 s keeps answers failing 56 s after the outage")),
+])
+@pytest.mark.sla("answer: error_rate<25%", recovery="15s", clock="virtual")
+def test_answers_recover_within_15s_of_an_outage(breaker_recovery, upstream, clock, sla):  # type: ignore[no-untyped-def]
+    host, port = upstream.address
+    client = UpstreamClient(f"http://{host}:{port}", clock=clock,
+                            breaker_recovery=breaker_recovery)
+
+    def ask(calls: int) -> None:
+        for i in range(calls):
+            with contextlib.suppress(RetryError, CircuitOpenError), sla.measure("answer"):
+                client.answer(f"q{i}")
+            clock.sleep(1.0)
+
+    ask(100)                                               # healthy
+    with faults.inject("rag.upstream", Action.raise_(ConnectionError("reset")), clock=clock):
+        ask(3)                                             # a 3 s outage opens the breaker
+    ask(200)                                               # until it half-opens: fail fast
+
+
+# -- adversarial search: the cheapest faults that break search p95 ------------------------
+
+def search_traffic(chaos, service, **config):  # type: ignore[no-untyped-def]
+    """Ten searches, 250 ms apart, through a service (on the plan's clock, sharing the
+    ingested store's client) whose embedder takes 250 ms to load."""
+    service = RagService(service.store, upstream_url=service.upstream.url, clock=chaos.clock,
+                         client=service.client, load_seconds=0.25, **config)
+    service.search("warm up")                              # the embedder loads first
+    for i in range(10):
+        with chaos.measure("search"):
+            service.search(f"query {i}")
+        chaos.clock.sleep(0.25)
+
+
+SEARCH = {"families": [clock_skews(max_seconds=60)], "horizon": 2.0,
+          "maximize": "search: p95<200ms", "max_examples": 30}
+
+
+@pytest.mark.xfail(strict=True, reason="fragile on purpose: a 5 s embedder TTL; a clock jump "
+                   "expires it mid-traffic and the 250 ms reload breaks search p95")
+@pytest.mark.chaos(**SEARCH)
+def test_search_finds_the_cheapest_plan_breaking_p95_on_a_fragile_config(chaos, service):  # type: ignore[no-untyped-def]
+    search_traffic(chaos, service, cache_ttl=5.0)
+
+
+@pytest.mark.chaos(**SEARCH)
+def test_the_production_config_survives_the_same_search(chaos, service):  # type: ignore[no-untyped-def]
+    search_traffic(chaos, service, cache_ttl=600.0)

@@ -3,9 +3,11 @@
 ``@pytest.mark.chaos(failpoints=..., families=..., checks=..., must_fire=...)`` runs the
 test body once per generated fault plan; the test asks for the ``chaos`` fixture, which
 is that plan's ``ChaosRun``. A failure is shrunk to the smallest plan, written as JSON and
-reported with the one command line that replays it. Hypothesis is imported only when a
-chaos test runs. ``--resilience-chaos-db`` shares failing plans between runs and runners;
-``shards=N`` splits a chaos test into N items with their own seeds (for pytest-xdist).
+reported once, with the one command line that replays it. Every run writes one
+``chaos.run`` event into the test's own history. Hypothesis is imported only when a chaos
+test generates plans; a replay never imports it.
+``--resilience-chaos-db`` shares failing plans between runs and runners; ``shards=N``
+splits a chaos test into N items with their own seeds (for pytest-xdist).
 """
 
 from __future__ import annotations
@@ -15,27 +17,39 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_resilience._plugin.calls import test_history
-from pytest_resilience._plugin.state import derive_seed, get_state, on_marker, requests
+from pytest_resilience._plugin.progress import chaos_progress
+from pytest_resilience._plugin.state import (
+    PLAN_RESETS,
+    allowed_modules,
+    derive_seed,
+    get_state,
+    on_marker,
+    requests,
+)
 
 if TYPE_CHECKING:
     from hypothesis.database import ExampleDatabase
 
-    from faults.strategies import ChaosPlan, Family
-    from pytest_resilience.chaos import ChaosRun
+    from faults import FaultPlan
+    from faults.families import Family
+    from pytest_resilience import History
+    from pytest_resilience.chaos import ChaosResult, ChaosRun
 
 REPLAY_OPTION = "--resilience-replay"
 CHAOS_DB_OPTION = "--resilience-chaos-db"
 SHARD_FIXTURE = "resilience_chaos_shard"
 _SETTINGS = ("failpoints", "families", "max_faults", "horizon", "calls", "max_examples",
-             "checks", "allow", "must_fire", "sometimes", "max_delay", "shards")
-_RUN_KEYS = ("max_faults", "horizon", "calls", "max_examples", "must_fire", "sometimes")
+             "checks", "allow", "must_fire", "sometimes", "max_delay", "fresh", "maximize",
+             "require_coverage", "shards", "deadline")
+_RUN_KEYS = ("max_faults", "horizon", "calls", "max_examples", "must_fire", "sometimes",
+             "require_coverage")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,8 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="resilience_replay",
         metavar="FILE",
-        help="run each chaos test once, under the fault plan saved in FILE (as printed "
-        "by a failing chaos test), instead of generating plans.",
+        help="run the chaos test the plan in FILE belongs to (as printed by a failing chaos "
+        "test) once, under that plan, instead of generating plans.",
     )
     group.addoption(
         CHAOS_DB_OPTION,
@@ -115,7 +129,7 @@ class ChaosSlot:
 
 
 @pytest.fixture
-def chaos(request: pytest.FixtureRequest) -> ChaosSlot:
+def chaos(request: pytest.FixtureRequest, history: History) -> ChaosSlot:
     """The current plan's ``ChaosRun`` inside a ``@pytest.mark.chaos`` test."""
     if request.node.get_closest_marker("chaos") is None:
         pytest.fail("The `chaos` fixture needs @pytest.mark.chaos(...) on the test.",
@@ -128,7 +142,7 @@ def chaos(request: pytest.FixtureRequest) -> ChaosSlot:
 def _families(settings: Mapping[str, Any], funcargs: Mapping[str, Any]) -> list[Family | str]:
     """The marker's families; a function in ``families`` is called with the fixtures its
     parameters name (``lambda proxy: network_toxics(proxy)``), once per test."""
-    from faults.strategies import Family, failpoints
+    from faults.families import Family, failpoints
 
     families: list[Family | str] = [
         f if isinstance(f, str | Family) or not callable(f) else _from_fixtures(f, funcargs)
@@ -137,9 +151,6 @@ def _families(settings: Mapping[str, Any], funcargs: Mapping[str, Any]) -> list[
     sites = settings.get("failpoints")
     if sites:
         families.insert(0, failpoints(sites, max_delay=float(settings.get("max_delay", 0.0))))
-    if not families:
-        pytest.fail("@pytest.mark.chaos needs failpoints={...} or families=[...] to generate "
-                    "plans from.", pytrace=False)
     return families
 
 
@@ -161,7 +172,19 @@ def _settings(marker: pytest.Mark) -> dict[str, Any]:
             f"only: {', '.join(_SETTINGS)}.",
             pytrace=False,
         )
-    return dict(marker.kwargs)
+    settings = dict(marker.kwargs)
+    maximize = settings.get("maximize", ())
+    settings["maximize"] = [maximize] if isinstance(maximize, str) else list(maximize)
+    fresh = settings.get("fresh", ())
+    settings["fresh"] = [fresh] if isinstance(fresh, str) else list(fresh)
+    cells = settings.get("require_coverage", ())
+    if not all(isinstance(c, tuple | list) and 2 <= len(c) <= 3
+               and all(isinstance(p, str) for p in c) for c in cells):
+        pytest.fail(f"@pytest.mark.chaos require_coverage={cells!r} is not a list of cells. "
+                    "Pass tuples (operation, family) or (operation, family, property), e.g. "
+                    "[('search', 'network'), ('search', 'network', 'search: p95<200ms')].",
+                    pytrace=False)
+    return settings
 
 
 def _plan_path(item: pytest.Function) -> Path:
@@ -177,7 +200,7 @@ def _plan_path(item: pytest.Function) -> Path:
     return folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_") + ".json")
 
 
-def _replay_command(item: pytest.Function, plan: ChaosPlan) -> str:
+def _replay_command(item: pytest.Function, plan: FaultPlan) -> str:
     path = _plan_path(item)
     path.write_text(json.dumps({"test": item.nodeid, **plan.to_dict()}, indent=2) + "\n",
                     encoding="utf-8")
@@ -186,22 +209,121 @@ def _replay_command(item: pytest.Function, plan: ChaosPlan) -> str:
             f"    (or regenerate the run: pytest '{item.nodeid}' --resilience-seed={seed})")
 
 
-def _replay_plan(item: pytest.Function) -> ChaosPlan | None:
+def _replay_plan(item: pytest.Function) -> FaultPlan | None:
     file = item.config.getoption("resilience_replay")
     if not file:
         return None
-    from faults.strategies import ChaosPlan
+    from faults import FaultPlan
 
     try:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"{REPLAY_OPTION}={file}: cannot read the plan ({exc}). Pass "
                                 "the file a failing chaos test printed.") from None
-    if data.get("test") not in (None, item.nodeid):
-        return None
-    return ChaosPlan.from_dict(data)
+    owner = data.get("test")
+    if owner not in (None, item.nodeid):
+        pytest.fail(f"{REPLAY_OPTION}={file} holds the plan of {owner!r}, not of this test "
+                    f"({item.nodeid!r}). Replay it on its own test: pytest '{owner}' "
+                    f"{REPLAY_OPTION}={file}", pytrace=False)
+    return FaultPlan.from_dict(data, allow_modules=allowed_modules(item.config))
 
 
+# -- fixtures made fresh for each plan ----------------------------------------------------
+def _fresh_order(item: pytest.Function, fresh: Sequence[str]) -> list[str]:
+    """The fixtures to re-create per plan: those named and every function-scoped fixture
+    of the test depending on them, dependencies first."""
+    defs = item._fixtureinfo.name2fixturedefs
+    unknown = [n for n in fresh if n not in defs]
+    if unknown:
+        pytest.fail(f"@pytest.mark.chaos fresh={list(fresh)!r}: the test does not use "
+                    f"fixture(s) {unknown}. Name fixtures the test (or its fixtures) use.",
+                    pytrace=False)
+    order: list[str] = []
+    marks: dict[str, bool] = {}  # name -> whether it must be re-created
+
+    def visit(name: str) -> bool:
+        if name in marks:
+            return marks[name]
+        marks[name] = False  # a cycle cannot happen in pytest; this guards anyway
+        fixturedef = defs[name][-1] if name in defs else None
+        deps = [visit(d) for d in (fixturedef.argnames if fixturedef else ()) if d in defs]
+        needed = name in fresh or (any(deps) and fixturedef is not None
+                                   and fixturedef.scope == "function")
+        if needed:
+            if fixturedef is None or fixturedef.scope != "function":
+                scope = fixturedef.scope if fixturedef else "?"
+                pytest.fail(f"@pytest.mark.chaos fresh=[{name!r}]: {name!r} is "
+                            f"{scope}-scoped; only function-scoped fixtures can be "
+                            "re-created per plan.", pytrace=False)
+            order.append(name)
+        marks[name] = needed
+        return needed
+
+    for name in item.fixturenames:
+        if name in defs:
+            visit(name)
+    return order
+
+
+@contextmanager
+def _fixture_value(item: pytest.Function, name: str,
+                   values: Mapping[str, Any]) -> Iterator[Any]:
+    """A new value of fixture ``name``, its teardown run at exit."""
+    from _pytest.fixtures import resolve_fixture_function
+
+    fixturedef = item._fixtureinfo.name2fixturedefs[name][-1]
+    request = item._request
+    fn = resolve_fixture_function(fixturedef, request)
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        pytest.fail(f"@pytest.mark.chaos fresh: {name!r} is an async fixture; only sync "
+                    "fixtures can be re-created per plan.", pytrace=False)
+    kwargs = {a: request if a == "request" else values.get(a, item.funcargs.get(a))
+              for a in fixturedef.argnames}
+    if not inspect.isgeneratorfunction(fn):
+        yield fn(**kwargs)
+        return
+    generator: Generator[Any, None, None] = fn(**kwargs)
+    value = next(generator)
+    try:
+        yield value
+    finally:
+        try:
+            next(generator)
+        except StopIteration:
+            pass
+        else:
+            pytest.fail(f"fixture {name!r} yielded twice.", pytrace=False)
+
+
+class _PerPlan:
+    """Around each plan: the ``fresh`` fixtures re-created (their teardown after it), and
+    the resets our own mutable fixtures registered run after it."""
+
+    def __init__(self, item: pytest.Function, fresh: Sequence[str]) -> None:
+        self.item = item
+        self.order = _fresh_order(item, fresh) if fresh else []
+        self.values: dict[str, Any] = {}
+        self.plans = 0
+        self.resets: list[Callable[[], None]] = []
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.plans += 1
+        if self.plans == 1:
+            self.resets = [start() for start in self.item.stash.get(PLAN_RESETS, ())]
+        try:
+            with ExitStack() as stack:
+                if self.plans > 1:  # the first plan uses the test's own fixtures
+                    for name in self.order:
+                        self.values[name] = stack.enter_context(
+                            _fixture_value(self.item, name, self.values))
+                yield
+        finally:
+            for reset in self.resets:
+                reset()
+
+
+# -- the runner ---------------------------------------------------------------------------
 class _ChaosCall:
     """Runs chaos-marked bodies; registered by the first ``chaos`` fixture of a session,
     so tests without the marker pay nothing."""
@@ -212,64 +334,107 @@ class _ChaosCall:
         marker = pyfuncitem.get_closest_marker("chaos")
         if marker is None:
             return None
-        from pytest_resilience.chaos import ChaosFailure, ChaosVacuous, replay, run_chaos
+        failure = _run(pyfuncitem, _settings(marker))
+        if failure is not None:  # raised here, outside any handler: printed once
+            raise pytest.fail.Exception(failure, pytrace=False)
+        return True
 
-        settings = _settings(marker)
-        families = _families(settings, pyfuncitem.funcargs)
-        names = pyfuncitem._fixtureinfo.argnames
 
-        def body(run: ChaosRun) -> Any:
-            args = {n: run if n == "chaos" else pyfuncitem.funcargs[n] for n in names}
-            return pyfuncitem.obj(**args)
+def _run(item: pytest.Function, settings: dict[str, Any]) -> str | None:
+    """Run the chaos test; the failure message, or ``None`` when it passed."""
+    from pytest_resilience.chaos import (
+        ChaosFailure,
+        ChaosResult,
+        ChaosVacuous,
+        replay,
+        run_chaos,
+    )
 
-        common: dict[str, Any] = {
-            "families": families,
-            "checks": tuple(settings.get("checks", ())),
-            "allow": tuple(settings.get("allow", ())),
-            "replay_command": lambda plan: _replay_command(pyfuncitem, plan),
-        }
-        state = get_state(pyfuncitem.config)
-        failure: ChaosFailure | ChaosVacuous | None = None
-        try:
-            plan = _replay_plan(pyfuncitem)
-            if plan is not None:
-                replay(body, plan, **common)
-                _record(pyfuncitem, plans=1, failures=0, fired={})
-                return True
+    families = _families(settings, item.funcargs)
+    names = item._fixtureinfo.argnames
+    per_plan = _PerPlan(item, settings["fresh"])
+
+    def call_body(run: ChaosRun) -> Any:
+        args = {n: run if n == "chaos" else per_plan.values.get(n, item.funcargs[n])
+                for n in names}
+        return item.obj(**args)
+
+    from pytest_resilience._plugin.hang import chaos_deadline  # deadline=
+
+    body = chaos_deadline(item, settings, call_body)
+
+    common: dict[str, Any] = {
+        "families": families,
+        "checks": tuple(settings.get("checks", ())),
+        "allow": tuple(settings.get("allow", ())),
+        "maximize": settings["maximize"],
+        "around_plan": per_plan,
+        "replay_command": lambda plan: _replay_command(item, plan),
+    }
+    state = get_state(item.config)
+    plan = _replay_plan(item)
+    result: ChaosResult
+    try:
+        if plan is not None:
+            run = replay(body, plan, **common)
+            result = ChaosResult()
+            result.add(run)
+        else:
             run_settings = {k: settings[k] for k in _RUN_KEYS if k in settings}
-            key = pyfuncitem.nodeid
-            callspec = getattr(pyfuncitem, "callspec", None)
+            key = item.nodeid
+            callspec = getattr(item, "callspec", None)
             if callspec is not None and SHARD_FIXTURE in callspec.params:
                 index, count = callspec.params[SHARD_FIXTURE]
                 run_settings["max_examples"] = math.ceil(
                     int(settings.get("max_examples", 100)) / count)
                 key = key.replace(f"chaos-shard-{index + 1}of{count}", "chaos-shard")
-            result = run_chaos(
-                body,
-                seed=derive_seed(state.seed, pyfuncitem.nodeid),
-                database=chaos_database(pyfuncitem.config),
-                database_key=key,
-                **common,
-                **run_settings,
-            )
-        except (ChaosFailure, ChaosVacuous) as exc:
-            failure = exc
-        if failure is not None:
-            minimal = failure if isinstance(failure, ChaosFailure) else None
-            _record(pyfuncitem, plans=minimal.plans_run if minimal else 0, failures=1, fired={},
-                    plan=minimal.plan.to_dict() if minimal else None,
-                    replay=minimal.replay_command if minimal else None,
-                    error=str(failure).splitlines()[0])
-            pytest.fail(str(failure), pytrace=False)
-        _record(pyfuncitem, plans=result.plans, failures=0, fired=dict(result.fired))
-        return True
+            progress = chaos_progress(item, int(run_settings.get("max_examples", 100)))
+            try:
+                result = run_chaos(
+                    body, seed=derive_seed(state.seed, item.nodeid),
+                    database=chaos_database(item.config), database_key=key,
+                    on_plan=progress, **common, **run_settings)
+            finally:
+                if progress is not None:
+                    progress.close()
+    except ChaosFailure as exc:
+        _record(item, exc.result, settings["maximize"], failure=exc)
+        return str(exc)
+    except ChaosVacuous as exc:
+        _record(item, exc.result, settings["maximize"], error=str(exc).split("\n", 1)[0])
+        return str(exc)
+    _record(item, result, settings["maximize"])
+    return None
 
 
-def _record(item: pytest.Function, **attrs: Any) -> None:
-    """The run's ``chaos.run`` event, in the test's own history."""
-    from pytest_resilience import emit
-    from pytest_resilience.kinds import CHAOS_RUN
+def _record(item: pytest.Function, result: ChaosResult, maximize: Sequence[Any], *,
+            failure: Any = None, error: str | None = None) -> None:
+    """One ``chaos.run`` event (and a verdict per property) in the test's own history."""
+    from pytest_resilience import History, emit
+    from pytest_resilience.chaos import BudgetBroken
+    from pytest_resilience.kinds import CHAOS_RUN, CHECK_VERDICT
 
-    history = test_history(item)
-    if history is not None:
-        emit(CHAOS_RUN, item.nodeid, history=history, **attrs)
+    history = item.funcargs.get("history")
+    if not isinstance(history, History):
+        return
+    for name, prop in sorted(result.properties.items()):
+        kind, true, false = prop["kind"], prop["true"], prop["false"]
+        passed = not false if kind == "always" else bool(true)
+        emit(CHECK_VERDICT, f"{kind}: {name}", history=history, checker=f"{kind}: {name}",
+             passed=passed, explanation=f"{name!r} held {true} time(s) and was false "
+             f"{false} time(s) over {result.plans} plan(s)")
+    replay_line = None
+    search: dict[str, Any] | None = None
+    if maximize:
+        search = {"budgets": [str(getattr(b, "text", b)) for b in maximize], "broken": None,
+                  "observed": None}
+    if failure is not None:
+        replay_line = failure.replay_command.split("\n", 1)[0]
+        error = failure.summary or str(failure.error)
+        if search is not None and isinstance(failure.error, BudgetBroken):
+            search.update(broken=failure.error.budget.text, observed=failure.error.observed)
+    emit(CHAOS_RUN, item.nodeid, history=history, plans=result.plans,
+         failures=result.failures, fired=dict(result.families),
+         plan=failure.plan.to_dict() if failure is not None else None,
+         replay=replay_line, error=error, properties=result.properties,
+         coverage=result.coverage, search=search)

@@ -59,7 +59,8 @@ def fake_gpu(request: pytest.FixtureRequest, history: History) -> Iterator[FakeG
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     unknown = sorted(set(kwargs) - set(_FAKE_GPU_KWARGS))
     if unknown or (marker is not None and marker.args):
-        given = [*map(repr, marker.args if marker is not None else ()), *unknown]
+        given = [*map(repr, marker.args if marker is not None else ()),
+                 *(f"{k}={kwargs[k]!r}" for k in unknown)]
         pytest.fail(
             f"@pytest.mark.fake_gpu got {', '.join(given)}. It takes keywords only: "
             f"{', '.join(_FAKE_GPU_KWARGS)} (e.g. fake_gpu(devices=2, total='24GiB')).",

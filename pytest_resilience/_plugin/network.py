@@ -6,12 +6,12 @@ Clock faults need no fixture of their own: enter them in the ``faults`` fixture
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed
+from pytest_resilience._plugin.state import derive_seed, reset_after_each_plan
 
 if TYPE_CHECKING:
     from faults.network import FaultProxy
@@ -31,6 +31,7 @@ class ProxyFactory:
         self.seed = seed
         self.history = history
         self.proxies: list[FaultProxy] = []
+        self._retired: list[FaultProxy] = []
 
     def __call__(self, upstream: tuple[str, int], *, name: str = "proxy",
                  seed: int | None = None) -> FaultProxy:
@@ -46,10 +47,25 @@ class ProxyFactory:
         self.proxies.append(proxy.start())
         return proxy
 
+    def plan_reset(self) -> Callable[[], None]:
+        """For a chaos test: after each plan, stop the proxies the plan started and
+        remove every toxic from (and bring up) those started before it."""
+        kept = len(self.proxies)
+
+        def reset() -> None:
+            started, self.proxies[kept:] = self.proxies[kept:], []
+            for proxy in reversed(started):
+                proxy.stop()
+            self._retired.extend(started)
+            for proxy in self.proxies:
+                proxy.reset()
+
+        return reset
+
     def close(self) -> None:
         """Stop every proxy (last first), even when one fails to stop."""
         errors: list[BaseException] = []
-        for proxy in reversed(self.proxies):
+        for proxy in [*reversed(self.proxies), *self._retired]:
             try:
                 proxy.stop()
             except Exception as exc:  # keep stopping the others
@@ -59,13 +75,15 @@ class ProxyFactory:
 
 
 @pytest.fixture
-def fault_proxy(resilience_seed: int, history: History) -> Iterator[ProxyFactory]:
+def fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
+                history: History) -> Iterator[ProxyFactory]:
     """Start loopback ``FaultProxy``s for this test: ``proxy = fault_proxy(("127.0.0.1", port))``.
 
     Toxic decisions are seeded from the test's seed; proxies write to the test's history;
     every proxy is stopped at teardown, even when the test failed.
     """
     factory = ProxyFactory(resilience_seed, history=history)
+    reset_after_each_plan(request.node, factory.plan_reset)
     try:
         yield factory
     finally:

@@ -81,6 +81,10 @@ def history_part(history: History) -> dict[str, Any]:
         part["sla_budgets"] = budgets
     if chaos is not None:
         part["chaos"] = chaos
+    if fired or chaos is not None:  # a fault or chaos test: what it exercised, and how
+        from pytest_resilience._coverage import coverage_matrix
+
+        part["coverage"] = coverage_matrix(history.snapshot())
     return part
 
 

@@ -51,26 +51,68 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
     )
 
 
+COMPARE_OPTION = "--resilience-compare"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from pytest_resilience._plugin.progress import CHOICES, PROGRESS_OPTION
+
+    parser.getgroup("resilience").addoption(
+        PROGRESS_OPTION,
+        action="store",
+        choices=CHOICES,
+        default="auto",
+        dest="resilience_progress",
+        help="show chaos runs' progress (plans done, failures, plans/s, time left): auto "
+        "(default: on a terminal, not under -q), always or never.",
+    )
+    parser.getgroup("resilience").addoption(
+        COMPARE_OPTION,
+        action="store",
+        default=None,
+        dest="resilience_compare",
+        metavar="OLD/report.json",
+        help="with --resilience-report: compare this run with a previous report.json "
+        "(deltas per budget and percentile, regressions highlighted).",
+    )
+
+
+def _baseline(config: pytest.Config) -> dict[str, Any] | None:
+    """The report named by ``--resilience-compare`` (read at start-up: a bad path is a
+    usage error before any test runs)."""
+    path = config.getoption("resilience_compare", None)
+    if not path:
+        return None
+    from pytest_resilience.report._json import load_report
+
+    try:
+        return load_report(path)
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"{COMPARE_OPTION}={path}: {exc}") from None
+
+
+_BASELINE = pytest.StashKey["dict[str, Any] | None"]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        config.stash[_BASELINE] = _baseline(config)
+
+
 def write_reports(config: pytest.Config, directory: Path) -> list[Path]:
     """Write the three report files into ``directory``; returns their paths."""
-    from pytest_resilience.report._html import render_html
+    from pytest_resilience.report._files import write_rendered
     from pytest_resilience.report._json import write_json
-    from pytest_resilience.report._markdown import render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
     report = build_report(config)
-    markdown = render_markdown(report)
-    paths = [
-        write_json(report, directory / "report.json"),
-        directory / "report.md",
-        directory / "report.html",
-    ]
-    paths[1].write_text(markdown, encoding="utf-8")
-    paths[2].write_text(render_html(report), encoding="utf-8")
+    paths = [write_json(report, directory / "report.json")]
+    paths += write_rendered(report, directory, baseline=config.stash.get(_BASELINE, None))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
+            fh.write(paths[1].read_text(encoding="utf-8"))
     return paths
 
 

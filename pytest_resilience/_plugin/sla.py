@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from pytest_resilience import History
     from pytest_resilience.sla._recorder import SLARecorder
 
-_MARKER_KWARGS = ("name", "clock")
+_MARKER_KWARGS = ("name", "clock", "recovery")
 _CLOCKS = ("real", "virtual")
 _RECORDER = pytest.StashKey["SLARecorder"]()
+_RECOVERY = pytest.StashKey[float]()
 
 
 def _request_fixtures(item: pytest.Function, marker: pytest.Mark) -> None:
@@ -67,12 +68,19 @@ def sla(request: pytest.FixtureRequest, history: History) -> Generator[SLARecord
             pytrace=False,
         )
     clock = request.getfixturevalue("clock") if clock_kind == "virtual" else None
+    from pytest_resilience._plugin.hang import stop_past_max  # max< budgets stop the body
+
     try:
-        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"), history=history)
+        within = _recovery_budget(kwargs)
+        recorder = SLARecorder(*args, clock=clock, name=kwargs.get("name"), history=history,
+                               abort=stop_past_max if clock is None else None,
+                               emit_samples=True)  # the history holds every sample
     except (TypeError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.sla: {exc}", pytrace=False)
     item = request.node
     item.stash[_RECORDER] = recorder
+    if within is not None:  # judged on the test's history: its samples and fault windows
+        item.stash[_RECOVERY] = within
 
     def check(passed: bool) -> None:
         __tracebackhide__ = True
@@ -83,6 +91,15 @@ def sla(request: pytest.FixtureRequest, history: History) -> Generator[SLARecord
     # The body failed (no check ran), or the fixture was first asked for inside the body:
     # summarise now; a broken budget is then a teardown error.
     _finish(item, verify=True)
+
+
+def _recovery_budget(kwargs: dict[str, Any]) -> float | None:
+    """``recovery=``: seconds after the last fault is lifted to be back inside budget."""
+    if kwargs.get("recovery") is None:
+        return None
+    from pytest_resilience._recovery import parse_duration
+
+    return parse_duration(kwargs["recovery"])
 
 
 def _finish(item: pytest.Item, *, verify: bool) -> None:
@@ -101,5 +118,13 @@ def _finish(item: pytest.Item, *, verify: bool) -> None:
         label = {True: "pass", False: "FAIL", None: "unverified"}[verdict["passed"]]
         item.user_properties.append((f"sla:{verdict['budget']}", f"{label}: {verdict['reason']}"))
     item_record(item)["sla"] = summary
+    broken = None
+    within = item.stash.get(_RECOVERY, None)
+    if within is not None and recorder.history is not None:  # metric="recovery" verdicts
+        from pytest_resilience._recovery import judge_recovery
+
+        broken = judge_recovery(recorder.history, recorder.budgets, within, source=item.nodeid)
     if verify:
         recorder.verify()
+        if broken is not None:
+            raise broken

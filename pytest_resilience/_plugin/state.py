@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from pytest_resilience.sla._recorder import OperationStats
 
 __all__ = [
+    "PLAN_RESETS",
     "RECORD_KEY",
     "SESSION",
     "ResilienceSession",
+    "allowed_modules",
     "apply_marker_rules",
     "derive_seed",
     "generate_for_markers",
@@ -35,6 +37,7 @@ __all__ = [
     "on_marker",
     "register_once",
     "requests",
+    "reset_after_each_plan",
     "test_clock",
 ]
 
@@ -70,6 +73,9 @@ class ResilienceSession:
 
 
 SESSION = pytest.StashKey[ResilienceSession]()
+#: Per chaos test, for each fixture the body may change: a function called before the
+#: first plan that returns the reset to call after each plan.
+PLAN_RESETS = pytest.StashKey[list[Callable[[], Callable[[], None]]]]()
 
 
 def register_once(config: pytest.Config, name: str, make: Callable[[], object]) -> None:
@@ -112,6 +118,12 @@ def take_item_record(item: pytest.Item) -> dict[str, Any] | None:
     if record is not None:
         del item.stash[_ITEM_RECORD]
     return record
+
+
+def allowed_modules(config: pytest.Config) -> list[str]:
+    """Modules a plan loaded from a file may name although they are not imported yet."""
+    return [*config.getini("resilience_allow_modules"),
+            *config.getoption("resilience_allow_module")]
 
 
 def derive_seed(session_seed: int, nodeid: str) -> int:
@@ -215,3 +227,11 @@ def generate_for_markers(metafunc: pytest.Metafunc) -> None:
     for name in reversed(rules):
         if name in found:
             rules[name](metafunc, found[name])
+
+
+def reset_after_each_plan(node: pytest.Item, start: Callable[[], Callable[[], None]]) -> None:
+    """In a ``chaos`` test, call ``start()`` before the first plan and the reset it returns
+    after each plan, so a fixture the body may change puts itself back and every plan
+    starts from the same state."""
+    if node.get_closest_marker("chaos") is not None:
+        node.stash.setdefault(PLAN_RESETS, []).append(start)

@@ -1,6 +1,7 @@
 """Adapters that write third-party components' decisions as this project's events, so the
-checkers judge them too: tenacity (``before_sleep`` / ``after`` hooks), pybreaker (a
-listener) and cachetools (a recording subclass).
+checkers judge them too: tenacity (``before_sleep`` / ``after`` hooks) and pybreaker (a
+listener, which also reports its transitions). A cachetools cache needs no adapter:
+``pytest_resilience.observe.watch_cache`` reads any mapping-like cache, cachetools' too.
 
 Nothing here imports the third-party library until it is used.
 """
@@ -16,15 +17,11 @@ from pytest_resilience.kinds import (
     BREAKER_CALL,
     BREAKER_REJECTED,
     BREAKER_TRANSITION,
-    CACHE_EVICT,
-    CACHE_HIT,
-    CACHE_LOAD,
-    CACHE_MISS,
     RETRY_ATTEMPT,
     RETRY_SLEEP,
 )
 
-__all__ = ["PybreakerRecorder", "TenacityRecorder", "recording_cache"]
+__all__ = ["PybreakerRecorder", "TenacityRecorder"]
 
 T = TypeVar("T")
 
@@ -133,55 +130,3 @@ class PybreakerRecorder:
             pass
 
         return _Listener(clock=clock, history=history)
-
-
-_CAUSES = {"LRUCache": "lru", "TTLCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
-           "RRCache": "random", "TLRUCache": "lru"}
-
-
-def recording_cache(cache_cls: type[T], *args: Any, name: str = "cachetools",
-                    clock: Clock | None = None, history: History | None = None,
-                    **kwargs: Any) -> T:
-    """An instance of a ``cachetools`` cache class that emits ``cache.*`` events.
-
-    ``recording_cache(cachetools.LRUCache, maxsize=3)`` behaves like ``LRUCache(maxsize=3)``
-    and records ``cache.hit`` / ``cache.miss`` / ``cache.load`` and ``cache.evict``
-    (cause ``lru`` for LRU and TTL caches, ``ttl`` for expiry, else the policy's name).
-    """
-    events_clock: Clock = clock if clock is not None else SystemClock()
-    base: Any = cache_cls
-    cause = next((c for b in base.__mro__ for n, c in _CAUSES.items() if b.__name__ == n),
-                 "evict")
-
-    def record(kind: str, **attrs: Any) -> None:
-        emit(kind, name, events_clock, history=history, **attrs)
-
-    class Recording(base):  # type: ignore[misc]
-        def __getitem__(self, key: Any) -> Any:
-            try:
-                value = super().__getitem__(key)
-            except KeyError:
-                record(CACHE_MISS, key=key, bytes=0)
-                raise
-            record(CACHE_HIT, key=key, bytes=self.getsizeof(value))
-            return value
-
-        def __setitem__(self, key: Any, value: Any) -> None:
-            super().__setitem__(key, value)
-            record(CACHE_LOAD, key=key, bytes=self.getsizeof(value))
-
-        def popitem(self) -> Any:
-            key, value = super().popitem()
-            record(CACHE_EVICT, key=key, bytes=self.getsizeof(value), cause=cause)
-            return key, value
-
-        def expire(self, *a: Any, **kw: Any) -> Any:
-            expired = super().expire(*a, **kw)
-            for key, value in expired or ():
-                record(CACHE_EVICT, key=key, bytes=self.getsizeof(value), cause="ttl")
-            return expired
-
-    Recording.__name__ = Recording.__qualname__ = f"Recording{base.__name__}"
-    if not hasattr(base, "expire"):
-        del Recording.expire
-    return Recording(*args, **kwargs)

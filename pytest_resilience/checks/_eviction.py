@@ -1,7 +1,10 @@
 """The eviction checker: LRU order, capacity, and memory pressure answered by eviction.
 
-It reads ``cache.load`` / ``cache.hit`` / ``cache.evict`` (of one cache, or all) and
-``memory.pressure`` events.
+It reads ``cache.load`` / ``cache.hit`` / ``cache.evict`` (of one cache, or all) and the
+pressure readings: ``memory.pressure`` events, and ``fault.fired`` events of the memory
+family that report a ``percent`` used (the ``memory_pressure`` fault), ranked with
+``MemoryPressureMonitor``'s default thresholds. Readings in a row with no cache activity
+between them count as one.
 """
 
 from __future__ import annotations
@@ -10,8 +13,14 @@ from collections import OrderedDict
 
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
-from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
-from pytest_resilience.kinds import CACHE_EVICT, CACHE_HIT, CACHE_LOAD, MEMORY_PRESSURE
+from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
+from pytest_resilience.kinds import (
+    CACHE_EVICT,
+    CACHE_HIT,
+    CACHE_LOAD,
+    FAULT_FIRED,
+    MEMORY_PRESSURE,
+)
 
 __all__ = ["LEVELS", "check_eviction"]
 
@@ -19,6 +28,8 @@ NAME = "eviction"
 #: Pressure levels, least to most severe.
 LEVELS = ("normal", "warning", "critical", "emergency")
 _RECENCY_CAUSES = ("lru", "pressure", "gpu")
+#: Percent used at which each level above normal starts (MemoryPressureMonitor's defaults).
+_PERCENT_LEVELS = ((95.0, "emergency"), (80.0, "critical"), (70.0, "warning"))
 
 
 def _rank(level: object) -> int:
@@ -26,16 +37,33 @@ def _rank(level: object) -> int:
     return LEVELS.index(text) if text in LEVELS else -1
 
 
+def _is_reading(event: Event) -> bool:
+    return event.kind == MEMORY_PRESSURE or (
+        event.kind == FAULT_FIRED and event.attrs.get("family") == "memory"
+        and isinstance(event.attrs.get("percent"), int | float))
+
+
+def _level(event: Event) -> str:
+    """The pressure level a reading reports."""
+    if event.kind == MEMORY_PRESSURE:
+        return str(getattr(event.attrs.get("level"), "name", event.attrs.get("level"))).lower()
+    percent = float(event.attrs["percent"])
+    return next((name for start, name in _PERCENT_LEVELS if percent >= start), "normal")
+
+
 class _Pressure:
     """A pressure event at or above the threshold, and what was evicted after it."""
 
     def __init__(self, event: Event, resident: int) -> None:
         self.event = event
+        self.level = _level(event)
         self.resident = resident
         self.freed = 0
         self.evictions = 0
+        self.activity = 0
 
 
+@recorded
 def check_eviction(
     history: HistoryLike,
     *,
@@ -60,7 +88,7 @@ def check_eviction(
     events = [
         e for e in select(history, "")
         if (e.kind.startswith("cache.") and (source is None or e.source == source))
-        or e.kind == MEMORY_PRESSURE
+        or _is_reading(e)
     ]
     walk = _Walk(lru=lru, threshold=_rank(pressure_level), within=within,
                  target_bytes=target_bytes)
@@ -114,13 +142,18 @@ class _Walk:
             return (f"Memory pressure was not answered by an eviction within "
                     f"{self.within:.6g}s", [pending.event, event])
         key = (event.source, str(event.attrs.get("key")))
-        if event.kind == MEMORY_PRESSURE:
+        if _is_reading(event):
+            if pending is not None and pending.activity == 0 and \
+                    _rank(_level(event)) >= self.threshold:
+                return None  # the same pressure read again before the cache did anything
             problem = self.close_pressure(event)
             self.pending = None
             total = self.total()
-            if problem is None and _rank(event.attrs.get("level")) >= self.threshold and total:
+            if problem is None and _rank(_level(event)) >= self.threshold and total:
                 self.pending = _Pressure(event, total)
             return problem
+        if pending is not None:
+            pending.activity += 1
         if event.kind == CACHE_LOAD:
             self.resident.pop(key, None)
             self.resident[key] = (int(event.attrs.get("bytes", 0) or 0), event)
@@ -152,7 +185,7 @@ class _Walk:
         if pending is None:
             return None
         if pending.evictions == 0:
-            return (f"Memory pressure {pending.event.attrs.get('level')!r} with "
+            return (f"Memory pressure {pending.level!r} with "
                     f"{pending.resident} bytes resident was not followed by any eviction",
                     [pending.event] + ([now] if now is not None else []))
         target = self.target_bytes

@@ -1,69 +1,57 @@
-"""The latency checker: percentile budgets (``"p95<200ms"``) over durations in a history."""
+"""The latency checker: SLA budgets (``"p95<200ms"``, ``"error_rate<1%"``) over the
+durations recorded in a history.
+
+Budgets use the one grammar of ``pytest_resilience.sla.Budget``; figures are exact (every
+event counts: nearest-rank percentiles, no histogram), so any number of samples will do.
+"""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pytest_resilience._events import Event
 from pytest_resilience.checks._select import HistoryLike, select
-from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
 from pytest_resilience.kinds import SLA_SAMPLE
+from pytest_resilience.sla import Budget
 
-__all__ = ["LatencyBudget", "check_latency"]
+__all__ = ["check_latency"]
 
 NAME = "latency"
-_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
-_BUDGET = re.compile(r"^\s*(p\d+(?:\.\d+)?|max|mean)\s*(<=|<)\s*([0-9.]+(?:e-?\d+)?)\s*"
-                     r"(s|ms|us|µs)?\s*$")
 _SHOWN = 3
 
 
-@dataclass(frozen=True, slots=True)
-class LatencyBudget:
-    """``stat`` (``p95``, ``max``, ``mean``) must be below (or at, ``inclusive``) ``seconds``."""
-
-    stat: str
-    seconds: float
-    inclusive: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> LatencyBudget:
-        """Parse ``"p95<200ms"``, ``"max<=1s"``, ``"mean<0.05"`` (seconds if no unit)."""
-        match = _BUDGET.match(text)
-        if match is None:
-            raise ValueError(
-                f"budget={text!r} is not a latency budget. Write e.g. 'p95<200ms', "
-                "'max<=1s' or 'mean<0.05' (units s, ms, us; seconds if none)."
-            )
-        stat, op, number, unit = match.groups()
-        if stat.startswith("p") and not 0 < float(stat[1:]) <= 100:
-            raise ValueError(f"budget={text!r}: percentile must be in (0, 100].")
-        return cls(stat, float(number) * _UNITS[unit or "s"], op == "<=")
-
-    def measure(self, values: Sequence[float]) -> float:
-        """The statistic over ``values`` (nearest-rank percentile)."""
-        ordered = sorted(values)
-        if self.stat == "max":
-            return ordered[-1]
-        if self.stat == "mean":
-            return sum(ordered) / len(ordered)
-        rank = max(1, math.ceil(float(self.stat[1:]) / 100 * len(ordered)))
-        return ordered[rank - 1]
-
-    def holds(self, value: float) -> bool:
-        """Whether ``value`` keeps the budget."""
-        return value <= self.seconds if self.inclusive else value < self.seconds
-
-    def __str__(self) -> str:
-        return f"{self.stat}{'<=' if self.inclusive else '<'}{self.seconds:.6g}s"
+def _measure(budget: Budget, samples: list[tuple[float, bool, Event]]) -> float | None:
+    """The figure ``budget`` is about, over every sample (exact)."""
+    if budget.metric == "error_rate":
+        return sum(1 for _, ok, _ in samples if not ok) / len(samples)
+    if budget.metric == "throughput":
+        span = samples[-1][2].time - (samples[0][2].time - samples[0][0])
+        return len(samples) / span if span > 0 else None
+    values = sorted(v for v, ok, _ in samples if ok)
+    if not values:
+        return None
+    if budget.metric == "max":
+        return values[-1]
+    if budget.metric == "min":
+        return values[0]
+    if budget.metric == "mean":
+        return sum(values) / len(values)
+    assert budget.quantile is not None
+    return values[max(1, math.ceil(budget.quantile * len(values) - 1e-9)) - 1]
 
 
+def _ok(event: Event) -> bool:
+    if "ok" in event.attrs:
+        return bool(event.attrs["ok"])
+    return bool(event.attrs.get("outcome", "ok") == "ok")
+
+
+@recorded
 def check_latency(
     history: HistoryLike,
-    budgets: Sequence[str | LatencyBudget],
+    budgets: Sequence[str | Budget],
     *,
     kind: str = SLA_SAMPLE,
     attr: str = "seconds",
@@ -72,27 +60,36 @@ def check_latency(
     """Check ``budgets`` over the ``attr`` durations of ``kind`` events (of ``source``).
 
     Defaults read ``sla.sample`` events; ``kind="breaker.call", attr="duration"`` judges a
-    breaker's calls. A failing verdict names the slowest events.
+    breaker's calls, ``kind="call.end", attr="duration"`` watched calls. A budget that
+    names an operation (``"search:p95<20ms"``) reads that source only. An event is a
+    failure when its ``ok`` is false or its ``outcome`` is not ``ok``; latency figures
+    count successful events. A failing verdict names the slowest events.
     """
-    parsed = [b if isinstance(b, LatencyBudget) else LatencyBudget.parse(b) for b in budgets]
-    samples: list[tuple[float, Event]] = [
-        (float(e.attrs[attr]), e) for e in select(history, kind, source)
-        if e.kind == kind and e.attrs.get(attr) is not None
-    ]
-    if not samples:
+    parsed = [b if isinstance(b, Budget) else Budget.parse(b) for b in budgets]
+    unknown = [b.text for b in parsed if b.metric == "amplification"]
+    if unknown:
+        raise ValueError(f"budgets {unknown} are not latency budgets. Judge amplification "
+                         "with check_amplification.")
+    events = [e for e in select(history, kind, source)
+              if e.kind == kind and e.attrs.get(attr) is not None]
+    if not events:
         return failed(NAME, f"No {kind} events with {attr!r} to judge the budgets "
-                      f"{', '.join(map(str, parsed))} against.", [])
-    values = [v for v, _ in samples]
+                      f"{', '.join(b.text for b in parsed)} against.", [])
     for budget in parsed:
-        value = budget.measure(values)
-        if not budget.holds(value):
-            slowest = [e for _, e in sorted(samples, key=lambda s: -s[0])[:_SHOWN]]
+        scoped = [(float(e.attrs[attr]), _ok(e), e) for e in events
+                  if budget.operation in (None, e.source)]
+        if not scoped:
+            return failed(NAME, f"No {kind} events of {budget.operation!r} to judge "
+                          f"{budget.text} against.", [])
+        verdict = budget.check(_measure(budget, scoped), samples=len(scoped), exact=True)
+        if verdict.passed is not True:
+            slowest = [e for _, _, e in sorted(scoped, key=lambda s: -s[0])[:_SHOWN]]
             return failed(
                 NAME,
-                f"Budget {budget} broken: {budget.stat} of {len(values)} {kind} samples is "
-                f"{value:.6g}s. Slowest events: " + "; ".join(describe(e) for e in slowest)
-                + ".",
+                f"Budget {budget.text} not met over {len(scoped)} {kind} event(s): "
+                f"{verdict.reason}. Slowest events: "
+                + "; ".join(describe(e) for e in slowest) + ".",
                 slowest,
             )
-    return passed(NAME, f"{len(values)} {kind} samples keep "
-                  + ", ".join(str(b) for b in parsed) + ".")
+    return passed(NAME, f"{len(events)} {kind} event(s) keep "
+                  + ", ".join(b.text for b in parsed) + ".")

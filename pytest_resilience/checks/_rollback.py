@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_resilience.checks._select import HistoryLike, select
-from pytest_resilience.checks._verdict import Verdict, describe, failed, passed
+from pytest_resilience.checks._verdict import Verdict, describe, failed, passed, recorded
 from pytest_resilience.kinds import CHROMA_ROLLBACK
 
 __all__ = ["check_rollback", "snapshot"]
@@ -40,6 +40,7 @@ def _ids(keys: set[str]) -> str:
     return ", ".join(repr(k) for k in shown) + (f" and {more} more" if more else "")
 
 
+@recorded
 def check_rollback(
     before: Mapping[str, Any],
     after: Mapping[str, Any],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
-from pytest_resilience._events import Event
+from pytest_resilience._clock import VirtualClock
+from pytest_resilience._events import Event, active_history, emit, listening
+from pytest_resilience.kinds import CHECK_VERDICT
 
-__all__ = ["CheckFailed", "Verdict", "describe", "describe_all"]
+__all__ = ["CheckFailed", "Verdict", "describe", "describe_all", "recorded"]
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +87,21 @@ def describe(event: Event) -> str:
 def describe_all(events: Iterable[Event]) -> str:
     """Several events, separated by ``; ``."""
     return "; ".join(describe(e) for e in events)
+
+
+def recorded(check: Callable[P, Verdict]) -> Callable[P, Verdict]:
+    """``check`` that also writes its verdict as a ``check.verdict`` event into the active
+    history (the test's), so the test's report record carries it."""
+
+    @functools.wraps(check)
+    def judged(*args: P.args, **kwargs: P.kwargs) -> Verdict:
+        verdict = check(*args, **kwargs)
+        if listening():
+            # a history without a clock of its own: stamp at its last event's time
+            target = active_history()
+            last = target[-1].time if target is not None and len(target) else 0.0
+            emit(CHECK_VERDICT, verdict.checker, VirtualClock(last), checker=verdict.checker,
+                 passed=verdict.ok, explanation=verdict.explanation)
+        return verdict
+
+    return judged

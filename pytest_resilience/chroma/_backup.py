@@ -2,8 +2,15 @@
 
 A backup copies SQLite through its online backup API, then the segment files, writes a
 manifest (per-file SHA-256, record counts, chroma version) and seals the source store.
-A restore unpacks into a sibling directory, verifies it there (checksums, counts, a
-child-process probe) and only then swaps it in: a failed restore leaves the original.
+The manifest can be signed (HMAC-SHA256, key from a file or a named environment
+variable) and archives encrypted (AES-256-GCM, the ``crypto`` extra).
+
+A restore checks the manifest first (its signature when a key is given, then the limits
+on bytes and files), unpacks into a sibling directory only the regular files it names,
+hashing each as it is written (``_unpack.py``: the same check for directories and
+archives), verifies the copy there (counts, a child-process probe) and only then swaps
+it in: a failed restore leaves the original. Nothing under ``.resilience/`` (journals,
+locks, the store's identity) ever comes from a backup.
 """
 
 from __future__ import annotations
@@ -14,18 +21,32 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import tarfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import BackupError
 from pytest_resilience._events import emit
+from pytest_resilience.chroma._backup_crypto import (
+    ALGORITHM,
+    DecryptingReader,
+    EncryptingWriter,
+    aead_available,
+)
+from pytest_resilience.chroma._backup_keys import (
+    MIN_KEY_BYTES,
+    load_key,
+    sign,
+    signature_problem,
+)
 from pytest_resilience.chroma._files import (
     SIDE_DIR,
     SQLITE_NAME,
@@ -39,12 +60,22 @@ from pytest_resilience.chroma._files import (
 from pytest_resilience.chroma._integrity import latest_seal, write_seal
 from pytest_resilience.chroma._lock import LOCK_NAME, StoreLock
 from pytest_resilience.chroma._probe import run_probe
+from pytest_resilience.chroma._unpack import (
+    Limits,
+    dir_members,
+    manifest_files,
+    tar_members,
+    unpack,
+)
 from pytest_resilience.kinds import CHROMA_BACKUP, CHROMA_RESTORE
 
 __all__ = ["FORMATS", "BackupInfo", "BackupManager", "BackupVerification", "RestoreReport"]
 
 FORMATS = ("dir", "tar", "tar.gz", "tar.zst")
 MANIFEST = f"{SIDE_DIR}/backup-manifest.json"
+MANIFEST_VERSION = 2
+#: Default restore limits (override per manager): 64 GiB, 100,000 files, 32 GiB a file.
+MAX_BYTES, MAX_FILES, MAX_FILE_BYTES = 64 << 30, 100_000, 32 << 30
 
 
 def _zstd_available() -> bool:
@@ -70,23 +101,41 @@ class BackupInfo:
         """Records per collection when the backup was taken."""
         return dict(self.manifest.get("counts", {}))
 
+    @property
+    def signed(self) -> bool:
+        """Whether the manifest carries a signature."""
+        return isinstance(self.manifest.get("signature"), dict)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the archive is encrypted."""
+        return isinstance(self.manifest.get("encryption"), dict)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (for ``--json``)."""
         return {"name": self.name, "path": str(self.path), "format": self.format,
                 "created": self.created, "counts": self.counts,
-                "files": len(self.manifest.get("files", {}))}
+                "files": len(self.manifest.get("files", {})), "signed": self.signed,
+                "encrypted": self.encrypted}
 
 
 @dataclass(frozen=True)
 class BackupVerification:
-    """The result of ``verify``: ``ok`` when there are no findings."""
+    """The result of ``verify``: ``ok`` when there are no findings.
+
+    ``authenticated`` is True only when a signing key was given and the manifest
+    verified with it; ``notes`` say what was not checked (an unsigned backup, a
+    signature with no key to check it).
+    """
 
     backup: str
     findings: tuple[str, ...]
+    authenticated: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when the checksums, counts and probe all agree with the manifest."""
+        """True when the signature (if checked), checksums, counts and probe all agree."""
         return not self.findings
 
 
@@ -122,29 +171,50 @@ class BackupManager:
         max_age: float | None = None,
         probe_timeout: float = 60.0,
         lock_timeout: float = 30.0,
+        key_file: Path | str | None = None,
+        key_env: str | None = None,
+        encrypt_to: bytes | str | None = None,
+        max_bytes: int = MAX_BYTES,
+        max_files: int = MAX_FILES,
+        max_file_bytes: int = MAX_FILE_BYTES,
         clock: Clock | None = None,
     ) -> None:
+        for name, value in (("store", store), ("directory", directory)):
+            if value is not None and not isinstance(value, str | os.PathLike):
+                raise TypeError(f"{name}={_validate.show(value)} is not a path. Pass a "
+                                "directory path.")
         self.store = Path(store)
         self.directory = Path(directory) if directory is not None else \
             self.store.parent / f"{self.store.name}.backups"
         self.format = self._check_format(format)
-        if isinstance(compresslevel, bool) or not isinstance(compresslevel, int) \
-                or not 1 <= compresslevel <= 19:
-            raise ValueError(f"compresslevel={compresslevel!r} is out of range. Pass an int "
-                             "from 1 to 19 (gzip caps it at 9).")
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
-                                 or keep < 1):
-            raise ValueError(f"keep={keep!r} is not a positive integer. Pass an int >= 1 "
-                             "or None to keep any number.")
-        if max_age is not None and not max_age > 0:
-            raise ValueError(f"max_age={max_age!r} is not a positive number of seconds. "
-                             "Pass seconds > 0 or None for no age limit.")
-        self.compresslevel = compresslevel
-        self.keep = keep
-        self.max_age = max_age
-        self.probe_timeout = probe_timeout
-        self.lock_timeout = lock_timeout
-        self.clock = clock or SystemClock()
+        self.compresslevel = _validate.count(compresslevel, "compresslevel", high=19,
+                                             what="in range", accepted="an int from 1 to "
+                                             "19 (gzip caps it at 9)")
+        self.keep = None if keep is None else _validate.count(
+            keep, "keep", what="a positive integer",
+            accepted="an int >= 1 or None to keep any number")
+        self.max_age = None if max_age is None else _validate.seconds(
+            max_age, "max_age", positive=True, what="a positive number of seconds",
+            accepted="seconds > 0 or None for no age limit")
+        self.probe_timeout = _validate.seconds(probe_timeout, "probe_timeout", positive=True)
+        self.lock_timeout = _validate.seconds(lock_timeout, "lock_timeout")
+        self.limits = Limits(
+            _validate.count(max_bytes, "max_bytes", low=0),
+            _validate.count(max_files, "max_files", low=0),
+            _validate.count(max_file_bytes, "max_file_bytes", low=0))
+        self._key = load_key(key_file, key_env)
+        self._secret = _secret(encrypt_to)
+        self.clock = _validate.clock(clock)
+
+    @property
+    def signing(self) -> bool:
+        """Whether backups are signed and restores demand a valid signature."""
+        return self._key is not None
+
+    def __repr__(self) -> str:  # never shows a key
+        return (f"BackupManager(store={str(self.store)!r}, directory={str(self.directory)!r}, "
+                f"format={self.format!r}, signing={self.signing}, "
+                f"encrypting={self._secret is not None})")
 
     def _lock(self, store: Path, purpose: str) -> StoreLock:
         return StoreLock(store, timeout=self.lock_timeout, purpose=purpose, clock=self.clock)
@@ -154,7 +224,7 @@ class BackupManager:
         if fmt == "auto":
             return "tar.zst" if _zstd_available() else "tar.gz"
         if fmt not in FORMATS:
-            raise ValueError(f"format={fmt!r} is not a backup format. Pass one of "
+            raise ValueError(f"format={_validate.show(fmt)} is not a backup format. Pass one of "
                              f"{', '.join(FORMATS)} or 'auto'.")
         if fmt == "tar.zst" and not _zstd_available():
             raise ValueError("format='tar.zst' needs the zstandard package. Install "
@@ -164,8 +234,15 @@ class BackupManager:
     # -- create ---------------------------------------------------------------------
 
     def create(self, *, format: str | None = None) -> BackupInfo:
-        """Back up the store now and seal it; the copy is taken under the store's lock."""
+        """Back up the store now and seal it; the copy is taken under the store's lock.
+
+        The manifest is signed when the manager has a key, the archive encrypted when it
+        has ``encrypt_to`` (which needs an archive format, not ``dir``).
+        """
         fmt = self.format if format is None else self._check_format(format)
+        if self._secret is not None and fmt == "dir":
+            raise BackupError("format='dir' cannot be encrypted. Pass an archive format "
+                              "(tar, tar.gz, tar.zst) with encrypt_to=.", path=str(self.store))
         if not (self.store / SQLITE_NAME).is_file():
             raise BackupError(f"{self.store} is not a Chroma store (no {SQLITE_NAME}).",
                               path=str(self.store))
@@ -178,12 +255,17 @@ class BackupManager:
             with self._lock(self.store, "a backup"):
                 copy_store(self.store, staging, online=True)
                 seal = self._seal_of_source(created, name)
+            _only_regular_files(staging)
             manifest: dict[str, Any] = {
-                "version": 1, "name": name, "format": fmt, "created": created,
+                "version": MANIFEST_VERSION, "name": name, "format": fmt, "created": created,
                 "chroma_version": chroma_version(), "store": str(self.store),
                 "files": checksum_files(staging),
                 "counts": collection_counts(staging / SQLITE_NAME),
             }
+            if self._secret is not None:
+                manifest["encryption"] = {"alg": ALGORITHM}
+            if self._key is not None:
+                manifest = sign(manifest, self._key)
             (staging / SIDE_DIR).mkdir(exist_ok=True)
             (staging / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), "utf-8")
             if fmt == "dir":
@@ -198,6 +280,8 @@ class BackupManager:
         except (OSError, tarfile.TarError, ValueError, sqlite3.DatabaseError) as exc:
             emit(CHROMA_BACKUP, str(self.store), self.clock, path=str(final), mode=fmt,
                  outcome="error", error=repr(exc))
+            if isinstance(exc, BackupError):
+                raise
             shutil.rmtree(final, ignore_errors=True) if fmt == "dir" else \
                 final.unlink(missing_ok=True)
             raise BackupError(f"Backup of {self.store} failed: {exc}",
@@ -206,7 +290,8 @@ class BackupManager:
             shutil.rmtree(staging, ignore_errors=True)
         write_seal(self.store, seal)
         emit(CHROMA_BACKUP, str(self.store), self.clock, path=str(final), mode=fmt,
-             outcome="ok", records=sum(manifest["counts"].values()))
+             outcome="ok", records=sum(manifest["counts"].values()),
+             signed=self._key is not None, encrypted=self._secret is not None)
         return BackupInfo(name, final, fmt, created, manifest)
 
     def _fresh_name(self, created: float) -> str:
@@ -221,11 +306,15 @@ class BackupManager:
 
     def _write_archive(self, staging: Path, final: Path, fmt: str) -> None:
         tmp = final.with_name(final.name + ".tmp")
-        with tmp.open("wb") as raw, self._compressing(raw, fmt) as stream, \
-                tarfile.open(fileobj=stream, mode="w|") as tar:
-            for rel in sorted(p.relative_to(staging) for p in staging.rglob("*")
-                              if p.is_file()):
-                tar.add(staging / rel, arcname=rel.as_posix(), recursive=False)
+        with tmp.open("wb") as raw:
+            sink: IO[bytes] = raw if self._secret is None else \
+                EncryptingWriter(raw, self._secret)  # type: ignore[assignment]
+            with self._compressing(sink, fmt) as stream, \
+                    tarfile.open(fileobj=stream, mode="w|") as tar:
+                for rel in sorted(p.relative_to(staging) for p in staging.rglob("*")
+                                  if p.is_file()):
+                    tar.add(staging / rel, arcname=rel.as_posix(), recursive=False)
+            sink.close()
         fsync_path(tmp)  # the archive's bytes are durable before its name is
         tmp.replace(final)
 
@@ -272,9 +361,13 @@ class BackupManager:
             except (OSError, ValueError):
                 continue
             path = sidecar.with_name(sidecar.name.removesuffix(".json"))
-            if path.exists():
-                found.append(BackupInfo(manifest["name"], path, manifest["format"],
-                                        float(manifest["created"]), manifest))
+            try:
+                info = BackupInfo(str(manifest["name"]), path, str(manifest["format"]),
+                                  float(manifest["created"]), manifest)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a manifest this release wrote: never restored from
+            if path.exists() and info.format in FORMATS:
+                found.append(info)
         return sorted(found, key=lambda b: (b.created, b.name))
 
     def latest(self) -> BackupInfo | None:
@@ -299,27 +392,37 @@ class BackupManager:
 
     def verify(self, backup: BackupInfo | str | None = None, *,
                probe: bool = True) -> BackupVerification:
-        """Unpack (if archived), compare checksums and counts, and open the copy."""
+        """Check the signature (with the manager's key), unpack into a scratch directory
+        under the limits, compare every checksum and the counts, and open the copy."""
         info = self._pick(backup)
+        notes = self._signature_notes(info)
+        problem = None if self._key is None else signature_problem(info.manifest, self._key)
+        if problem is not None:
+            return BackupVerification(info.name, (problem,), False, notes)
+        authenticated = self._key is not None
         with _scratch(self.directory) as tmp:
             try:
                 root = self._materialize(info, tmp / "store")
             except BackupError as exc:
-                return BackupVerification(info.name, (str(exc),))
-            return BackupVerification(info.name, tuple(self._check(info, root, probe)))
+                return BackupVerification(info.name, (str(exc),), authenticated, notes)
+            return BackupVerification(info.name, tuple(self._check(info, root, probe)),
+                                      authenticated, notes)
+
+    def _signature_notes(self, info: BackupInfo) -> tuple[str, ...]:
+        signature = info.manifest.get("signature")
+        if not isinstance(signature, dict):
+            return ("the backup is not signed: anyone who can write the backup directory "
+                    "could have changed it undetected (create backups with key_file= or "
+                    "key_env=)",)
+        if self._key is None:
+            return (f"the backup is signed with key {signature.get('key_id')}, but no key "
+                    "was given, so the signature was not checked",)
+        return ()
 
     def _check(self, info: BackupInfo, root: Path, probe: bool) -> builtins.list[str]:
+        """Counts and the chromadb probe of an unpacked copy (its files were verified
+        one by one while they were written)."""
         problems: builtins.list[str] = []
-        now = checksum_files(root)
-        expected: dict[str, dict[str, Any]] = info.manifest.get("files", {})
-        for rel, meta in expected.items():
-            if rel not in now:
-                problems.append(f"{rel}: missing from the backup")
-            elif now[rel]["sha256"] != meta["sha256"]:
-                problems.append(f"{rel}: checksum differs from the manifest")
-        problems.extend(f"{rel}: not in the manifest" for rel in sorted(set(now) - set(expected)))
-        if problems:
-            return problems
         counts = collection_counts(root / SQLITE_NAME)
         if counts != info.counts:
             problems.append(f"counts {counts} differ from the manifest {info.counts}")
@@ -336,19 +439,41 @@ class BackupManager:
         return problems
 
     def _materialize(self, info: BackupInfo, dest: Path) -> Path:
-        if info.format == "dir":
-            shutil.copytree(info.path, dest, symlinks=True)
-            return dest
-        dest.mkdir(parents=True)
+        """Unpack ``info`` into the new directory ``dest``: limits first, then only the
+        verified regular files the manifest names."""
+        where = str(info.path)
+        unreadable: tuple[type[BaseException], ...] = (
+            tarfile.TarError, OSError, EOFError, ValueError, *_zstd_errors())
+        if info.encrypted and self._secret is None:
+            raise BackupError(f"Backup {info.name} is encrypted. Pass encrypt_to= with the "
+                              "key it was made with.", path=where)
+        expected = manifest_files(info.manifest, self.limits, where, dest)
         try:
-            with info.path.open("rb") as raw, self._decompressing(raw, info.format) as stream, \
-                    tarfile.open(fileobj=stream, mode="r|") as tar:
-                for member in tar:
-                    _check_member(member, info.path)
-                    tar.extract(member, dest, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise BackupError(f"Backup {info.path} is unreadable: {exc}",
-                              path=str(info.path)) from exc
+            if info.format == "dir":
+                if info.path.is_symlink() or not info.path.is_dir():
+                    raise BackupError(f"Backup {where} is not a directory (a link, or "
+                                      "missing). Nothing was restored.", path=where)
+                inner = unpack(dir_members(info.path), expected, dest, where, MANIFEST)
+            else:
+                with info.path.open("rb") as raw:
+                    source: IO[bytes] = raw if not info.encrypted else \
+                        DecryptingReader(raw, self._secret or b"",  # type: ignore[assignment]
+                                         where)
+                    with self._decompressing(source, info.format) as stream, \
+                            tarfile.open(fileobj=stream, mode="r|") as tar:
+                        inner = unpack(tar_members(tar), expected, dest, where, MANIFEST)
+        except BackupError:
+            raise
+        except unreadable as exc:
+            raise BackupError(f"Backup {where} is unreadable: {exc}", path=where) from exc
+        try:
+            same = inner is not None and json.loads(inner) == info.manifest
+        except ValueError:
+            same = False
+        if not same:
+            raise BackupError(f"Refusing backup {where}: its own manifest is missing or "
+                              f"differs from {info.path.name}.json. Nothing was restored.",
+                              path=where)
         return dest
 
     @contextmanager
@@ -383,6 +508,11 @@ class BackupManager:
         token = uuid.uuid4().hex[:8]
         staging = dest.parent / f".{dest.name}.restore-{token}"
         try:
+            problem = None if self._key is None else signature_problem(info.manifest,
+                                                                       self._key)
+            if problem is not None:
+                raise BackupError(f"Backup {info.name} failed verification; {dest} was not "
+                                  f"touched: {problem}.", path=str(info.path))
             self._materialize(info, staging)
             problems = self._check(info, staging, probe=True)
             if problems:
@@ -478,14 +608,41 @@ def _fsync_tree(root: Path) -> None:
         fsync_path(Path(dirpath))
 
 
-def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts or member.name.startswith("/"):
-        raise BackupError(f"Refusing archive member {member.name!r} of {archive}: it would "
-                          "escape the restore directory.", path=str(archive))
-    if not (member.isfile() or member.isdir()):
-        raise BackupError(f"Refusing archive member {member.name!r} of {archive}: links and "
-                          "special files are not restored.", path=str(archive))
+def _secret(encrypt_to: object) -> bytes | None:
+    if encrypt_to is None:
+        return None
+    if not isinstance(encrypt_to, bytes | str):
+        raise TypeError(f"encrypt_to={_validate.show(type(encrypt_to))} is not a key. Pass "
+                        "the key as bytes or a passphrase string (read it from a file or "
+                        "an environment variable, not from source code).")
+    secret = encrypt_to.encode() if isinstance(encrypt_to, str) else encrypt_to
+    if len(secret) < MIN_KEY_BYTES:
+        raise ValueError(f"encrypt_to holds {len(secret)} bytes. Pass a key or passphrase "
+                         f"of at least {MIN_KEY_BYTES} bytes.")
+    if not aead_available():
+        raise ValueError("encrypt_to= needs the cryptography package. Install "
+                         "pytest-resilience[crypto].")
+    return secret
+
+
+def _only_regular_files(root: Path) -> None:
+    """Refuse a store holding links or special files: backups copy regular files only."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            mode = (Path(dirpath) / name).lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise BackupError(f"{Path(dirpath) / name} is a link or special file; a "
+                                  "backup holds regular files only. Replace it with the "
+                                  "file it stands for.", path=str(root))
+
+
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import zstandard
+    except ImportError:
+        return ()
+    return (zstandard.ZstdError,)
+
 
 
 @contextmanager

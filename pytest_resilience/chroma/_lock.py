@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import LockTimeout
 from pytest_resilience.chroma._files import SIDE_DIR
 
@@ -52,16 +53,17 @@ class StoreLock:
 
     def __init__(self, store: Path | str, *, timeout: float = 30.0, purpose: str = "write",
                  reentrant: bool = False, clock: Clock | None = None) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or \
-                not 0 <= timeout < float("inf"):
-            raise ValueError(f"timeout={timeout!r} is not a number of seconds. Pass a "
-                             "finite number >= 0.")
+        self.timeout = _validate.seconds(timeout, "timeout", what="a number of seconds",
+                                         accepted="a finite number >= 0")
+        if not isinstance(store, str | os.PathLike):
+            raise TypeError(f"store={_validate.show(store)} is not a path. Pass the directory "
+                            "given to PersistentClient(path=...).")
         self.store = Path(store)
         self.path = self.store / LOCK_NAME
-        self.timeout = float(timeout)
-        self.purpose = purpose
-        self.reentrant = reentrant
-        self.clock = clock or SystemClock()
+        self.purpose = _validate.text(purpose, "purpose", what="a purpose",
+                                      accepted="a short description such as 'a backup'")
+        self.reentrant = bool(reentrant)
+        self.clock = _validate.clock(clock)
         self._hold: _Hold | None = None
 
     @property

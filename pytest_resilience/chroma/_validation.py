@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._errors import ValidationError
 
 __all__ = [
@@ -46,13 +47,15 @@ class RecordRules:
     def __post_init__(self) -> None:
         for name in ("max_document_chars", "max_batch"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} is not a positive integer. "
-                                 "Pass an int >= 1.")
+            _validate.count(value, name, what="a positive integer", accepted="an int >= 1")
+        for name in ("id_pattern", "tag_pattern", "tags_key", "significance_key"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name}={_validate.show(getattr(self, name))} is not a "
+                                "string. Pass a str.")
         for name in ("id_pattern", "tag_pattern"):
             try:
                 re.compile(getattr(self, name))
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not a valid regular "
                                  f"expression ({exc}). Pass a pattern for re.fullmatch.") from None
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_resilience import _events
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _events, _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._errors import ResilienceError
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import CACHE_EVICT, CACHE_HIT, CACHE_LOAD, CACHE_MISS
@@ -83,20 +82,21 @@ class ModelCache:
         name: str = "models",
         clock: Clock | None = None,
     ) -> None:
-        if capacity_bytes is not None and (
-            not isinstance(capacity_bytes, int) or capacity_bytes <= 0
-        ):
-            raise ValueError(
-                f"capacity_bytes={capacity_bytes!r} is not a positive integer. Pass a byte "
-                "count, or None for no capacity limit."
-            )
+        if capacity_bytes is not None:
+            capacity_bytes = _validate.count(
+                capacity_bytes, "capacity_bytes", what="a positive integer",
+                accepted="a byte count, or None for no capacity limit")
+        for hook, accepted in (("loader", "a function of the key, or None"),
+                               ("on_evict", "a function of (key, value, cause), or None"),
+                               ("verify", "a function of (key, value), or None")):
+            _validate.callable_or_none(locals()[hook], hook, accepted=accepted)
         self.ttl = _check_ttl(ttl)
         self.capacity_bytes = capacity_bytes
         self.loader = loader
         self.on_evict = on_evict
         self.verify = verify
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._mono = self.clock.monotonic
         self._lock = threading.RLock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -381,24 +381,17 @@ def _release(freed: int) -> None:
 
 
 def _check_ttl(ttl: float) -> float:
-    seconds = float(ttl)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise ValueError(
-            f"ttl={ttl!r} is not a valid lifetime. Pass finite seconds > 0; every entry "
-            "has a TTL (default 600)."
-        )
-    return seconds
+    return _validate.seconds(ttl, "ttl", positive=True, what="a valid lifetime", accepted=(
+        "finite seconds > 0; every entry has a TTL (default 600)"))
 
 
 def _check_entry(ttl: float | None, size: int | None) -> None:
     """Per-entry arguments, checked before anything is loaded."""
     if ttl is not None:
         _check_ttl(ttl)
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise ValueError(
-            f"size={size!r} is not a byte count. Pass an int >= 0, or None to measure the "
-            "value."
-        )
+    if size is not None:
+        _validate.count(size, "size", low=0, what="a byte count",
+                        accepted="an int >= 0, or None to measure the value")
 
 
 def _check_cause(cause: str) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import GPU_USAGE
 from pytest_resilience.memory._levels import PressureLevel, check_fraction, next_level
@@ -133,15 +134,17 @@ class GPUMonitor:
                 f"warning={warning!r} is not below critical={critical!r}. Pass "
                 "warning < critical, e.g. 0.80 and 0.90."
             )
-        if not 0.0 <= float(hysteresis) < self.warning:
-            raise ValueError(
-                f"hysteresis={hysteresis!r} is out of range. Pass a fraction >= 0 and below "
-                f"warning ({self.warning!r})."
-            )
-        self.hysteresis = float(hysteresis)
+        self.hysteresis = _validate.number(
+            hysteresis, "hysteresis", low=0.0, high=self.warning, high_open=True,
+            what="in range", accepted=f"a fraction >= 0 and below warning ({self.warning!r})")
+        if cache is not None and not callable(getattr(cache, "evict_lru", None)):
+            raise TypeError(f"cache={_validate.show(cache)} cannot unload models. Pass a "
+                            "ModelCache (anything with evict_lru()), or None.")
+        _validate.callable_or_none(reader, "reader", accepted="a function returning a list "
+                                   "of DeviceUsage, or None for NVML/torch")
         self.cache = cache
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
         self._reader = reader if reader is not None else read_gpu_devices
         self._lock = threading.RLock()
         self._levels: dict[int, PressureLevel] = {}

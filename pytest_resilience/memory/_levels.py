@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
+
+from pytest_resilience import _validate
 
 __all__ = ["PressureLevel", "check_fraction", "next_level"]
 
@@ -25,13 +26,8 @@ class PressureLevel(enum.IntEnum):
 
 def check_fraction(value: float, name: str) -> float:
     """``value`` as a float in (0, 1], or ``ValueError`` naming ``name``."""
-    number = float(value)
-    if math.isnan(number) or not 0.0 < number <= 1.0:
-        raise ValueError(
-            f"{name}={value!r} is not a fraction of memory. Pass a number in (0, 1], "
-            "e.g. 0.8 for 80%."
-        )
-    return number
+    return _validate.fraction(value, name, low_open=True, what="a fraction of memory",
+                              accepted="a number in (0, 1], e.g. 0.8 for 80%")
 
 
 def next_level(

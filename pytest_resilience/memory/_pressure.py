@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
+import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import MEMORY_PRESSURE
 from pytest_resilience.memory._levels import PressureLevel, check_fraction, next_level
@@ -83,21 +84,22 @@ class MemoryPressureMonitor:
         clock: Clock | None = None,
     ) -> None:
         self.thresholds = _check_thresholds(thresholds)
-        hysteresis = float(hysteresis)
-        if math.isnan(hysteresis) or not 0.0 <= hysteresis < self.thresholds[0]:
-            raise ValueError(
-                f"hysteresis={hysteresis!r} is out of range. Pass a fraction >= 0 and below "
-                f"the first threshold ({self.thresholds[0]!r})."
-            )
-        self.hysteresis = hysteresis
+        self.hysteresis = _validate.number(
+            hysteresis, "hysteresis", low=0.0, high=self.thresholds[0], high_open=True,
+            what="in range", accepted=f"a fraction >= 0 and below the first threshold "
+            f"({self.thresholds[0]!r})")
         self.cooldown = _check_seconds(cooldown, "cooldown")
         self.interval = _check_seconds(interval, "interval")
         if self.interval == 0:
             raise ValueError("interval=0 would spin the monitor thread. Pass seconds > 0.")
-        self.targets = {PressureLevel(k): check_fraction(v, f"targets[{PressureLevel(k).name}]")
-                        for k, v in targets.items()}
+        self.targets = _check_targets(targets)
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _validate.clock(clock)
+        _validate.callable_or_none(reader, "reader", accepted="a function returning a "
+                                   "MemoryReading (or None), or None for psutil")
+        if cgroup_root is not None and not isinstance(cgroup_root, str | os.PathLike):
+            raise TypeError(f"cgroup_root={_validate.show(cgroup_root)} is not a path. Pass "
+                            "the cgroup v2 mount (default /sys/fs/cgroup), or None.")
         root = cgroup_root
         self._reader: Reader = reader if reader is not None else (
             lambda: read_system_memory(root))
@@ -275,22 +277,41 @@ class MemoryPressureMonitor:
 
 
 def _check_seconds(value: float, name: str) -> float:
-    seconds = float(value)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"{name}={value!r} is not a valid duration. Pass finite seconds >= 0.")
-    return seconds
+    return _validate.seconds(value, name, what="a valid duration",
+                             accepted="finite seconds >= 0")
 
 
 def _check_thresholds(values: Sequence[float]) -> tuple[float, float, float]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(f"thresholds={_validate.show(values)} is not a sequence. Pass "
+                        "(warning, critical, emergency), e.g. (0.70, 0.80, 0.95).")
     items = tuple(values)
     if len(items) != 3:
         raise ValueError(
-            f"thresholds={values!r} must hold three fractions. Pass (warning, critical, "
+            f"thresholds={_validate.show(values)} must hold three fractions. Pass (warning, "
+            f"critical, "
             "emergency), e.g. (0.70, 0.80, 0.95)."
         )
     checked = tuple(check_fraction(v, "thresholds") for v in items)
     if not checked[0] < checked[1] < checked[2]:
         raise ValueError(
-            f"thresholds={values!r} are not increasing. Pass warning < critical < emergency."
+            f"thresholds={_validate.show(values)} are not increasing. Pass warning < critical "
+            f"< emergency."
         )
     return checked[0], checked[1], checked[2]
+
+
+def _check_targets(targets: Mapping[PressureLevel, float]) -> dict[PressureLevel, float]:
+    if not isinstance(targets, Mapping):
+        raise TypeError(f"targets={_validate.show(targets)} is not a mapping. Pass "
+                        "{PressureLevel.WARNING: 0.15, ...} (the share of cache to free).")
+    checked: dict[PressureLevel, float] = {}
+    for key, value in targets.items():
+        try:
+            level = PressureLevel(key)
+        except (ValueError, TypeError):
+            raise ValueError(f"targets={_validate.show(targets)} has the key "
+                             f"{_validate.show(key)}, which is not a PressureLevel. Pass "
+                             "PressureLevel.WARNING, CRITICAL or EMERGENCY.") from None
+        checked[level] = check_fraction(value, f"targets[{level.name}]")
+    return checked

@@ -169,9 +169,9 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """``migrate`` on its own; returns the exit status (2 on bad usage)."""
-    parser = build(argparse.ArgumentParser(prog=PROG))
+    parser = build(argparse.ArgumentParser(prog=prog))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 0 for --help and 2 for bad usage

@@ -21,10 +21,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience._events import Event, add_listener
 from pytest_resilience.kinds import (
     BREAKER_TRANSITION,
@@ -72,9 +74,11 @@ class PrometheusMetrics:
                 "PrometheusMetrics needs prometheus-client. Install it with "
                 "`pip install pytest-resilience[metrics]`."
             ) from exc
+        buckets = _check_buckets(buckets)
         if not isinstance(namespace, str) or not namespace.isidentifier():
             raise ValueError(
-                f"namespace={namespace!r} is not a metric prefix. Pass e.g. 'resilience'."
+                f"namespace={_validate.show(namespace)} is not a metric prefix. Pass e.g. "
+                f"'resilience'."
             )
         self._prom = prom
         self.registry = registry if registry is not None else prom.CollectorRegistry()
@@ -180,3 +184,15 @@ class PrometheusMetrics:
         """The registry in the Prometheus text format."""
         text: bytes = self._prom.generate_latest(self.registry)
         return text.decode("utf-8")
+
+
+def _check_buckets(buckets: object) -> tuple[float, ...]:
+    accepted = "increasing finite upper bounds in seconds, e.g. (0.01, 0.1, 1.0)"
+    if isinstance(buckets, str | bytes) or not isinstance(buckets, Iterable):
+        raise TypeError(f"buckets={_validate.show(buckets)} is not a sequence. Pass {accepted}.")
+    items = tuple(buckets)
+    values = tuple(_validate.number(b, "buckets", what="a bucket bound", accepted=accepted)
+                   for b in items)
+    if not values or any(b >= c for b, c in itertools.pairwise(values)):
+        raise ValueError(f"buckets={_validate.show(items)} are not increasing. Pass {accepted}.")
+    return values

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from pytest_resilience import _validate
 
 __all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "Redactor"]
 
@@ -40,16 +42,22 @@ class Redactor:
         pattern: str | re.Pattern[str] | None = None,
         replacement: str = REDACTED,
     ) -> None:
-        if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys):
+        if isinstance(keys, str) or not isinstance(keys, Iterable) or \
+                not all(isinstance(k, str) and k for k in keys):
             raise TypeError(
-                f"keys={keys!r} is not a sequence of key words. Pass e.g. ('password', 'token')."
+                f"keys={_validate.show(keys)} is not a sequence of key words. Pass e.g. "
+                "('password', 'token')."
             )
+        if not isinstance(replacement, str):
+            raise TypeError(f"replacement={_validate.show(replacement)} is not a string. "
+                            "Pass the text that stands in for a secret.")
         self.keys = tuple(k.lower().replace("-", "_") for k in keys)
         try:
             self.pattern = re.compile(pattern) if pattern is not None else None
-        except (re.error, TypeError) as exc:
+        except (re.error, TypeError, OverflowError, RecursionError) as exc:
             raise ValueError(
-                f"pattern={pattern!r} is not a regular expression ({exc}). Pass e.g. r'^x_'."
+                f"pattern={_validate.show(pattern)} is not a regular expression ({exc}). Pass "
+                f"e.g. r'^x_'."
             ) from None
         self.replacement = replacement
         words = "|".join(re.escape(k) for k in sorted(self.keys, key=len, reverse=True))

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+from pytest_resilience import _validate
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._events import emit
 from pytest_resilience.kinds import TRACE_OPERATION
@@ -132,5 +133,6 @@ def trace_operation(name: str, *, clock: Clock | None = None, **fields: Any) -> 
     ``fields`` join the correlation context of the block.
     """
     if not isinstance(name, str) or not name:
-        raise TypeError(f"name={name!r} is not an operation name. Pass a non-empty string.")
+        raise TypeError(f"name={_validate.show(name)} is not an operation name. Pass a "
+                        f"non-empty string.")
     return TraceOperation(name, clock if clock is not None else SystemClock(), fields)

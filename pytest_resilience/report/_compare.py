@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_resilience import _validate
 from pytest_resilience.sla._budgets import format_seconds
 
-__all__ = ["Regression", "Rule", "compare_reports"]
+__all__ = ["Regression", "Rule", "common_operations", "compare_reports"]
 
 _FIELDS = ("p50", "p90", "p95", "p99", "p99.9", "mean", "max", "min", "error_rate")
 _RULE = re.compile(r"^(?P<field>[a-z0-9._]+):\+?(?P<pct>[0-9]+(?:\.[0-9]+)?)%$")
@@ -32,10 +33,11 @@ class Rule:
     @classmethod
     def parse(cls, text: str) -> Rule:
         """Parse ``p99:+10%``; the error names the accepted fields."""
-        match = _RULE.match(text.strip())
+        match = _RULE.match(text.strip()) if isinstance(text, str) else None
         if match is None or match.group("field") not in _FIELDS:
             raise ValueError(
-                f"rule={text!r} is not a comparison rule. Write FIELD:+N% with FIELD one of "
+                f"rule={_validate.show(text)} is not a comparison rule. Write FIELD:+N% with "
+                "FIELD one of "
                 f"{', '.join(_FIELDS)} (e.g. p99:+10%)."
             )
         return cls(match.group("field"), float(match.group("pct")))
@@ -104,3 +106,15 @@ def compare_reports(
             if grew > floor and (before == 0 or grew / before * 100 > rule.percent):
                 regressions.append(Regression(key[0], key[1], rule, before, after))
     return regressions, notes
+
+
+def common_operations(
+    baselines: Sequence[dict[str, Any]], currents: Sequence[dict[str, Any]]
+) -> set[tuple[str, str]]:
+    """``(operation, variant)`` pairs measured on both sides (nothing in common: nothing
+    can be compared)."""
+
+    def keys(runs: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(op["operation"], op["variant"]) for run in runs for op in run["operations"]}
+
+    return keys(baselines) & keys(currents)

@@ -64,9 +64,22 @@ def summarise(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "plans": sum(int(c.get("plans", 0)) for c in chaos),
             "failures": sum(int(c.get("failures", 0)) for c in chaos),
         },
+        "coverage": _merged_coverage(tests),
         "ok": (outcomes["failed"] + outcomes["error"] == 0
                and budget_counts["failed"] + budget_counts["unverified"] == 0),
     }
+
+
+def _merged_coverage(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every fault or chaos test's coverage matrix side by side (each test's own cells,
+    the worse status where two tests judged the same cell)."""
+    from pytest_resilience._coverage import empty, union
+
+    merged = empty()
+    for test in tests:
+        if test.get("coverage"):
+            merged = union(merged, test["coverage"])
+    return merged
 
 
 def build_report(

@@ -11,12 +11,13 @@ from typing import Any
 
 from pytest_resilience.sla._budgets import format_seconds
 
-__all__ = ["MAX_BYTES", "headline", "render_markdown"]
+__all__ = ["MAX_BYTES", "first_line", "headline", "render_markdown"]
 
 #: GitHub refuses a step summary over 1 MiB; stay well under it.
 MAX_BYTES = 512 * 1024
 _LADDER = ("p50", "p95", "p99", "p99.9")
 _BAD = ("failed", "error")
+_MARK = {True: "✅", False: "❌", None: "⚠️"}
 
 
 def _seconds(value: float | None) -> str:
@@ -29,6 +30,12 @@ def _cell(text: str) -> str:
 
 def _families(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{family} {n}" for family, n in counts.items()) or "none"
+
+
+def first_line(failure: Mapping[str, Any], limit: int = 300) -> str:
+    """A failure message's first line, cut at ``limit`` characters."""
+    line = str(failure.get("message", "")).strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def headline(report: Mapping[str, Any]) -> str:
@@ -53,8 +60,10 @@ def headline(report: Mapping[str, Any]) -> str:
     return "❌ pytest-resilience: " + " · ".join(parts)
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """The report as GitHub-flavoured Markdown, truncated under ``MAX_BYTES``."""
+def render_markdown(report: Mapping[str, Any], *,
+                    baseline: Mapping[str, Any] | None = None) -> str:
+    """The report as GitHub-flavoured Markdown, truncated under ``MAX_BYTES``
+    (``baseline``: a previous run's report, whose regressions follow the failures)."""
     s = report["summary"]
     counts = ", ".join(f"{s[k]} {k}" for k in ("passed", "failed", "errors", "skipped",
                                                "xfailed", "xpassed") if s.get(k))
@@ -69,7 +78,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"\n**Lost workers** (their tests' records are missing): "
             f"{', '.join(report['lost_workers'])}"
         )
-    for section in (_failures, _budgets, _verdicts, _chaos, _operations):
+    lines += _failures(report)
+    if baseline is not None:
+        lines += _comparison(report, baseline)
+    for section in (_budgets, _verdicts, _chaos, _operations):
         lines += section(report)
     text = "\n".join(lines) + "\n"
     encoded = text.encode("utf-8")
@@ -87,7 +99,7 @@ def _failures(report: Mapping[str, Any]) -> list[str]:
     for test in failures:
         failure = test.get("failure", {})
         lines.append(f"- ❌ `{_cell(test['nodeid'])}` ({test['outcome']} in "
-                     f"{failure.get('phase', '?')}): {_cell(failure.get('message', ''))}")
+                     f"{failure.get('phase', '?')}): {_cell(first_line(failure))}")
         if failure.get("faults"):
             lines.append(f"  - faults active: {', '.join(failure['faults'])}")
         if test.get("faults"):
@@ -139,22 +151,43 @@ def _operations(report: Mapping[str, Any]) -> list[str]:
     operations = report["operations"]
     if not operations:
         return []
+    from pytest_resilience.report._operations import budget_lines
+
     head = " | ".join(_LADDER)
     lines = [
         "",
         "### Operations",
         "",
-        f"| operation | variant | n | errors | {head} | max |",
-        "|---|---|---:|---:|" + "---:|" * len(_LADDER) + "---:|",
+        f"| operation | variant | n | errors | {head} | max | budgets |",
+        "|---|---|---:|---:|" + "---:|" * len(_LADDER) + "---:|---|",
     ]
     for op in operations:
         cells = " | ".join(_seconds(op["percentiles"].get(p)) for p in _LADDER)
+        budgets = ", ".join(
+            f"{_MARK[b.passed]} `{_cell(b.text)}`"
+            for b in budget_lines(report["tests"], op["operation"], latency_only=False))
         lines.append(
             f"| `{_cell(op['operation'])}` | {op['variant']} | {op['count']} | "
-            f"{op['errors']} | {cells} | {_seconds(op['max'])} |"
+            f"{op['errors']} | {cells} | {_seconds(op['max'])} | {budgets} |"
         )
     lines.append(
         f"\nQuantiles are within ±{operations[0]['alpha']:.2%}; n/a: fewer "
         "samples than 10/(1-q). `faults`: samples taken while a fault was active."
     )
+    return lines
+
+
+def _comparison(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[str]:
+    from pytest_resilience.report._comparison import THRESHOLD, compare_runs
+
+    comparison = compare_runs(report, baseline)
+    deltas = [d for d in (*comparison.outcomes, *comparison.budgets, *comparison.percentiles)
+              if d.regressed]
+    lines = ["", f"### Compared with the run of {comparison.baseline_datetime}", "",
+             f"{len(deltas)} regression(s) (worse by more than {THRESHOLD:g}%, a budget no "
+             "longer met, or a test that passed and now fails)."]
+    if deltas:
+        lines += ["", "| what | field | before | after | change |", "|---|---|---:|---:|---:|"]
+        lines += [f"| `{_cell(d.subject)}` | {d.field} | {d.show(d.before)} | "
+                  f"{d.show(d.after)} | {d.change()} |" for d in deltas]
     return lines

@@ -1,9 +1,11 @@
 """``Budget``: one service-level budget such as ``p95<200ms``, parsed and checked.
 
 Grammar: ``[operation:]metric op value`` where metric is ``pNN``/``p(NN.N)``, ``max``,
-``min``, ``mean``, ``error_rate`` or ``throughput``; op is ``<``, ``<=``, ``>``, ``>=``;
-a latency value has a unit (``ns``, ``us``, ``ms``, ``s``), an error rate is ``1%`` or
-``0.01``, a throughput is ``50/s`` or ``3000/min``.
+``min``, ``mean``, ``error_rate``, ``throughput`` or ``amplification``; op is ``<``,
+``<=``, ``>``, ``>=``; a latency value has a unit (``ns``, ``us``, ``ms``, ``s``), an error
+rate is ``1%`` or ``0.01``, a throughput is ``50/s`` or ``3000/min``, an amplification
+(calls per user request in the busiest layer, see ``check_amplification``) is ``1.2`` or
+``1.2x``. This is the one budget grammar: ``checks.check_latency`` parses it too.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pytest_resilience import _validate
 from pytest_resilience.sla._histogram import ALPHA, min_samples
 
-__all__ = ["Budget", "Verdict", "format_seconds"]
+__all__ = ["Budget", "BudgetVerdict", "format_seconds"]
 
 _LATENCY_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 _RATE_UNITS = {"s": 1.0, "min": 1 / 60}
@@ -34,12 +37,13 @@ _PERCENTILE = re.compile(r"^p(?:\((?P<a>[0-9]+(?:\.[0-9]+)?)\)|(?P<b>[0-9]+(?:\.
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 _ACCEPTED = (
     "Write '[operation:]metric op value', e.g. 'p95<200ms', 'p(99.9)<=1s', "
-    "'error_rate<1%', 'throughput>50/s', 'max<2s', 'search:mean<20ms'."
+    "'error_rate<1%', 'throughput>50/s', 'max<2s', 'search:mean<20ms', "
+    "'amplification<1.2'."
 )
 
 
 @dataclass(frozen=True)
-class Verdict:
+class BudgetVerdict:
     """The outcome of checking one budget: ``passed`` is ``None`` when it could not be."""
 
     budget: Budget
@@ -75,7 +79,7 @@ class Budget:
     def parse(cls, text: str) -> Budget:
         """Parse ``text``; a ``ValueError`` names the wrong part and what is accepted."""
         if not isinstance(text, str):
-            raise TypeError(f"budget={text!r} is not a string. {_ACCEPTED}")
+            raise TypeError(f"budget={_validate.show(text)} is not a string. {_ACCEPTED}")
         match = _SHAPE.match(text)
         if match is None:
             raise ValueError(
@@ -101,10 +105,12 @@ class Budget:
             name, threshold = metric, _fraction(text, raw)
         elif metric == "throughput":
             name, threshold = metric, _rate(text, raw)
+        elif metric == "amplification":
+            name, threshold = metric, _ratio(text, raw)
         else:
             raise ValueError(
                 f"budget={text!r}: metric {metric!r} is not known. Use pNN or p(NN.N), max, "
-                "min, mean, error_rate or throughput."
+                "min, mean, error_rate, throughput or amplification."
             )
         return cls(
             text=text.strip(),
@@ -121,10 +127,15 @@ class Budget:
         *,
         samples: int,
         approximate: bool = False,
-    ) -> Verdict:
-        """Compare an observed figure (``approximate``: within ``ALPHA``) to this budget."""
-        if self.quantile is not None and samples < min_samples(self.quantile):
-            return Verdict(
+        exact: bool = False,
+    ) -> BudgetVerdict:
+        """Compare an observed figure (``approximate``: within ``ALPHA``) to this budget.
+
+        A percentile from a histogram needs ``min_samples`` samples; ``exact``: it was
+        computed from every sample (a checker reading events), so any count will do.
+        """
+        if self.quantile is not None and not exact and samples < min_samples(self.quantile):
+            return BudgetVerdict(
                 self,
                 None,
                 None,
@@ -132,15 +143,19 @@ class Budget:
                 f"got {samples}",
             )
         if observed is None or (isinstance(observed, float) and math.isnan(observed)):
-            return Verdict(
+            return BudgetVerdict(
                 self, None, None, f"no {self.metric} could be measured ({samples} samples)"
             )
-        passed = _OPS[self.op](observed, self.threshold)
+        passed = self.holds(observed)
         shown = self.format(observed)
         bound = f" (±{ALPHA:.2%})" if approximate else ""
         verb = "within" if passed else "breaks"
         reason = f"{self.metric}={shown}{bound} {verb} {self.text} ({samples} samples)"
-        return Verdict(self, observed, passed, reason)
+        return BudgetVerdict(self, observed, passed, reason)
+
+    def holds(self, observed: float) -> bool:
+        """Whether ``observed`` keeps this budget."""
+        return _OPS[self.op](observed, self.threshold)
 
     def format(self, value: float) -> str:
         """``value`` in this budget's units, for people."""
@@ -148,6 +163,8 @@ class Budget:
             return f"{value * 100:.3g}%"
         if self.metric == "throughput":
             return f"{value:.4g}/s"
+        if self.metric == "amplification":
+            return f"{value:.3g}x"
         return format_seconds(value)
 
 
@@ -190,3 +207,13 @@ def _rate(text: str, raw: str) -> float:
             "second or minute: 50/s, 3000/min."
         )
     return float(match.group(1)) * _RATE_UNITS[match.group(2)]
+
+
+def _ratio(text: str, raw: str) -> float:
+    match = re.fullmatch(_NUMBER + r"\s*x?", raw)
+    if match is None or float(match.group(1)) < 1:
+        raise ValueError(
+            f"budget={text!r}: value {raw!r} is not an amplification. Write calls per user "
+            "request, 1 or more: 1.2 or 1.2x."
+        )
+    return float(match.group(1))

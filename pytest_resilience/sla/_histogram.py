@@ -20,6 +20,8 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pytest_resilience import _validate
+
 __all__ = ["ALPHA", "LatencyHistogram", "min_samples"]
 
 #: Relative error bound of every quantile.
@@ -256,7 +258,15 @@ class LatencyHistogram:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
-        """Inverse of ``to_dict``; refuses another format version or alpha."""
+        """Inverse of ``to_dict``; refuses another format version or alpha, and any
+        malformed data with one ``ValueError`` naming ``data``."""
+        with _validate.parsing("data", data, "histogram data", "data written by to_dict"):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{type(data).__name__} is not a mapping")
         if data.get("v") != _FORMAT_VERSION or data.get("alpha") != ALPHA:
             raise ValueError(
                 f"histogram data v={data.get('v')!r} alpha={data.get('alpha')!r} is not "
@@ -264,7 +274,8 @@ class LatencyHistogram:
                 f"alpha={ALPHA}); version 1 (alpha 0.005) buckets do not map onto these."
             )
         out = cls()
-        out._room(int(data["count"]))
+        count = _validate.count(data["count"], "count", low=0)
+        out._room(count)
         if data["index"]:
             import numpy as np
 
@@ -276,12 +287,13 @@ class LatencyHistogram:
                     "histogram data has mismatched, out-of-range or unordered buckets. Pass "
                     "data written by to_dict."
                 )
+            out._room(int(counts.max()))  # a bucket past 32 bits, whatever "count" says
             out._view()[index] = counts
-        out._n = int(data["count"])
-        out._total = float(data["sum"])
+        out._n = count
+        out._total = _validate.number(data["sum"], "sum", low=0.0)
         if out._n:
-            out._min = float(data["min"])
-            out._max = float(data["max"])
+            out._min = _validate.number(data["min"], "min", low=0.0)
+            out._max = _validate.number(data["max"], "max", low=out._min)
         return out
 
     def __eq__(self, other: object) -> bool:

@@ -4,32 +4,45 @@ Operations are timed on a ``Clock`` (the real one by default, a ``VirtualClock``
 measure latency injected in virtual time exactly). Successful operations feed a
 ``LatencyHistogram`` per operation; failed ones count toward the error rate. Budgets
 are checked against each named operation, or against all operations together when the
-budget names none.
+budget names none. An ``amplification`` budget is judged on the history's watched calls
+(its operation, if named, is the layer).
 
 With a ``history``, each sample is filed as ``faults`` when a fault was active at any
 moment while it was taken (from the history's ``fault.armed`` / ``fault.disarmed``
 events), else ``baseline``; budgets judge both together.
+
+With ``abort=``, a measurement under a ``max<`` budget is stopped once it has run that
+long: synchronous ones by the guard ``abort(operation, budget)`` returns (the plugin's
+real-time watchdog), ``async`` ones by ``asyncio.timeout``. The stopped call is recorded
+with the time it ran, and ``BudgetExceeded`` is raised from the ``with`` block.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from pytest_resilience import _validate
+from pytest_resilience._calltree import requests
 from pytest_resilience._clock import Clock, SystemClock
 from pytest_resilience._errors import BudgetExceeded
-from pytest_resilience._events import History, emit
+from pytest_resilience._events import History, active_history, emit
 from pytest_resilience.kinds import SLA_SAMPLE
-from pytest_resilience.sla._budgets import Budget, Verdict
+from pytest_resilience.sla._budgets import Budget, BudgetVerdict, format_seconds
 from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
 
-__all__ = ["ALL_OPERATIONS", "Measurement", "OperationStats", "SLARecorder", "summarise"]
+__all__ = ["ALL_OPERATIONS", "Abort", "Measurement", "OperationStats", "SLARecorder",
+           "overrun", "summarise"]
 
 #: The name under which all operations together are reported.
 ALL_OPERATIONS = "*"
+#: Makes the guard that stops a synchronous measurement past its ``max<`` budget.
+Abort = Callable[[str, "Budget"], AbstractContextManager[object]]
 #: The percentile ladder every summary shows.
 LADDER = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99.9", 0.999))
 #: Samples kept for a timeline: past this many, every other one is dropped (evenly thinned).
@@ -120,11 +133,14 @@ class OperationStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperationStats:
         """Inverse of ``to_dict`` (which must include the histogram)."""
-        stats = cls(latency=LatencyHistogram.from_dict(data["histogram"]))
-        stats.errors = int(data["errors"])
-        if data.get("span"):
-            stats.first_start, stats.last_end = (float(x) for x in data["span"])
-        return stats
+        with _validate.parsing("data", data, "operation stats", "data written by to_dict"):
+            stats = cls(latency=LatencyHistogram.from_dict(data["histogram"]))
+            stats.errors = _validate.count(data["errors"], "errors", low=0)
+            if data.get("span"):
+                first, last = data["span"]
+                stats.first_start = _validate.number(first, "span")
+                stats.last_end = _validate.number(last, "span")
+            return stats
 
 
 def summarise(operations: dict[str, OperationStats]) -> OperationStats:
@@ -135,6 +151,14 @@ def summarise(operations: dict[str, OperationStats]) -> OperationStats:
     return total
 
 
+def overrun(operation: str, budget: Budget) -> BudgetExceeded:
+    """The error a measurement stopped at its ``max<`` budget raises."""
+    return BudgetExceeded(
+        f"{operation!r} was stopped after {format_seconds(budget.threshold)}: it ran past the "
+        f"{budget.text} budget (the rest of the test body did not run).",
+        budget=budget.text, observed=budget.threshold)
+
+
 class Measurement:
     """Times one operation; a context manager, sync (``with``) or async (``async with``).
 
@@ -142,7 +166,8 @@ class Measurement:
     counts the call as failed without raising.
     """
 
-    __slots__ = ("_armed", "_ok", "_recorder", "_start", "operation", "seconds")
+    __slots__ = ("_armed", "_ok", "_recorder", "_start", "_stop", "_timeout", "operation",
+                 "seconds")
 
     def __init__(self, recorder: SLARecorder, operation: str, start: float | None) -> None:
         self._recorder = recorder
@@ -150,6 +175,8 @@ class Measurement:
         self._start = start
         self._ok = True
         self._armed = recorder._fault_marker()
+        self._stop: AbstractContextManager[object] | None = None
+        self._timeout: asyncio.Timeout | None = None
         self.seconds: float | None = None
 
     def mark_error(self) -> None:
@@ -159,6 +186,10 @@ class Measurement:
     def __enter__(self) -> Measurement:
         if self._start is None:
             self._start = self._recorder.clock.monotonic()
+        budget = self._recorder._cap(self.operation)
+        if budget is not None and self._recorder.abort is not None:
+            self._stop = self._recorder.abort(self.operation, budget)
+            self._stop.__enter__()
         return self
 
     def __exit__(
@@ -167,14 +198,32 @@ class Measurement:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        stopped: BudgetExceeded | None = None
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            try:
+                stop.__exit__(exc_type, exc, tb)
+            except BudgetExceeded as over:
+                stopped = over
+        self._finish(exc_type is None or stopped is not None)
+        if stopped is not None:
+            raise stopped
+
+    def _finish(self, completed: bool) -> None:
         end = self._recorder.clock.monotonic()
         assert self._start is not None
         self.seconds = max(0.0, end - self._start)
-        ok = self._ok and exc_type is None
-        self._recorder._add(self.operation, self.seconds, ok, end, self._armed)
+        self._recorder._add(self.operation, self.seconds, self._ok and completed, end,
+                            self._armed)
 
     async def __aenter__(self) -> Measurement:
-        return self.__enter__()
+        if self._start is None:
+            self._start = self._recorder.clock.monotonic()
+        budget = self._recorder._cap(self.operation)
+        if budget is not None and self._recorder.abort is not None:
+            self._timeout = asyncio.timeout(budget.threshold)
+            await self._timeout.__aenter__()
+        return self
 
     async def __aexit__(
         self,
@@ -182,16 +231,27 @@ class Measurement:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        timeout, self._timeout = self._timeout, None
+        if timeout is not None:
+            try:
+                await timeout.__aexit__(exc_type, exc, tb)
+            except TimeoutError:
+                budget = self._recorder._cap(self.operation)
+                assert budget is not None
+                self._finish(True)
+                raise overrun(self.operation, budget) from None
+        self._finish(exc_type is None)
 
 
 class SLARecorder:
     """Collects operation timings and checks budgets against them.
 
     ``budgets`` are strings (``"p95<200ms"``) or ``Budget`` objects. With
-    ``emit_samples=True`` every call is also written as an ``sla.sample`` event. With a
-    ``history`` (the test's), samples taken while a fault was active are filed under
-    ``faults`` in ``variants``, the others under ``baseline``.
+    ``emit_samples=True`` every call is also written as an ``sla.sample`` event.
+    ``history`` (the test's): samples taken while a fault was active are filed under
+    ``faults`` in ``variants``, the others under ``baseline``; ``amplification`` budgets
+    read its watched calls (default: the active history when checked). ``abort``: stop
+    measurements past a ``max<`` budget (see the module docstring).
     """
 
     def __init__(
@@ -201,16 +261,19 @@ class SLARecorder:
         name: str | None = None,
         emit_samples: bool = False,
         history: History | None = None,
+        abort: Abort | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.name = name
+        self.history = history
+        self.abort = abort
         self.budgets: list[Budget] = []
         self.emit_samples = emit_samples
-        self.history = history
         self.operations: dict[str, OperationStats] = {}
         #: (operation, "baseline" | "faults") -> stats of the samples of that variant.
         self.variants: dict[tuple[str, str], OperationStats] = {}
-        #: [end time, operation, seconds, ok, faults] of every ``stride``-th sample.
+        #: [end time (on the history's clock), operation, seconds, ok, faults] of every
+        #: ``stride``-th sample.
         self.samples: list[list[Any]] = []
         self._stride = 1
         self._seen = 0
@@ -285,10 +348,18 @@ class SLARecorder:
         if variant is None:
             variant = self.variants[key] = OperationStats()
         variant.add(seconds, ok, end)
-        self._keep_sample([end, operation, seconds, ok, faults])
+        self._keep_sample([self._timeline(end), operation, seconds, ok, faults])
         if self.emit_samples:
             emit(SLA_SAMPLE, operation, self.clock, history=self.history, seconds=seconds,
                  ok=ok, faults=faults)
+
+    def _timeline(self, end: float) -> float:
+        """``end`` on the history's time line (its own clock, when it has one), so samples
+        and fault windows share one axis."""
+        history = self.history
+        if history is None or history.clock is None or history.clock is self.clock:
+            return end
+        return history.clock.monotonic()
 
     def _keep_sample(self, row: list[Any]) -> None:
         self._seen += 1
@@ -306,17 +377,36 @@ class SLARecorder:
             return summarise(self.operations)
         return self.operations.get(operation, OperationStats())
 
-    def check(self) -> list[Verdict]:
+    def _cap(self, operation: str) -> Budget | None:
+        """The tightest ``max<`` budget that applies to ``operation``, if any."""
+        caps = [b for b in self.budgets if b.metric == "max" and b.op in ("<", "<=")
+                and b.operation in (None, operation)]
+        return min(caps, key=lambda b: b.threshold, default=None)
+
+    def _amplification(self, budget: Budget) -> BudgetVerdict:
+        history = self.history if self.history is not None else active_history()
+        found = requests(history.snapshot() if history is not None else ())
+        layers = [budget.operation] if budget.operation else list(found.layers)
+        if not found.count or not any(found.layers[layer] for layer in layers):
+            return BudgetVerdict(budget, None, None, "no watched calls to count per user "
+                                 "request (watch each layer with watch_calls)")
+        observed = max(found.ratio(layer) for layer in layers)
+        return budget.check(observed, samples=found.count)
+
+    def check(self) -> list[BudgetVerdict]:
         """Every budget's verdict (``passed`` None: could not be measured)."""
         verdicts = []
         for budget in self.budgets:
+            if budget.metric == "amplification":
+                verdicts.append(self._amplification(budget))
+                continue
             stats = self.stats(budget.operation)
             observed, approximate = stats.observe(budget)
             samples = stats.latency.count if budget.quantile is not None else stats.calls
             verdicts.append(budget.check(observed, samples=samples, approximate=approximate))
         return verdicts
 
-    def verify(self) -> list[Verdict]:
+    def verify(self) -> list[BudgetVerdict]:
         """Check every budget; raise ``BudgetExceeded`` naming each one not met."""
         __tracebackhide__ = True
         verdicts = self.check()

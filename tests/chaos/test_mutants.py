@@ -19,7 +19,7 @@ import pytest
 
 import faults
 from faults import Action
-from faults.strategies import failpoints
+from faults.families import failpoints
 from pytest_resilience._backoff import Backoff
 from pytest_resilience._breaker import CircuitBreaker
 from pytest_resilience._errors import CircuitOpenError, RetryError

@@ -165,7 +165,7 @@ def test_replay_by_file_and_by_seed_repeats_the_whole_history(pytester: pytest.P
 def test_a_family_factory_receives_the_fixtures_it_names(pytester: pytest.Pytester) -> None:
     pytester.makepyfile('''
 import pytest
-from faults.strategies import cuda_spikes
+from faults.families import cuda_spikes
 from pytest_resilience.memory._gpu import read_gpu_devices
 
 @pytest.fixture
@@ -223,3 +223,74 @@ def test_reads(chaos):
     assert '"failpoint": "db.read"' in out
     assert "replay: pytest 'test_a_mutant_is_shown_with_its_shrunk_plan_in_pytest_output.py::" \
         "test_reads' --resilience-replay=" in out
+
+
+def test_a_chaos_failure_is_printed_once(pytester: pytest.Pytester) -> None:
+    failing(pytester)
+    result = pytester.runpytest("--resilience-seed=3")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert out.count("minimal fault plan (1 fault(s)):") == 1
+    assert "During handling of the above exception" not in out
+    assert out.count("replay: pytest ") == 1
+
+
+def test_replaying_a_plan_on_another_test_is_an_error_naming_both(
+        pytester: pytest.Pytester) -> None:
+    failing(pytester)
+    pytester.makepyfile(other=BODY + '''
+@pytest.mark.chaos(failpoints=DB)
+def test_other(chaos):
+    read(chaos, 3)
+''')
+    report = pytester.path / "report"
+    pytester.runpytest("test_replaying_a_plan_on_another_test_is_an_error_naming_both.py",
+                       "--resilience-seed=3", f"--resilience-report={report}")
+    plan_file = next((report / "chaos").glob("*.json"))
+    result = pytester.runpytest("other.py", f"--resilience-replay={plan_file}")
+    result.assert_outcomes(failed=1)
+    owner = "test_replaying_a_plan_on_another_test_is_an_error_naming_both.py::test_reads"
+    assert (f"--resilience-replay={plan_file} holds the plan of {owner!r}, not of this test "
+            f"('other.py::test_other'). Replay it on its own test: pytest '{owner}' "
+            f"--resilience-replay={plan_file}") in result.stdout.str()
+    assert "chaos plans:" not in result.stdout.str()  # no fresh plans were generated
+
+
+def test_a_body_using_only_its_fixtures_faults_needs_no_families(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile('''
+import pytest
+import faults
+from faults import Action
+
+@pytest.mark.chaos(max_examples=40)
+def test_own_faults(chaos):
+    with faults.inject("db.read", Action.raise_(ConnectionError), clock=chaos.clock):
+        tries = chaos.rng.randrange(1, 6)
+        for _ in range(tries):
+            try:
+                faults.failpoint("db.read")
+            except ConnectionError:
+                chaos.clock.sleep(1.0)
+    assert chaos.clock.monotonic() == tries
+    assert chaos.clock.monotonic() < 5, f"{tries} tries"
+''')
+    result = pytester.runpytest("--resilience-seed=1")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "AssertionError: 5 tries" in out
+    assert "minimal fault plan (0 fault(s)):" in out
+    assert '"draws": [\n    4\n  ]' in out  # randrange(1, 6) drew its 5th value: 5
+
+
+def test_the_rng_shrinks_toward_the_simplest_value() -> None:
+    from pytest_resilience.chaos import ChaosFailure, ChaosRun, run_chaos
+
+    def body(run: ChaosRun) -> None:
+        picks = (run.rng.randrange(10, 1000), run.rng.random(), run.rng.choice("xyz"),
+                 run.rng.uniform(2.0, 3.0), run.rng.getrandbits(8))
+        raise AssertionError(repr(picks))
+
+    with pytest.raises(ChaosFailure) as info:
+        run_chaos(body, families=["clock"], seed=1, max_examples=20)
+    assert str(info.value.error) == "(10, 0.0, 'x', 2.0, 0)"

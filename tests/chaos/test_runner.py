@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import faults
-from faults import Action
-from faults.strategies import ChaosPlan, failpoints
+from faults import Action, FaultPlan
+from faults.families import failpoints
 from pytest_resilience._events import History
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, ChaosVacuous, replay, run_chaos
 from pytest_resilience.chaos._decisions import NEVER, ReplayRandom
@@ -53,7 +53,7 @@ def test_a_failure_shrinks_to_the_smallest_plan_and_prints_it() -> None:
     assert text.startswith("chaos: after ")
     assert "the body raised ConnectionError: gave up after 4 failures" in text
     assert '"failpoint": "db.read"' in text
-    assert "replay: pytest_resilience.chaos.replay(body, ChaosPlan.from_json(" in text
+    assert "replay: pytest_resilience.chaos.replay(body, faults.FaultPlan.from_json(" in text
     assert faults.armed_failpoints() == []
 
 
@@ -70,7 +70,7 @@ def test_replay_repeats_the_failure_with_an_identical_history() -> None:
     with pytest.raises(ChaosFailure) as info:
         run_chaos(fragile, families=[DB, "clock"], seed=5)
     found = info.value
-    saved = ChaosPlan.from_json(found.plan.to_json())
+    saved = FaultPlan.from_json(found.plan.to_json())
     with pytest.raises(ChaosFailure) as again:
         replay(fragile, saved, families=[DB])
     assert again.value.history.to_jsonl() == found.history.to_jsonl()
@@ -95,7 +95,7 @@ def test_rate_decisions_come_from_hypothesis_and_replay_exactly() -> None:
         run_chaos(rate_sensitive, families=[rate_only], seed=3, max_examples=300)
     found = info.value
     with pytest.raises(ChaosFailure) as again:
-        replay(rate_sensitive, ChaosPlan.from_json(found.plan.to_json()), families=[rate_only])
+        replay(rate_sensitive, FaultPlan.from_json(found.plan.to_json()), families=[rate_only])
     assert again.value.history.to_jsonl() == found.history.to_jsonl()
 
 

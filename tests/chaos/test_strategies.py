@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import sys
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from faults import Action
-from faults.strategies import (
-    ChaosPlan,
-    Scheduled,
-    clock_skews,
-    failpoints,
-    fault_plans,
-    register_family,
-)
+from faults import Action, FaultPlan, Scheduled
+from faults.families import clock_skews, failpoints, register_family
+from faults.strategies import fault_plans
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History
-from pytest_resilience.chaos import ChaosClock
+from pytest_resilience.chaos._schedule import FaultSchedule
 
 SITES = {"db.read": [Action.raise_(ConnectionError)], "db.write": [Action.raise_(TimeoutError)]}
 PLANS = fault_plans([failpoints(SITES, max_delay=0.5), clock_skews(max_seconds=60)],
@@ -30,7 +24,7 @@ PLANS = fault_plans([failpoints(SITES, max_delay=0.5), clock_skews(max_seconds=6
 
 @settings(max_examples=60, deadline=None)
 @given(PLANS)
-def test_generated_plans_stay_inside_their_bounds(plan: ChaosPlan) -> None:
+def test_generated_plans_stay_inside_their_bounds(plan: FaultPlan) -> None:
     assert len(plan) <= 3
     for fault in plan.faults:
         assert fault.failpoint in SITES
@@ -45,17 +39,18 @@ def test_generated_plans_stay_inside_their_bounds(plan: ChaosPlan) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(PLANS, st.lists(st.floats(0, 1, exclude_max=True), max_size=3))
-def test_plans_round_trip_through_json(plan: ChaosPlan, decisions: list[float]) -> None:
-    plan = plan.with_decisions(decisions)
-    assert ChaosPlan.from_json(plan.to_json()) == plan
+@given(PLANS, st.lists(st.floats(0, 1, exclude_max=True), max_size=3),
+       st.lists(st.one_of(st.integers(0, 2**40), st.floats(0, 1, exclude_max=True)),
+                max_size=3))
+def test_plans_round_trip_through_json(plan: FaultPlan, decisions: list[float],
+                                       draws: list[float | int]) -> None:
+    plan = plan.with_draws(decisions, draws)
+    assert FaultPlan.from_json(plan.to_json()) == plan
 
 
-def test_the_failpoint_part_reads_as_a_fault_plan() -> None:
+def test_the_failpoint_part_is_what_activation_arms() -> None:
     plan = find(PLANS, lambda p: len(p.faults) == 1 and len(p.scheduled) == 1)
-    from faults import FaultPlan
-
-    assert FaultPlan.from_json(plan.to_json()).faults == plan.faults
+    assert plan.failpoint_plan() == FaultPlan(plan.faults, seed=plan.seed)
 
 
 def test_shrinking_removes_faults() -> None:
@@ -98,8 +93,9 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
 def test_unknown_family_names_list_the_known_ones() -> None:
     with pytest.raises(ValueError) as info:
         fault_plans(["failpoints"])
-    assert str(info.value).startswith("family='failpoints' is not registered. Pass a Family "
-                                      "object (failpoints({...}) needs its site names)")
+    assert str(info.value).startswith(
+        "families=[..., 'failpoints'] names a family that is not registered. Pass a Family "
+        "object (failpoints({...}) needs its site names)")
 
 
 def test_failpoint_sites_must_carry_actions() -> None:
@@ -131,11 +127,11 @@ def test_a_family_is_pluggable_and_applied_on_time() -> None:
     family = Brownout()
     register_family("brownout", lambda: family)
     plan = find(fault_plans(["brownout"], max_faults=2), lambda p: len(p) == 2)
-    with ExitStack() as stack:
-        clock = ChaosClock(plan.scheduled, {"brownout": family}, history=None, stack=stack)
-        clock.sleep(0.5)
-        assert family.applied == []  # not started: nothing applies
-        clock.start()
+    clock = VirtualClock()
+    schedule = FaultSchedule(plan.scheduled, {"brownout": family}, clock=clock, history=None)
+    clock.sleep(0.5)
+    assert family.applied == []  # not started: nothing applies
+    with schedule:
         assert family.applied == []
         clock.sleep(2.0)
         assert clock.monotonic() == 2.5

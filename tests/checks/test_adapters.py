@@ -1,4 +1,5 @@
-"""Adapters: tenacity, pybreaker and cachetools histories judged by the checkers."""
+"""Adapters: tenacity and pybreaker histories judged by the checkers (cachetools caches
+are watched with ``watch_cache``: tests/observers/test_watch_cache.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from pytest_resilience.checks import (
     PybreakerRecorder,
     TenacityRecorder,
     check_breaker,
-    check_eviction,
     check_retry,
-    recording_cache,
 )
 
 
@@ -79,44 +78,3 @@ def test_pybreaker_history_passes_the_breaker_checker() -> None:
     assert (transition.attrs["from"], transition.attrs["to"]) == ("closed", "open")
     verdict = check_breaker(history)
     assert verdict.ok, verdict.explanation
-
-
-def test_cachetools_lru_history_passes_and_names_are_kept() -> None:
-    cachetools = pytest.importorskip("cachetools", reason="cachetools adapter")
-    history = History()
-    cache = recording_cache(cachetools.LRUCache, maxsize=2, name="lru", history=history)
-    assert type(cache).__name__ == "RecordingLRUCache"
-    cache["a"] = 1
-    cache["b"] = 2
-    assert cache["a"] == 1
-    cache["c"] = 3
-    assert "b" not in cache
-    with pytest.raises(KeyError):
-        cache["b"]
-    assert [e.kind for e in history] == ["cache.load", "cache.load", "cache.hit",
-                                        "cache.evict", "cache.load", "cache.miss"]
-    assert history.select("cache.evict")[0].attrs == {"key": "b", "bytes": 1, "cause": "lru"}
-    assert check_eviction(history, capacity_bytes=2).ok
-
-
-def test_a_fifo_cache_is_not_judged_as_lru() -> None:
-    cachetools = pytest.importorskip("cachetools", reason="cachetools adapter")
-    history = History()
-    cache = recording_cache(cachetools.FIFOCache, maxsize=2, history=history)
-    cache["a"], cache["b"] = 1, 2
-    _ = cache["a"]
-    cache["c"] = 3  # FIFO evicts "a", the most recently used
-    assert history.select("cache.evict")[0].attrs["cause"] == "fifo"
-    assert check_eviction(history).ok
-
-
-def test_ttl_expiry_is_recorded() -> None:
-    cachetools = pytest.importorskip("cachetools", reason="cachetools adapter")
-    clock, history = VirtualClock(), History()
-    cache = recording_cache(cachetools.TTLCache, maxsize=4, ttl=10, timer=clock.monotonic,
-                            history=history, clock=clock)
-    cache["a"] = 1
-    clock.advance(11)
-    cache.expire()
-    assert history.select("cache.evict")[0].attrs["cause"] == "ttl"
-    assert check_eviction(history).ok

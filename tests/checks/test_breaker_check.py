@@ -64,8 +64,8 @@ def test_never_half_opening_is_caught() -> None:
     history = build(tr(0, "closed", "open"), rejected(5), rejected(12))
     verdict = check_breaker(history, recovery_timeout=10.0)
     assert not verdict.ok
-    assert "rejected a call 12s after opening, past the 10s recovery timeout: it never " \
-        "half-opened" in verdict.explanation
+    assert "rejected a call 12s after opening, at or past the 10s recovery timeout: it " \
+        "never half-opened" in verdict.explanation
     assert check_breaker(history).ok  # without the timeout only the shape is judged
 
 

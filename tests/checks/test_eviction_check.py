@@ -92,3 +92,51 @@ def test_an_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError) as info:
         check_eviction(History(), pressure_level="high")
     assert str(info.value).startswith("pressure_level='high' is not a level.")
+
+
+def fault(history: History, percent: float, t: float = 0.0) -> None:
+    history.append("fault.fired", "memory_pressure", time=t,
+                   attrs={"family": "memory", "action": "pressure", "trigger": "set",
+                          "call": 0, "percent": percent})
+
+
+def test_a_memory_fault_reading_is_pressure() -> None:
+    s = Script().load("a")
+    fault(s.history, 95.0)
+    fault(s.history, 95.0)  # the same reading again, before the cache did anything
+    verdict = check_eviction(s.history)
+    assert verdict.explanation.startswith("Memory pressure 'emergency' with 10 bytes "
+                                          "resident was not followed by any eviction. "
+                                          "Events: #1 fault.fired[memory_pressure]")
+    s.evict("a", "pressure")
+    assert check_eviction(s.history).ok
+    calm = Script().load("a")
+    fault(calm.history, 75.0)
+    assert check_eviction(calm.history).ok  # 75% is a warning, below "critical"
+
+
+def test_the_memory_pressure_fault_with_a_watched_cache() -> None:
+    pytest.importorskip("psutil")
+    from faults.memory import memory_pressure
+    from pytest_resilience import recording
+    from pytest_resilience.observe import watch_cache
+
+    class Models:
+        def __init__(self) -> None:
+            self.loaded: dict[str, bytes] = {}
+
+        def put(self, name: str, blob: bytes) -> None:
+            self.loaded[name] = blob
+
+        def shrink(self) -> None:
+            self.loaded.pop(next(iter(self.loaded)))
+
+    cache = Models()
+    with recording(History()) as history, watch_cache(cache):
+        cache.put("a", b"x" * 100)
+        cache.put("b", b"y" * 100)
+        with memory_pressure(90):
+            cache.shrink()  # an unwatched method: the eviction is seen at the next put
+            cache.put("c", b"z")
+    assert [e.attrs.get("cause") for e in history.select("cache.evict")] == ["pressure"]
+    assert check_eviction(history).ok

@@ -50,3 +50,78 @@ def test_module_entry_point_runs() -> None:
     assert done.returncode == 0
     assert "backup" in done.stdout
     assert "restore" in done.stdout
+
+
+class _Terminal:
+    """A stdin that is a terminal and answers ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+def test_restore_over_a_store_needs_yes_without_a_terminal(chroma_store, capsys,
+                                                           monkeypatch) -> None:
+    store = str(chroma_store.path)
+    assert main(["backup", store, "--format", "tar"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", _Terminal(""))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["restore", store, "--json"]) == 2
+    assert _json(capsys)["error"] == (
+        f"{store} exists and would be replaced, and there is no terminal to ask. Pass --yes "
+        "to confirm.")
+    assert main(["restore", store, "--yes", "--json"]) == 0
+    assert _json(capsys)["target"] == store
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y\n", 0), ("\n", 2), ("no\n", 2)])
+def test_restore_asks_on_a_terminal(chroma_store, capsys, monkeypatch, answer: str,
+                                    code: int) -> None:
+    store = str(chroma_store.path)
+    assert main(["backup", store, "--format", "tar"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", _Terminal(answer))
+    assert main(["restore", store]) == code
+    out, err = capsys.readouterr()
+    assert err == (f"Restore a backup over {store}? Its current contents will be replaced. "
+                   "[y/N] ")
+    assert out == (f"error: not confirmed; {store} was not touched.\n" if code else
+                   f"restored {out.split()[1]} -> {store}\n")
+
+
+def test_restore_elsewhere_needs_allow_other_target(chroma_store, tmp_path, capsys) -> None:
+    store = str(chroma_store.path)
+    assert main(["backup", store, "--format", "tar"]) == 0
+    capsys.readouterr()
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["restore", store, "--target", str(elsewhere), "--json"]) == 2
+    assert _json(capsys)["error"] == (
+        f"--target {elsewhere} is not the store {store}. A restore writes only to the store "
+        "it names; pass --allow-other-target to restore elsewhere.")
+    assert not elsewhere.exists()
+    assert main(["restore", store, "--target", str(elsewhere), "--allow-other-target",
+                 "--json"]) == 0
+    assert (elsewhere / "chroma.sqlite3").is_file()
+
+
+def test_signed_and_encrypted_backups_from_the_command_line(chroma_store, tmp_path, capsys,
+                                                            monkeypatch) -> None:
+    pytest.importorskip("cryptography", reason="encrypted backups need the crypto extra")
+    store = str(chroma_store.path)
+    (tmp_path / "sign.key").write_text("s" * 32)
+    monkeypatch.setenv("ENC_KEY", "e" * 32)
+    keys = ["--key-file", str(tmp_path / "sign.key"), "--encrypt-key-env", "ENC_KEY"]
+    assert main(["backup", store, "--format", "tar.zst", *keys, "--json"]) == 0
+    made = _json(capsys)
+    assert (made["signed"], made["encrypted"]) == (True, True)
+    assert main(["verify", store, *keys, "--json"]) == 0
+    assert _json(capsys)["ok"] is True
+    assert main(["verify", store, "--json"]) == 1
+    assert _json(capsys)["findings"] == [
+        f"Backup {made['name']} is encrypted. Pass encrypt_to= with the key it was made with."]

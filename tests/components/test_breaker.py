@@ -325,12 +325,14 @@ def test_many_asyncio_tasks_half_open_admits_exactly_the_permitted_number(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"failure_threshold": 0}, "failure_threshold=0 is not valid. Pass an integer >= 1."),
+        ({"failure_threshold": 0},
+         "failure_threshold=0 is not a valid count. Pass an integer >= 1."),
         ({"failure_rate": 1.5}, "failure_rate=1.5 is not a rate. Pass a number in (0, 1]"),
         ({"window_size": 5, "minimum_calls": 10},
          "minimum_calls=10 exceeds window_size=5: the window can never hold enough calls."),
-        ({"recovery_timeout": -1}, "recovery_timeout=-1 is not valid."),
-        ({"half_open_max_calls": 0}, "half_open_max_calls=0 is not valid."),
+        ({"recovery_timeout": -1}, "recovery_timeout=-1 is not a valid number of seconds. "
+                                   "Pass a finite number of seconds > 0."),
+        ({"half_open_max_calls": 0}, "half_open_max_calls=0 is not a valid count."),
         ({"window": "sliding"}, "window='sliding' is not a window kind. Pass 'count' or 'time'."),
         ({"slow_call_rate": 0.5}, "slow_call_rate=0.5 needs slow_call_duration."),
         ({"failure_threshold": None}, "failure_threshold=None leaves no rule to trip on."),

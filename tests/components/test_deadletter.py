@@ -104,7 +104,7 @@ def test_add_emits_event_and_refuses_non_json(tmp_path: Path, storage: Storage) 
     assert history[0].attrs == {"job_id": job, "attempts": 4, "error": "KeyError('k')"}
     with pytest.raises(TypeError, match=r"payload=\{1, 2\} is not JSON-serialisable"):
         queue.add({1, 2}, error="e")
-    with pytest.raises(ValueError, match="attempts=-1 is not valid"):
+    with pytest.raises(ValueError, match="attempts=-1 is not a valid count"):
         queue.add(1, error="e", attempts=-1)
     queue.close()
 

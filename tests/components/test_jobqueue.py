@@ -248,15 +248,17 @@ def test_no_job_is_ever_lost(
     [
         ({"name": ""}, "name='' is not a queue name. Pass a non-empty string."),
         ({"overflow": "drop"}, "overflow='drop' is not an overflow policy. Pass 'reject'"),
-        ({"max_size": 0}, "max_size=0 is not valid. Pass an integer >= 1."),
-        ({"max_attempts": True}, "max_attempts=True is not valid. Pass an integer >= 1."),
-        ({"visibility_timeout": 0}, "visibility_timeout=0 is not valid. Pass a finite number > 0."),
+        ({"max_size": 0}, "max_size=0 is not a valid count. Pass an integer >= 1."),
+        ({"max_attempts": True}, "max_attempts=True is not a valid count. Pass an integer >= 1."),
+        ({"visibility_timeout": 0},
+         "visibility_timeout=0 is not a valid number of seconds. Pass seconds > 0."),
         ({"user_rate": 5}, "user_rate=5 is not (rate, capacity)."),
-        ({"user_rate": (1, -1)}, "user_rate[1]=-1 is not valid. Pass a finite number > 0."),
+        ({"user_rate": (1, -1)}, "user_rate[1]=-1 is not a capacity. Pass a number > 0."),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
-    with DeadLetterQueue(tmp_path / "d.db") as dead, pytest.raises(ValueError) as info:
+    with DeadLetterQueue(tmp_path / "d.db") as dead, \
+            pytest.raises((ValueError, TypeError)) as info:
         JobQueue(dead_letter=dead, **kwargs)
     assert str(info.value).startswith(message)
 

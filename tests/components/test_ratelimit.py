@@ -139,7 +139,7 @@ def test_registry_of_named_limits(storage: Storage) -> None:
     [
         ({"rate": 0, "capacity": 1}, "rate=0 is not valid. Pass a finite number > 0."),
         ({"rate": 1, "capacity": -1}, "capacity=-1 is not valid."),
-        ({"rate": 1, "capacity": 2, "initial": 3}, "initial=3 is outside the bucket."),
+        ({"rate": 1, "capacity": 2, "initial": 3}, "initial=3 is not inside the bucket."),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], message: str) -> None:
@@ -150,7 +150,8 @@ def test_bad_configuration(kwargs: dict[str, Any], message: str) -> None:
 
 def test_requests_larger_than_capacity_or_not_positive_are_refused(storage: Storage) -> None:
     bucket = TokenBucket(rate=1, capacity=2, clock=VirtualClock(), storage=storage)
-    with pytest.raises(ValueError, match=r"n=3 can never be granted by a bucket of capacity 2\.0"):
+    with pytest.raises(ValueError, match=r"n=3 is not a number of tokens a bucket of "
+                       r"capacity 2\.0 can grant\. Pass 0 < n <= capacity\."):
         bucket.acquire(3)
-    with pytest.raises(ValueError, match="n=0 can never be granted"):
+    with pytest.raises(ValueError, match="n=0 is not a number of tokens"):
         bucket.try_acquire(0)

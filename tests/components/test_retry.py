@@ -254,7 +254,8 @@ def test_retry_budget_caps_extra_calls_across_a_window(storage: Storage) -> None
         ({"attempts": -2}, "attempts=-2 is not a valid number of attempts."),
         ({"jitter": "some"}, "jitter='some' is not a jitter mode. Pass one of full, equal, "
                              "decorrelated, none."),
-        ({"deadline": 0}, "deadline=0 is not valid. Pass seconds > 0, or None."),
+        ({"deadline": 0}, "deadline=0 is not a valid number of seconds. Pass seconds > 0, "
+                          "or None."),
     ],
 )
 def test_bad_configuration_raises_value_error(kwargs: dict[str, Any], message: str) -> None:

@@ -66,11 +66,13 @@ def test_bad_drift_and_skew_are_refused() -> None:
     with pytest.raises(ValueError) as info:
         clock.drift(0)
     assert str(info.value) == (
-        "rate=0.0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); "
+        "rate=0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); "
         "use skew() to step wall time backwards."
     )
-    with pytest.raises(ValueError, match="is not finite"):
+    with pytest.raises(ValueError, match="seconds=nan is not a finite number"):
         clock.skew(math.nan)
+    with pytest.raises(TypeError, match="seconds='30' is not a finite number"):
+        clock.skew("30")  # type: ignore[arg-type]
 
 
 def test_zero_sleep_does_not_move_time() -> None:
@@ -246,3 +248,68 @@ def test_system_clock_reads_the_real_clocks() -> None:
     clock.sleep(0)  # zero delay: no system call
     with pytest.raises(ValueError, match="not a valid duration"):
         clock.sleep(-1)
+
+
+# -- the alarm (a deadline hook: the chaos runner's scheduled faults use it) ------------
+def test_a_step_stops_at_the_alarm_and_goes_on_to_its_end() -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    def ring() -> None:
+        seen.append(clock.monotonic())
+        clock.set_alarm(3.0 if len(seen) == 1 else math.inf, ring if len(seen) == 1 else None)
+
+    clock.set_alarm(1.0, ring)
+    clock.sleep(5.0)
+    assert seen == [1.0, 3.0]  # each at its own time, inside one sleep
+    assert clock.monotonic() == 5.0
+
+
+def test_an_alarm_the_callback_ignores_rings_on_each_read_and_stops_no_step() -> None:
+    clock = VirtualClock()
+    calls = []
+    clock.set_alarm(1.0, lambda: calls.append(clock.monotonic()))
+    clock.sleep(2.0)
+    assert clock.monotonic() == 2.0
+    clock.time()
+    assert len(calls) >= 3  # at the step's stop, its end, and each read
+    clock.set_alarm(0.0, None)
+    clock.sleep(1.0)
+    n = len(calls)
+    clock.monotonic()
+    assert len(calls) == n  # cleared
+
+
+def test_a_callback_moving_the_clock_does_not_lengthen_the_step() -> None:
+    clock = VirtualClock()
+
+    def jump() -> None:
+        clock.set_alarm(0.0, None)
+        clock.advance(10.0)  # time passed at once, as a clock jump does
+
+    clock.set_alarm(1.0, jump)
+    clock.sleep(2.0)
+    assert clock.monotonic() == 11.0  # the sleep aimed for t=2, already behind
+
+
+def test_async_sleepers_stop_at_the_alarm() -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    def ring() -> None:
+        seen.append(clock.monotonic())
+        clock.set_alarm(0.0, None)
+
+    async def main() -> None:
+        clock.set_alarm(2.5, ring)
+        await clock.asleep(4.0)
+
+    asyncio.run(main())
+    assert seen == [2.5]
+    assert clock.monotonic() == 4.0
+
+
+def test_a_nan_alarm_is_refused() -> None:
+    with pytest.raises(ValueError) as info:
+        VirtualClock().set_alarm(math.nan, None)
+    assert str(info.value) == "at=nan is not a time. Pass monotonic seconds."

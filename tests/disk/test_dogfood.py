@@ -157,9 +157,6 @@ def test_transaction_journal_recovers_all_or_nothing_after_any_crash(chroma_stor
 
 
 @chroma_warnings
-@pytest.mark.xfail(strict=True, reason="recover() cannot read a journal whose last entry was "
-                   "torn by the crash (unframed JSON lines); the journal-framing hardening "
-                   "in progress fixes it: then remove this marker")
 def test_transaction_journal_survives_a_torn_last_entry(chroma_store: Any) -> None:
     explore_transaction(chroma_store, torn=True).assert_ok()
 

@@ -255,8 +255,8 @@ def test_everything_is_restored_after_nested_faults() -> None:
         (lambda: clock_faults.skew(1, target="cpu"), ValueError,
          "target='cpu' is not a clock. Pass 'wall', 'monotonic' or 'both'."),
         (lambda: clock_faults.drift(0), ValueError,
-         "rate=0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift); use "
-         "skew() to step wall time backwards."),
+         "rate=0 is not a valid drift rate. Pass a finite number > 0 (1.0 = no drift; at "
+         "most 1e+06); use skew() to step wall time backwards."),
         (lambda: clock_faults.drift(2.0, target="both", clock=VirtualClock()), ValueError,
          "target='both' cannot drift on a VirtualClock: its monotonic time only moves with "
          "advance(). Pass target='wall', or clock=None to drift the process's monotonic "

@@ -218,7 +218,7 @@ def test_plan_json_round_trip() -> None:
         seed=42,
     )
     data = json.loads(plan.to_json())
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["faults"][0] == {
         "failpoint": "db.write",
         "trigger": {"kind": "nth", "value": 3},
@@ -264,17 +264,17 @@ def test_any_plan_survives_json(plan_faults: list[Fault], seed: int) -> None:
     ("build", "message"),
     [
         (lambda: Trigger.nth(0), "n=0 is not valid. Pass an integer >= 1."),
-        (lambda: Trigger.first(1.5), "n=1.5 is not valid. Pass an integer >= 1."),
         (lambda: Trigger.rate(1.5), "p=1.5 is not a probability. Pass a number in [0, 1]."),
-        (lambda: Trigger.after(-1), "seconds=-1.0 is not valid. Pass a finite number >= 0."),
-        (lambda: Action.delay(-2), "seconds=-2.0 is not valid. Pass a finite number >= 0."),
+        (lambda: Trigger.after(-1), "seconds=-1 is not valid. Pass a finite number >= 0."),
+        (lambda: Action.delay(-2), "seconds=-2 is not valid. Pass a finite number >= 0."),
         (lambda: Fault("", Action.raise_()),
          "failpoint='' is not a failpoint name. Pass a non-empty string such as 'db.write'."),
         (lambda: Trigger.from_dict({"kind": "sometimes"}),
-         "trigger kind='sometimes' is unknown. Use one of "
-         "('always', 'nth', 'first', 'rate', 'after')."),
+         "kind='sometimes' is not a known trigger kind. Pass one of always, nth, first, rate, "
+         "after."),
         (lambda: FaultPlan.from_dict({"version": 9}),
-         "plan version=9 is not supported. This release reads version 1."),
+         "version=9 is not a supported plan version. Pass one of versions 1, 2 (what this "
+         "release reads)."),
         (lambda: Action.returns(object()).to_dict(), None),
     ],
 )
@@ -292,8 +292,11 @@ def test_type_errors_name_the_fix() -> None:
         Action.raise_("boom")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="is not callable"):
         Action.call(3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="is not a Fault"):
+    with pytest.raises(TypeError, match=r"^faults='db\.write' is not an item of faults\. "
+                       r"Pass a list of Fault\(\.\.\.\)\.$"):
         FaultPlan(["db.write"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^n=1\.5 is not valid\. Pass an integer >= 1\.$"):
+        Trigger.first(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no importable name"):
         Action.call(lambda: None).to_dict()
 

@@ -114,7 +114,7 @@ def test_cuda_oom_on_fake_gpu_reports_device_capacity() -> None:
     [
         ({}, "after_bytes=None, nth=None: pass exactly one of them."),
         ({"after_bytes": 1, "nth": 1}, "after_bytes=1, nth=1: pass exactly one of them."),
-        ({"nth": 0}, "nth=0 is not an allocation number. Pass an int >= 1."),
+        ({"nth": 0}, "nth=0 is not an allocation number. Pass an integer >= 1."),
         ({"after_bytes": "lots"}, "after_bytes='lots' is not a size. Pass bytes as an int "
                                   ">= 0 or a string such as '80GiB', '512MiB' or '4GB'."),
     ],
@@ -138,7 +138,8 @@ def test_gpu_and_host_fault_error_texts() -> None:
         "ends).")
     with pytest.raises(ValueError) as devices, fake_gpu(devices=0):
         pass
-    assert str(devices.value) == "devices=0 is not a device count. Pass an int >= 1."
+    assert str(devices.value) == (
+        "devices=0 is not a device count. Pass an integer >= 1 and <= 1024.")
     with pytest.raises(ValueError) as used, fake_gpu(total="1GiB", used="2GiB"):
         pass
     assert str(used.value) == (

@@ -162,10 +162,17 @@ def test_eight_threads_keep_byte_accounting_exact() -> None:
                                   "count, or None for no capacity limit."),
         ({"ttl": float("inf")}, "ttl=inf is not a valid lifetime. Pass finite seconds > 0; "
                                 "every entry has a TTL (default 600)."),
+        ({"ttl": "30"}, "ttl='30' is not a valid lifetime. Pass finite seconds > 0; "
+                        "every entry has a TTL (default 600)."),
+        ({"clock": "virtual"}, "clock='virtual' is not a clock. Pass an object with "
+                               "monotonic(), time(), sleep() and asleep() (a VirtualClock or "
+                               "SystemClock instance), or None."),
+        ({"on_evict": 5}, "on_evict=5 is not callable. Pass a function of (key, value, cause), "
+                          "or None."),
     ],
 )
 def test_bad_construction_messages(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises((ValueError, TypeError)) as info:
         ModelCache(**kwargs)
     assert str(info.value) == message
 
@@ -179,9 +186,9 @@ def test_bad_entry_arguments_are_rejected_before_loading() -> None:
         "size=-5 is not a byte count. Pass an int >= 0, or None to measure the value.")
     with pytest.raises(ValueError, match=r"^ttl=0 is not a valid lifetime\."):
         cache.get("k", ttl=0)
-    with pytest.raises(ValueError, match=r"^size=True is not a byte count\."):
+    with pytest.raises(TypeError, match=r"^size=True is not a byte count\."):
         asyncio.run(cache.aget("k", size=True))
-    with pytest.raises(ValueError, match=r"^size=1\.5 is not a byte count\."):
+    with pytest.raises(TypeError, match=r"^size=1\.5 is not a byte count\."):
         cache.put("k", b"", size=1.5)  # type: ignore[arg-type]
     assert loads == []
     assert (len(cache), cache.tracked_bytes()) == (0, 0)

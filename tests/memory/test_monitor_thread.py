@@ -221,7 +221,7 @@ def test_cgroup_limit_is_read_without_psutil(monkeypatch: pytest.MonkeyPatch,
     [
         ({"interval": 0}, "interval=0 would spin the monitor thread. Pass seconds > 0."),
         ({"cooldown": -1}, "cooldown=-1 is not a valid duration. Pass finite seconds >= 0."),
-        ({"hysteresis": 0.7}, "hysteresis=0.7 is out of range. Pass a fraction >= 0 and "
+        ({"hysteresis": 0.7}, "hysteresis=0.7 is not in range. Pass a fraction >= 0 and "
                               "below the first threshold (0.7)."),
         ({"thresholds": (0.9, 0.8, 0.95)}, "thresholds=(0.9, 0.8, 0.95) are not increasing. "
                                            "Pass warning < critical < emergency."),

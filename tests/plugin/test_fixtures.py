@@ -125,6 +125,43 @@ def test_faults_marker_rejects_unknown_arguments(pytester: pytest.Pytester) -> N
     assert "@pytest.mark.faults got unknown keyword(s) ['sead']. Accepted: ['seed']." in out
 
 
+def test_faults_marker_with_a_failpoint_name_says_what_a_string_means(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.faults("db.read")
+        def test_failpoint_name(faults):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.faults('db.read'): a string must be the path of a fault plan JSON "
+            "file, and 'db.read' cannot be read (No such file or directory). To arm a "
+            "failpoint, pass a Fault: @pytest.mark.faults(Fault('db.read', "
+            "Action.raise_())).") in result.stdout.lines
+    assert "FileNotFoundError" not in result.stdout.str()
+
+
+def test_fake_gpu_marker_lists_the_keywords_it_takes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fake_gpu(device=2)
+        def test_gpu(fake_gpu):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("@pytest.mark.fake_gpu got device=2. It takes keywords only: devices, total, used, "
+            "name (e.g. fake_gpu(devices=2, total='24GiB')).") in result.stdout.lines
+
+
 def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

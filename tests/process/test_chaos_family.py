@@ -8,7 +8,9 @@ import subprocess
 import pytest
 from hypothesis import find, given, settings
 
-from faults.strategies import ChaosPlan, Scheduled, fault_plans, subprocess_failures
+from faults import FaultPlan, Scheduled
+from faults.families import subprocess_failures
+from faults.strategies import fault_plans
 from pytest_resilience.chaos import ChaosFailure, ChaosRun, run_chaos
 
 CLI = subprocess_failures("sh", max_start=2.0)
@@ -17,7 +19,7 @@ PLANS = fault_plans([CLI], max_faults=3, horizon=4.0)
 
 @settings(max_examples=60, deadline=None)
 @given(PLANS)
-def test_subprocess_plans_stay_inside_their_bounds(plan: ChaosPlan) -> None:
+def test_subprocess_plans_stay_inside_their_bounds(plan: FaultPlan) -> None:
     for entry in plan.scheduled:
         assert entry.family == "subprocess"
         assert 0 <= entry.at <= 4.0

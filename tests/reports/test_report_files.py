@@ -85,9 +85,12 @@ def test_report_files_exist_and_validate(
 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 2
-    assert "search: latency by percentile" in html
-    assert "<script" not in html
+    assert html.index('id="failures"') < html.index('id="tests"') < html.index('id="operations"')
+    assert html.count('aria-label="search: latency by percentile"') == 1
+    assert html.count('aria-label="write: latency histogram"') == 1
+    assert 'class="budget-line" data-budget="max&lt;1ms" data-verdict="broken"' in html
+    assert html.count("<script") == 1  # the inline sorting script; nothing loaded
+    assert "src=" not in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
@@ -136,3 +139,47 @@ def test_a_crashed_worker_loses_only_the_crashed_tests_samples(
     crashed = next(t for t in report["tests"] if t["nodeid"].endswith("test_crash"))
     assert crashed["outcome"] == "failed"
     assert report["summary"]["ok"] is False
+
+
+def test_compare_option_puts_the_previous_run_beside_this_one(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SUITE)
+    pytester.runpytest("--resilience-report=old").assert_outcomes(passed=5, failed=1)
+    result = pytester.runpytest("--resilience-report=new", "--resilience-compare=old/report.json")
+    result.assert_outcomes(passed=5, failed=1)
+    html = (pytester.path / "new" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="comparison">' in html
+    assert "<p class=\"pass\">0 regression(s)" in html  # the same suite, the same figures
+    markdown = (pytester.path / "new" / "report.md").read_text(encoding="utf-8")
+    assert "### Compared with the run of " in markdown
+    bad = pytester.runpytest("--resilience-compare=nowhere/report.json")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--resilience-compare=nowhere/report.json: [Errno 2] No such file or directory" in \
+        bad.stderr.str()
+
+
+def test_junit_properties_are_clean_key_values(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(SUITE + """
+
+from faults import Action
+
+def test_faulted(faults, history):
+    faults.inject("db.read", Action.returns(1))
+    import faults as fp
+    assert fp.failpoint("db.read") == 1
+""")
+    result = pytester.runpytest("--junitxml=junit.xml", "--resilience-seed=5")
+    result.assert_outcomes(passed=6, failed=1)
+    tree = ET.parse(pytester.path / "junit.xml")
+    properties = {
+        case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for case in tree.iter("testcase")}
+    for props in properties.values():
+        for name, value in props:
+            assert name.startswith(("resilience:", "sla:")), name
+            assert not value.startswith(("{", "[")), (name, value)
+    assert ("resilience:faults:failpoint", "1") in properties["test_faulted"]
+    assert ("resilience:seed", "5") not in properties["test_faulted"]  # a derived seed
+    assert ("sla:max<1ms", "FAIL: max=2ms breaks max<1ms (30 samples)") in \
+        properties["test_broken"]
