@@ -269,9 +269,9 @@ class LatencyHistogram:
             raise TypeError(f"{type(data).__name__} is not a mapping")
         if data.get("v") != _FORMAT_VERSION or data.get("alpha") != ALPHA:
             raise ValueError(
-                f"histogram data v={data.get('v')!r} alpha={data.get('alpha')!r} is not "
-                f"supported. Pass data written by to_dict (v={_FORMAT_VERSION}, "
-                f"alpha={ALPHA}); version 1 (alpha 0.005) buckets do not map onto these."
+                f"v={data.get('v')!r} alpha={data.get('alpha')!r} is not supported (this "
+                f"version reads v={_FORMAT_VERSION}, alpha={ALPHA}; version 1 buckets, alpha "
+                "0.005, do not map onto these)"
             )
         out = cls()
         count = _validate.count(data["count"], "count", low=0)

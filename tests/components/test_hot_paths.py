@@ -356,11 +356,15 @@ def test_a_keys_bucket_is_a_view_of_its_tokens() -> None:
 
 def test_a_key_refuses_impossible_amounts_with_the_buckets_message() -> None:
     limiter = RateLimiter(default=(1.0, 3.0), clock=VirtualClock())
-    for n in (0, -1, 4):
-        with pytest.raises(ValueError) as info:
-            limiter.try_acquire("k", n)
-        assert str(info.value) == (f"n={n!r} can never be granted by a bucket of capacity 3.0. "
-                                   "Pass 0 < n <= capacity.")
+    bucket = TokenBucket(1.0, 3.0, clock=VirtualClock())
+    for n in (0, -1, 4, float("nan"), "1"):
+        with pytest.raises((ValueError, TypeError)) as expected:
+            bucket.try_acquire(n)  # type: ignore[arg-type]
+        with pytest.raises(expected.type) as info:
+            limiter.try_acquire("k", n)  # type: ignore[arg-type]
+        assert str(info.value) == str(expected.value)
+    assert str(info.value).startswith("n='1' is not")  # the last one, for the wording
+    assert "k" not in limiter  # nothing was taken from a key
 
 
 def test_a_key_emits_what_a_bucket_emits() -> None:
