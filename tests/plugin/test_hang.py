@@ -15,6 +15,10 @@ from pytest_resilience._plugin.hang import pytest_timeout_set_timer
 
 pytest.importorskip("pytest_timeout", reason="the hang tests build on pytest-timeout")
 
+# the limit covers the test function only: a loaded machine's fixture set-up (tmp_path
+# removes old base directories) must not count against a 0.2-0.5 s hang limit
+FUNC_ONLY = ("-o", "timeout_func_only=true")
+
 STALLED_FETCH = '''
 import threading, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +57,7 @@ def test_fetch_without_timeout(history, tmp_path):
 def test_a_hang_fails_within_its_limit_and_names_the_active_toxic(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(STALLED_FETCH)
-    result = pytester.runpytest("-p", "pytest_timeout")
+    result = pytester.runpytest("-p", "pytest_timeout", *FUNC_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "Timeout (>0.5s) from pytest-timeout: test_a_hang_fails_within_its_limit_and_names_the"
@@ -81,7 +85,7 @@ def test_blocked(faults):
     faults.inject("db.read", Action.delay(1.0))
     threading.Event().wait()  # a lock wait: interrupted too
 ''')
-    result = pytester.runpytest("-p", "pytest_timeout")
+    result = pytester.runpytest("-p", "pytest_timeout", *FUNC_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "Faults active at that moment (t=*s on the test's clock):",
@@ -98,7 +102,7 @@ import threading, pytest
 def test_blocked():
     threading.Event().wait()
 ''')
-    result = pytester.runpytest("-p", "pytest_timeout")
+    result = pytester.runpytest("-p", "pytest_timeout", *FUNC_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["  (none recorded in the test's history)"])
 
