@@ -20,10 +20,11 @@ status=0
 # More harness rounds than its default (the plugin costs milliseconds in a run of about a
 # second: the rounds' spread needs them) and a shorter time per calibrated benchmark
 # (every group still times ours and its peers in the same run).
-RESILIENCE_BENCH_HARNESS_ROUNDS=${RESILIENCE_BENCH_HARNESS_ROUNDS:-21} \
+RESILIENCE_BENCH_HARNESS_ROUNDS=${RESILIENCE_BENCH_HARNESS_ROUNDS:-15} \
   .venv/bin/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts="" \
   -p resilience --benchmark-json="$out/benchmarks.json" --resilience-report="$out" \
-  --benchmark-max-time=0.5 --benchmark-columns=min,median,mean,rounds "${@:2}" || status=$?
+  --benchmark-max-time=0.5 --benchmark-columns=min,median,mean,rounds --durations=15 \
+  "${@:2}" || status=$?
 load="$load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(($(date +%s) - started)) s in all"
 if [ -f "$out/benchmarks.json" ]; then
   .venv/bin/python scripts/bench_report.py "$out/benchmarks.json" "$machine" "$load" \
