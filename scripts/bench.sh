@@ -17,9 +17,10 @@ machine="$(nproc) cores (${model:-unknown CPU}), Python $python_version, $(date 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date +%s)
 status=0
-# More harness rounds than its default (the plugin costs milliseconds in a run of about a
-# second: the rounds' spread needs them) and a shorter time per calibrated benchmark
-# (every group still times ours and its peers in the same run).
+# 15 harness rounds (the plugin costs milliseconds in a run of about a second: the
+# rounds' spread needs them; each round is two runs per environment, most of the time
+# spent here) and a shorter time per calibrated benchmark (every group still times ours
+# and its peers in the same run). The slowest benchmarks are listed at the end.
 RESILIENCE_BENCH_HARNESS_ROUNDS=${RESILIENCE_BENCH_HARNESS_ROUNDS:-15} \
   .venv/bin/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts="" \
   -p resilience --benchmark-json="$out/benchmarks.json" --resilience-report="$out" \
