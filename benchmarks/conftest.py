@@ -43,6 +43,10 @@ def interleave(benchmark: Any, sides: dict[str, Callable[[], Any]], *, calls: in
     """Time every side of a comparison in each round (``calls`` calls each, in an order
     that flips from round to round), so load that comes and goes hits all sides alike.
 
+    Time is this thread's CPU time (``time.thread_time``): on a shared machine a wall-clock
+    round also counts the time other processes held the core, which inflates the longer
+    side of a comparison more than the shorter one.
+
     Returns each side's median seconds per call over the rounds and records them in
     ``extra_info`` as ``<side>_s``; the benchmark's own figure is a whole round.
     """
@@ -52,10 +56,10 @@ def interleave(benchmark: Any, sides: dict[str, Callable[[], Any]], *, calls: in
 
     def round_() -> None:
         for name, fn in order[::-1] if len(times[order[0][0]]) % 2 else order:
-            started = time.perf_counter()
+            started = time.thread_time()
             for _ in loop:
                 fn()
-            times[name].append((time.perf_counter() - started) / calls)
+            times[name].append((time.thread_time() - started) / calls)
 
     benchmark.pedantic(round_, rounds=rounds, warmup_rounds=1)
     medians = {name: statistics.median(values[-rounds:]) for name, values in times.items()}
