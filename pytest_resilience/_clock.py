@@ -210,7 +210,8 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         """Advance virtual time by ``seconds`` and return at once."""
-        seconds = _check_duration(seconds)
+        if seconds.__class__ is not float or not 0.0 <= seconds < _INF:
+            seconds = _check_duration(seconds)  # other types, NaN, negative, infinite
         if seconds:
             if self._bare and not self._waiters and self._alarm_at == _INF:
                 # Nobody sleeps on a loop and no alarm is set: nothing to wake or ring,
