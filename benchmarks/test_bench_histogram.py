@@ -1,11 +1,17 @@
-"""LatencyHistogram vs hdrhistogram and ddsketch: single record, bulk record, merge, quantile.
+"""LatencyHistogram vs hdrhistogram and ddsketch: single record, bulk record, merge, quantile,
+and the worst quantile error (against numpy's exact quantiles) with the memory it takes.
 
 Run: ``.venv/bin/python -m pytest benchmarks/test_bench_histogram.py --benchmark-only``.
 Targets: single-value record at most a quarter of hdrhistogram's cost, bulk record under
-60 ns per value, merge of 64 histograms under 1 ms.
+60 ns per value, merge of 64 histograms under 1 ms, worst quantile error at most 0.25%
+in the 44 KiB the histogram has always taken.
 """
 
 from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -153,3 +159,88 @@ def test_ours_quantile(benchmark: pytest.FixtureRequest) -> None:
     hist = LatencyHistogram()
     hist.record_many(BULK)
     assert benchmark(hist.quantile, 0.99) is not None
+
+
+# -- worst quantile error (vs numpy's exact quantiles) ---------------------------------------
+ERROR_QS = (0.5, 0.9, 0.95, 0.99, 0.999)
+
+
+def _error_sets() -> dict[str, Any]:
+    rng = np.random.default_rng(11)
+    n = 20_000
+    return {
+        "lognormal": rng.lognormal(-5, 1.2, n),
+        "bimodal": np.concatenate([rng.lognormal(-7, 0.3, n * 85 // 100),
+                                   rng.lognormal(-1, 0.2, n * 15 // 100)]),
+        "uniform": rng.uniform(0.001, 0.2, n),
+        "exponential": rng.exponential(0.05, n),
+        "pareto": (rng.pareto(1.5, n) + 1) * 1e-4,
+    }
+
+
+ERROR_SETS = _error_sets()
+EXACT = {name: [float(np.quantile(data, q)) for q in ERROR_QS]
+         for name, data in ERROR_SETS.items()}
+
+
+def worst_error(benchmark: Any, build: Callable[[Any], Any],
+                quantile: Callable[[Any, float], float]) -> None:
+    """Build one sketch per data set (timed), then the worst relative error over
+    ``ERROR_QS`` and the bytes the largest sketch held (tracemalloc) in ``extra_info``."""
+
+    def run() -> list[Any]:
+        return [build(data) for data in ERROR_SETS.values()]
+
+    sketches = benchmark.pedantic(run, rounds=3, iterations=1)
+    worst = max(abs(quantile(sketch, q) / exact - 1)
+                for sketch, exacts in zip(sketches, EXACT.values(), strict=True)
+                for q, exact in zip(ERROR_QS, exacts, strict=True))
+    memory = 0
+    for data in ERROR_SETS.values():
+        tracemalloc.start()
+        kept = build(data)
+        memory = max(memory, tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        del kept
+    benchmark.extra_info.update(worst_error_percent=round(100 * worst, 4),
+                                memory_bytes=memory)
+
+
+@pytest.mark.benchmark(group="quantile-worst-error")
+def test_ours_worst_quantile_error(benchmark: Any) -> None:
+    def build(data: Any) -> LatencyHistogram:
+        hist = LatencyHistogram()
+        hist.record_many(data)
+        return hist
+
+    worst_error(benchmark, build, lambda hist, q: hist.quantile(q))
+    benchmark.extra_info["fixed_memory_bytes"] = LatencyHistogram().memory_bytes()
+
+
+@pytest.mark.benchmark(group="quantile-worst-error")
+@pytest.mark.parametrize("accuracy", [0.0025, 0.005])
+def test_ddsketch_worst_quantile_error(benchmark: Any, accuracy: float) -> None:
+    ddsketch = pytest.importorskip("ddsketch", reason="peer: ddsketch")
+
+    def build(data: Any) -> Any:
+        sketch = ddsketch.DDSketch(relative_accuracy=accuracy)
+        for v in data.tolist():
+            sketch.add(v)
+        return sketch
+
+    worst_error(benchmark, build, lambda sketch, q: sketch.get_quantile_value(q))
+
+
+@pytest.mark.benchmark(group="quantile-worst-error")
+def test_hdrhistogram_worst_quantile_error(benchmark: Any) -> None:
+    """3 significant digits, integer nanoseconds (hdrhistogram records integers)."""
+    hdrh = pytest.importorskip("hdrh.histogram", reason="peer: hdrhistogram")
+
+    def build(data: Any) -> Any:
+        hist = hdrh.HdrHistogram(1, 10**12, 3)
+        for v in (data * 1e9).astype(np.int64).tolist():
+            hist.record_value(max(1, v))
+        return hist
+
+    worst_error(benchmark, build,
+                lambda hist, q: hist.get_value_at_percentile(100 * q) / 1e9)

@@ -21,6 +21,7 @@ def quiet_bridge() -> Iterator[None]:
     logger.setLevel(logging.NOTSET)
 
 
+@pytest.mark.benchmark(group="log-at-disabled-level")
 def test_bridge_listener_disabled_level(benchmark, quiet_bridge: None) -> None:
     """The listener alone, on a built event at a disabled level."""
     bridge = log_events()
@@ -31,11 +32,13 @@ def test_bridge_listener_disabled_level(benchmark, quiet_bridge: None) -> None:
         bridge.close()
 
 
+@pytest.mark.benchmark(group="log-at-disabled-level")
 def test_emit_with_bridge_disabled_level(benchmark, quiet_bridge: None) -> None:
     """``emit`` end to end (event built for the listener, then dropped by level)."""
     benchmark(emit, "chroma.commit", "docs", ops=3)
 
 
+@pytest.mark.benchmark(group="log-at-disabled-level")
 def test_stdlib_logger_disabled_level(benchmark) -> None:
     """Peer: ``logger.info`` on a stdlib logger set to WARNING."""
     logger = logging.getLogger("bench.stdlib")
@@ -43,6 +46,7 @@ def test_stdlib_logger_disabled_level(benchmark) -> None:
     benchmark(logger.info, "chroma.commit %s ops=%d", "docs", 3)
 
 
+@pytest.mark.benchmark(group="log-at-disabled-level")
 def test_emit_nobody_listening(benchmark) -> None:
     """Baseline: ``emit`` with no listener and no history."""
     benchmark(emit, "chroma.commit", "docs", ops=3)

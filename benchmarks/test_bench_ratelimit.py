@@ -1,17 +1,21 @@
-"""Rate limiter overhead side by side: a never-blocking ``try_acquire``, sync and async.
+"""Rate limiter overhead side by side: a never-blocking ``try_acquire``, sync and async,
+and a keyed limiter (one limit per user) over 100,000 keys.
 
 Run: ``pytest benchmarks/test_bench_ratelimit.py --benchmark-only``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+import gc
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from pytest_resilience._ratelimit import TokenBucket
+from pytest_resilience._ratelimit import RateLimiter, TokenBucket
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -39,35 +43,17 @@ def test_limits_fixed_window_hit(benchmark: Any) -> None:
     assert benchmark(strategy.hit, item, "bench")
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A private event loop, closed after the benchmark."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def run_many(loop: asyncio.AbstractEventLoop, acquire: Callable[[], Any]) -> Callable[[], None]:
-    """1,000 awaited acquisitions per round (per call = time / 1000)."""
-
-    async def many() -> None:
-        for _ in range(1000):
-            await acquire()
-
-    return lambda: loop.run_until_complete(many())
-
-
 @pytest.mark.benchmark(group="limiter-async-acquire-x1000")
-def test_ours_aacquire(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_ours_aacquire(benchmark: Any, run_many: Any) -> None:
     bucket = TokenBucket(rate=HUGE, capacity=HUGE)
-    benchmark(run_many(loop, bucket.aacquire))
+    benchmark(run_many(bucket.aacquire))
 
 
 @pytest.mark.benchmark(group="limiter-async-acquire-x1000")
-def test_aiolimiter_acquire(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_aiolimiter_acquire(benchmark: Any, run_many: Any) -> None:
     aiolimiter = pytest.importorskip("aiolimiter")
     limiter = aiolimiter.AsyncLimiter(HUGE, 1)
-    benchmark(run_many(loop, limiter.acquire))
+    benchmark(run_many(limiter.acquire))
 
 
 @pytest.mark.parametrize("threads", [1, 4])
@@ -92,3 +78,79 @@ def test_ours_try_acquire_under_load(benchmark: Any, threads: int) -> None:
         stop.set()
         for w in workers:
             w.join(10)
+
+
+# -- keyed: 100,000 keys round-robin vs one key ------------------------------------------
+KEYS = [f"user-{i:06d}" for i in range(100_000)]
+ONE_KEY = [KEYS[0]] * len(KEYS)
+KEYED_ROUNDS = 7
+
+
+def keyed_figures(benchmark: Any, make: Callable[[], Any],
+                  acquire: Callable[[Any], Callable[[str], Any]]) -> None:
+    """Each round: 100,000 calls cycling over every key, then 100,000 calls on one key
+    of the same limiter (timed by hand, same conditions); the benchmark's own figure is
+    the round-robin pass. ``extra_info``: seconds per call for both, the growth, and the
+    bytes each key holds (tracemalloc, keys made beforehand)."""
+    gc.collect()
+    tracemalloc.start()
+    limiter = make()
+    take = acquire(limiter)
+    for key in KEYS:
+        take(key)
+    per_key = tracemalloc.get_traced_memory()[0] / len(KEYS)
+    tracemalloc.stop()
+    one: list[float] = []
+    many: list[float] = []
+
+    def cycle(keys: list[str]) -> float:
+        started = time.perf_counter()
+        for key in keys:
+            take(key)
+        return (time.perf_counter() - started) / len(keys)
+
+    def both() -> None:
+        many.append(cycle(KEYS))
+        one.append(cycle(ONE_KEY))
+
+    benchmark.pedantic(both, rounds=KEYED_ROUNDS, warmup_rounds=1)
+    one_s, many_s = statistics.median(one), statistics.median(many)
+    benchmark.extra_info.update(
+        one_key_s_per_call=one_s, many_keys_s_per_call=many_s,
+        growth_percent=round(100 * (many_s / one_s - 1), 1),
+        bytes_per_key=round(per_key, 1), keys=len(KEYS))
+
+
+@pytest.mark.benchmark(group="limiter-100k-keys-round-robin")
+def test_ours_keyed_100k_keys(benchmark: Any) -> None:
+    keyed_figures(benchmark, lambda: RateLimiter(default=(HUGE, HUGE)),
+                  lambda limiter: limiter.try_acquire)
+
+
+@pytest.mark.benchmark(group="limiter-100k-keys-round-robin")
+def test_limits_keyed_100k_keys(benchmark: Any) -> None:
+    """limits' fixed window in memory, one key per user (its expiry thread stopped at
+    the end)."""
+    limits = pytest.importorskip("limits")
+    item = limits.parse(f"{HUGE}/hour")
+    storages: list[Any] = []
+
+    def make() -> Any:
+        storage = limits.storage.MemoryStorage()
+        storages.append(storage)
+        return limits.strategies.FixedWindowRateLimiter(storage)
+
+    try:
+        keyed_figures(benchmark, make, lambda limiter: lambda key: limiter.hit(item, key))
+    finally:
+        for storage in storages:
+            timer = getattr(storage, "timer", None)
+            if timer is not None:
+                timer.cancel()
+
+
+@pytest.mark.benchmark(group="limiter-100k-keys-round-robin")
+def test_floor_dict_get_100k_keys(benchmark: Any) -> None:
+    """The floor: a bare ``dict.get`` per key. What any keyed limiter pays to find a key
+    that is not in the CPU's caches, measured the same way."""
+    keyed_figures(benchmark, dict, lambda table: lambda key: table.setdefault(key, 0))

@@ -5,7 +5,7 @@ not choose; ``limits``' Redis storage), the same under 4 contending threads, a c
 breaker's closed-path call with its state in Redis (ours, pybreaker's
 ``CircuitRedisStorage``), and a job's enqueue + dequeue (ours, RQ). Each benchmark
 records ``round_trips_per_op`` (commands sent to the server per operation, counted on
-the client's connection; the goal is one). Run: ``bash scripts/bench.sh`` (ratios.md).
+the client's connection; the goal is one). Run: ``bash scripts/bench.sh`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

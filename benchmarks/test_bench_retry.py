@@ -1,17 +1,22 @@
-"""Retry overhead side by side: success path and fail-fail-succeed (sleeping off).
+"""Retry overhead side by side: success path and fail-fail-succeed.
+
+Peers sleep as little as each allows (a no-op ``sleep=`` hook, or ``time.sleep`` patched
+out); ours fails-fails-succeeds on a ``VirtualClock`` with its default backoff and full
+jitter, so its waits are real (virtual) waits, and once more with no wait at all.
+Peers: tenacity, stamina, backoff and pyresilience (the fastest of them).
 
 Run: ``pytest benchmarks/test_bench_retry.py --benchmark-only``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_resilience._backoff import Backoff
+from pytest_resilience._clock import VirtualClock
 from pytest_resilience._retry import Retry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -72,45 +77,58 @@ def test_backoff_success(benchmark: Any) -> None:
     assert benchmark(fn) == 1
 
 
+def pyresilience_retry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    pyresilience = pytest.importorskip("pyresilience")
+    config = pyresilience.RetryConfig(max_attempts=3, delay=0.1, max_delay=10.0)
+    return pyresilience.resilient(retry=config)(fn)  # type: ignore[no-any-return]
+
+
+@pytest.mark.benchmark(group="retry-success")
+def test_pyresilience_success(benchmark: Any) -> None:
+    assert benchmark(pyresilience_retry(target)) == 1
+
+
 # -- async success path -----------------------------------------------------------------
 async def atarget() -> int:
     return 1
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A private event loop, closed after the benchmark."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def run_many(loop: asyncio.AbstractEventLoop, make: Callable[[], Any]) -> Callable[[], None]:
-    """1,000 awaited calls per round in one running loop (per call = time / 1000)."""
-
-    async def many() -> None:
-        for _ in range(1000):
-            await make()
-
-    return lambda: loop.run_until_complete(many())
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_ours_async_success(benchmark: Any, run_many: Any) -> None:
+    benchmark(run_many(Retry(attempts=3)(atarget)))
 
 
 @pytest.mark.benchmark(group="retry-async-success-x1000")
-def test_ours_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
-    benchmark(run_many(loop, Retry(attempts=3)(atarget)))
-
-
-@pytest.mark.benchmark(group="retry-async-success-x1000")
-def test_tenacity_async_success(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+def test_tenacity_async_success(benchmark: Any, run_many: Any) -> None:
     tenacity = pytest.importorskip("tenacity")
-    benchmark(run_many(loop, tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
+    benchmark(run_many(tenacity.retry(stop=tenacity.stop_after_attempt(3))(atarget)))
+
+
+@pytest.mark.benchmark(group="retry-async-success-x1000")
+def test_pyresilience_async_success(benchmark: Any, run_many: Any) -> None:
+    benchmark(run_many(pyresilience_retry(atarget)))
 
 
 # -- fail, fail, succeed ------------------------------------------------------------------
 @pytest.mark.benchmark(group="retry-fail-fail-succeed")
+def test_ours_fail_fail_succeed_virtual_clock(benchmark: Any) -> None:
+    """Default backoff (0.1 s x 2**n, full jitter): two virtual waits per call."""
+    clock = VirtualClock()
+    fn = Retry(attempts=3, clock=clock)(flaky_factory())
+    assert benchmark(fn) == 1
+    assert clock.monotonic() > 0
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
 def test_ours_fail_fail_succeed(benchmark: Any) -> None:
     fn = Retry(attempts=3, backoff=Backoff.constant(0))(flaky_factory())
     assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed")
+@pytest.mark.usefixtures("no_sleep")
+def test_pyresilience_fail_fail_succeed(benchmark: Any) -> None:
+    assert benchmark(pyresilience_retry(flaky_factory())) == 1
 
 
 @pytest.mark.benchmark(group="retry-fail-fail-succeed")
@@ -141,3 +159,16 @@ def test_backoff_fail_fail_succeed(benchmark: Any) -> None:
     fn = backoff.on_exception(backoff.constant, ConnectionError, max_tries=3, interval=0,
                               jitter=None, logger=None)(flaky_factory())
     assert benchmark(fn) == 1
+
+
+@pytest.mark.benchmark(group="retry-fail-fail-succeed-interleaved")
+@pytest.mark.usefixtures("no_sleep")
+def test_fail_fail_succeed_interleaved(interleaved: Any) -> None:
+    """Ours on a VirtualClock and the two fastest peers, timed in the same rounds."""
+    backoff = pytest.importorskip("backoff")
+    interleaved({
+        "ours": Retry(attempts=3, clock=VirtualClock())(flaky_factory()),
+        "pyresilience": pyresilience_retry(flaky_factory()),
+        "backoff": backoff.on_exception(backoff.constant, ConnectionError, max_tries=3,
+                                        interval=0, jitter=None, logger=None)(flaky_factory()),
+    }, calls=500)

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from faults._plan import Action, Fault, FaultPlan, Trigger
-from pytest_resilience import Clock, FaultInjected, History, emit, validate
+from pytest_resilience import Clock, FaultInjected, History, arming, emit, validate
 from pytest_resilience.kinds import FAULT_ARMED, FAULT_DISARMED, FAULT_FIRED
 
 __all__ = [
@@ -240,6 +240,7 @@ class ActivePlan:
                 table[name] = (*table.get(name, ()), entry)
             _armed = table
             self._active = True
+        arming.armed()
         emit(FAULT_ARMED, "faults", self.clock, history=self.history, family="failpoint",
              faults=len(self._entries), seed=self.plan.seed)
         return self

@@ -10,8 +10,9 @@ Families are public subpackages, each the one spelling of its names:
 (budgets, histograms), ``pytest_resilience.observability`` (logs, tracing, metrics),
 ``pytest_resilience.checks`` (checkers), ``pytest_resilience.chaos`` (property-based fault
 runs), ``pytest_resilience.report`` (report files), ``pytest_resilience.kinds`` (the
-declared event kinds) and ``pytest_resilience.validate`` (the argument checks, for your own
-components and fault families).
+declared event kinds), ``pytest_resilience.validate`` (the argument checks, for your own
+components and fault families), ``pytest_resilience.patching`` (exact attribute patches)
+and ``pytest_resilience.arming`` (the hook a fault registry calls when it arms a fault).
 """
 
 from __future__ import annotations

@@ -68,32 +68,47 @@ class Backoff:
         return self.base
 
 
+#: Retries whose delays a stateless ``Jittered`` lays out up front (later ones on demand).
+_TABLE = 64
+
+
 class Jittered:
-    """One call's delay source: the backoff's capped delays spread by a jitter mode.
+    """A delay source: the backoff's capped delays spread by a jitter mode.
 
     ``full``: U(0, d). ``equal``: d/2 + U(0, d/2). ``decorrelated``: U(base, min(max,
     3 * previous)). ``none``: d. Jitter comes after the cap, so delays keep their spread
-    even once the schedule has reached ``max``.
+    even once the schedule has reached ``max``. Only ``decorrelated`` remembers the
+    previous delay; the other modes may serve every call of a policy, and lay out their
+    first delays as ``table[n - 1] = (offset, spread)``: the delay before retry ``n`` is
+    ``offset + spread * U(0, 1)`` (the numbers ``random.uniform`` gives), with no draw when
+    ``spread`` is 0 (no jitter, or a zero delay).
     """
 
-    __slots__ = ("_backoff", "_jitter", "_previous", "_rng")
+    __slots__ = ("_fixed", "_previous", "backoff", "jitter", "random", "table")
 
     def __init__(self, backoff: Backoff, jitter: str, rng: random.Random) -> None:
-        self._backoff = backoff
-        self._jitter = jitter
-        self._rng = rng
+        self.backoff = backoff
+        self.jitter = jitter
+        self.random = rng.random
         self._previous = backoff.base
+        # The share of each delay that is not jittered (1.0: no jitter at all).
+        self._fixed = {"full": 0.0, "equal": 0.5}.get(jitter, 1.0)
+        self.table: tuple[tuple[float, float], ...] = (
+            () if jitter == "decorrelated"
+            else tuple(self._spread(backoff.delay(n)) for n in range(1, _TABLE + 1)))
+
+    def _spread(self, capped: float) -> tuple[float, float]:
+        offset = capped * self._fixed
+        return offset, capped - offset
 
     def next(self, retry: int) -> float:
-        """The delay before retry number ``retry``."""
-        backoff, jitter = self._backoff, self._jitter
-        if jitter == "decorrelated":
-            high = min(backoff.max, max(backoff.base, self._previous * 3))
-            self._previous = self._rng.uniform(backoff.base, high)
+        """The delay before retry number ``retry`` (from 1)."""
+        backoff = self.backoff
+        if self.jitter == "decorrelated":
+            base = backoff.base
+            high = min(backoff.max, max(base, self._previous * 3))
+            self._previous = base + (high - base) * self.random()  # random.uniform
             return self._previous
-        capped = backoff.delay(retry)
-        if jitter == "none" or capped == 0:
-            return capped
-        if jitter == "full":
-            return self._rng.uniform(0.0, capped)
-        return capped / 2 + self._rng.uniform(0.0, capped / 2)
+        offset, spread = (self.table[retry - 1] if retry <= _TABLE
+                          else self._spread(backoff.delay(retry)))
+        return offset + spread * self.random() if spread else offset

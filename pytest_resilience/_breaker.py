@@ -42,6 +42,7 @@ class BreakerState(enum.Enum):
 
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+_OPEN_VALUE = OPEN.value  # an enum's .value is a property: read once
 
 #: Called as ``fn(breaker, old_state, new_state)`` after each transition.
 Listener = Callable[["CircuitBreaker", BreakerState, BreakerState], object]
@@ -131,7 +132,7 @@ class CircuitBreaker:
                     f"minimum_calls={minimum_calls!r} exceeds window_size={window_size!r}: the "
                     "window can never hold enough calls. Pass minimum_calls <= window_size."
                 )
-            self._window = CountWindow(size)
+            self._window = CountWindow(size, self.minimum_calls)
         else:
             self._window = TimeWindow(_positive("window_size", window_size))
         self.name = name
@@ -150,7 +151,6 @@ class CircuitBreaker:
         self._trial_successes = 0
         self._windowed = self.failure_rate is not None or self.slow_call_rate is not None
         self._slow_rule = self.slow_call_duration is not None
-        self._timed = self._windowed or self._slow_rule
         self.storage = _validate.storage(storage)
         self._store: BreakerStore | None = None
         if storage is not None:
@@ -262,21 +262,17 @@ class CircuitBreaker:
                     retry_after = 0.0
         self._announce(changes)
         if retry_after >= 0:
-            self._reject(phase[0], retry_after)
+            raise self._rejection(phase[0], retry_after)
         return phase
 
-    def _reject(self, state: BreakerState, retry_after: float) -> None:
-        emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
-        detail = (
-            f"retry in {retry_after:.3f}s" if retry_after > 0
-            else f"all {self.half_open_max_calls} half-open trial calls are in flight"
-        )
-        raise CircuitOpenError(
-            f"circuit {self.name!r} is {state.value}: {detail}",
-            name=self.name,
-            retry_after=retry_after,
-            context={"state": state.value},
-        )
+    def _rejection(self, state: BreakerState, retry_after: float) -> CircuitOpenError:
+        """The error for a refused call (its caller raises it: one frame less to unwind)."""
+        if _events.listening():
+            emit(BREAKER_REJECTED, self.name, self.clock, retry_after=retry_after)
+        # Message and context are formatted only if somebody reads them: a breaker that
+        # refuses calls in a hot loop must cost less than the call it protects.
+        return CircuitOpenError._rejection(self.name, state.value, retry_after,
+                                           self.half_open_max_calls)
 
     def _record(self, phase: tuple[BreakerState, int], failed: bool, duration: float) -> None:
         changes: list[tuple[BreakerState, BreakerState]] = []
@@ -304,6 +300,17 @@ class CircuitBreaker:
         if changes:
             self._announce(changes)
 
+    def _check_trip(self, phase: tuple[BreakerState, int]) -> None:
+        """A CLOSED success that brought a count window to ``minimum_calls``: the one
+        success that can trip it (successes lower a count window's rates)."""
+        changes: list[tuple[BreakerState, BreakerState]] = []
+        with self._lock:
+            if self._phase is phase:
+                self._window.expire(self._mono())
+                if self._should_trip():
+                    self._to(OPEN, changes)
+        self._announce(changes)
+
     def _release(self, phase: tuple[BreakerState, int]) -> None:
         """An ignored exception ends a half-open trial without a verdict."""
         with self._lock:
@@ -320,22 +327,35 @@ class CircuitBreaker:
             return True
         return self.slow_call_rate is not None and w.slow >= self.slow_call_rate * w.calls
 
-    def _quiet(self) -> bool:
-        return not self._timed and not _events.listening()
-
     # -- calling ---------------------------------------------------------------------
-    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:  # noqa: PLR0912
         """Call ``fn`` through the breaker; raises ``CircuitOpenError`` when it refuses."""
         phase = self._phase
-        if phase[0] is CLOSED and self._quiet():
-            try:
-                result = fn(*args, **kwargs)
-            except self.expected:
-                self._record(phase, True, 0.0)
-                raise
-            if self._consecutive:
-                self._record(phase, False, 0.0)
-            return result
+        state = phase[0]
+        if state is CLOSED:
+            if not self._slow_rule and not _events.listening():
+                try:
+                    result = fn(*args, **kwargs)
+                except self.expected:
+                    self._record(phase, True, 0.0)
+                    raise
+                if self._consecutive:
+                    self._record(phase, False, 0.0)
+                elif self._windowed:
+                    window = self._window  # a count window takes a success lock-free
+                    if isinstance(window, CountWindow):
+                        if self._phase is phase and next(window.ticks) == window.crossing:
+                            self._check_trip(phase)
+                    else:
+                        self._record(phase, False, 0.0)
+                return result
+        elif state is OPEN:
+            wait = self._opened_at + self.recovery_timeout - self._mono()
+            if wait > 0:  # the common rejection, without the lock: _rejection, inlined
+                if _events.listening():
+                    emit(BREAKER_REJECTED, self.name, self.clock, retry_after=wait)
+                raise CircuitOpenError._rejection(self.name, _OPEN_VALUE, wait,
+                                                  self.half_open_max_calls)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
@@ -350,20 +370,36 @@ class CircuitBreaker:
         self._record(phase, False, self._mono() - started if timed else 0.0)
         return result
 
-    async def acall(
+    async def acall(  # noqa: PLR0912 - the hot path, kept in one frame
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Await ``fn`` through the breaker, with the same rules as ``call``."""
         phase = self._phase
-        if phase[0] is CLOSED and self._quiet():
-            try:
-                result = await fn(*args, **kwargs)
-            except self.expected:
-                self._record(phase, True, 0.0)
-                raise
-            if self._consecutive:
-                self._record(phase, False, 0.0)
-            return result
+        state = phase[0]
+        if state is CLOSED:
+            if not self._slow_rule and not _events.listening():
+                try:
+                    result = await fn(*args, **kwargs)
+                except self.expected:
+                    self._record(phase, True, 0.0)
+                    raise
+                if self._consecutive:
+                    self._record(phase, False, 0.0)
+                elif self._windowed:
+                    window = self._window  # a count window takes a success lock-free
+                    if isinstance(window, CountWindow):
+                        if self._phase is phase and next(window.ticks) == window.crossing:
+                            self._check_trip(phase)
+                    else:
+                        self._record(phase, False, 0.0)
+                return result
+        elif state is OPEN:
+            wait = self._opened_at + self.recovery_timeout - self._mono()
+            if wait > 0:  # the common rejection, without the lock: _rejection, inlined
+                if _events.listening():
+                    emit(BREAKER_REJECTED, self.name, self.clock, retry_after=wait)
+                raise CircuitOpenError._rejection(self.name, _OPEN_VALUE, wait,
+                                                  self.half_open_max_calls)
         phase = self._admit()
         timed = self._slow_rule or _events.listening()
         started = self._mono() if timed else 0.0
@@ -382,7 +418,7 @@ class CircuitBreaker:
     def _admitted(self, admission: Admission) -> None:
         self._announce(admission.changes)
         if admission.retry_after >= 0:
-            self._reject(admission.phase[0], admission.retry_after)
+            raise self._rejection(admission.phase[0], admission.retry_after)
 
     def _store_outcome(self, admission: Admission, failed: bool, duration: float
                        ) -> list[tuple[BreakerState, BreakerState]]:

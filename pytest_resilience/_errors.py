@@ -84,7 +84,15 @@ class RetryError(ResilienceError):
 class CircuitOpenError(ResilienceError):
     """The circuit breaker is open; ``retry_after`` seconds until it lets a call through."""
 
+    # A breaker rejecting calls builds this error per call; ``_rejection`` leaves the
+    # message and context to be made when first read (most callers never read them),
+    # and the slots spare it an instance dict.
+    __slots__ = ("_pending", "name", "retry_after")
+
     recoverable = True
+    _text: str | None = None
+    _context: dict[str, object] | None = None
+    _pending: tuple[str, int] | None
 
     def __init__(
         self,
@@ -94,9 +102,59 @@ class CircuitOpenError(ResilienceError):
         retry_after: float,
         context: Mapping[str, object] | None = None,
     ) -> None:
+        self._pending = None
         super().__init__(message, context=context)
         self.name = name
         self.retry_after = retry_after
+
+    @classmethod
+    def _rejection(cls, name: str, state: str, retry_after: float,
+                   trial_calls: int) -> CircuitOpenError:
+        """A breaker's rejection: the same error as ``__init__`` would build with the
+        breaker's message, but formatted only when read."""
+        error = cls.__new__(cls)
+        error.name = name
+        error.retry_after = retry_after
+        error._pending = (state, trial_calls)
+        return error
+
+    def _settle(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            state, trial_calls = pending
+            detail = (
+                f"retry in {self.retry_after:.3f}s" if self.retry_after > 0
+                else f"all {trial_calls} half-open trial calls are in flight"
+            )
+            ResilienceError.__init__(self, f"circuit {self.name!r} is {state}: {detail}",
+                                     context={"state": state})
+
+    @property
+    def message(self) -> str:
+        """What went wrong, for people."""
+        self._settle()
+        return self._text or ""
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._text = text
+
+    @property
+    def context(self) -> dict[str, object]:
+        """What the breaker knew when it refused (``state``)."""
+        self._settle()
+        if self._context is None:
+            self._context = {}
+        return self._context
+
+    @context.setter
+    def context(self, value: dict[str, object]) -> None:
+        self._context = value
+
+    def __repr__(self) -> str:
+        self._settle()
+        return super().__repr__()
 
 
 class RateLimitExceeded(ResilienceError):

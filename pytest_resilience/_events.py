@@ -224,7 +224,7 @@ def set_strict(enabled: bool) -> None:
 
 def listening() -> bool:
     """Whether an emitted event would be recorded or heard (hot paths skip work if not)."""
-    return _active is not None or bool(_listeners)
+    return _active is not None or _listeners != ()
 
 
 def active_history() -> History | None:

@@ -1,4 +1,9 @@
-"""``TokenBucket`` (continuous refill from the clock) and the ``RateLimiter`` registry."""
+"""``TokenBucket`` (continuous refill from the clock) and the ``RateLimiter`` registry.
+
+A limiter's keys that take the ``default`` limit (one per user, client, IP...) are not
+``TokenBucket`` objects: they share one table, one entry per key, under one lock, so
+100,000 keys cost what one dict of numbers costs and a call on any key costs the same.
+"""
 
 # ruff: noqa: ASYNC109 - timeouts run on the injected clock, not asyncio.timeout
 from __future__ import annotations
@@ -18,6 +23,12 @@ if TYPE_CHECKING:
     from pytest_resilience._storage import BucketStore, Storage
 
 __all__ = ["RateLimiter", "TokenBucket"]
+
+
+def _check_tokens(n: float, capacity: float) -> None:
+    _validate.number(n, "n", low=0.0, low_open=True, high=capacity,
+                     what=f"a number of tokens a bucket of capacity {capacity} can grant",
+                     accepted="0 < n <= capacity")
 
 
 def _positive(name: str, value: object) -> float:
@@ -58,10 +69,14 @@ class TokenBucket:
         self.storage = _validate.storage(storage)
         self._store: BucketStore | None = None
         if storage is not None:
-            self._store = storage.bucket_store(self)
-        if self._store is not None:
-            self._take = self._store.take  # type: ignore[method-assign]
-            self._wait_for = self._store.reserve  # type: ignore[method-assign]
+            self._bind(storage.bucket_store(self))
+
+    def _bind(self, store: BucketStore | None) -> None:
+        """Keep the tokens in ``store`` (when there is one) instead of this object."""
+        self._store = store
+        if store is not None:
+            self._take = store.take  # type: ignore[method-assign]
+            self._wait_for = store.reserve  # type: ignore[method-assign]
 
     @property
     def tokens(self) -> float:
@@ -78,9 +93,7 @@ class TokenBucket:
         return self._tokens
 
     def _check(self, n: float) -> None:
-        _validate.number(n, "n", low=0.0, low_open=True, high=self.capacity,
-                         what=f"a number of tokens a bucket of capacity {self.capacity} "
-                         "can grant", accepted="0 < n <= capacity")
+        _check_tokens(n, self.capacity)
 
     def try_acquire(self, n: float = 1) -> bool:
         """Take ``n`` tokens if they are there now; never waits."""
@@ -190,11 +203,108 @@ class TokenBucket:
         return f"TokenBucket(rate={self.rate}, capacity={self.capacity}, name={self.name!r})"
 
 
+class _Keys:
+    """The buckets of a limiter's default-limit keys: per key one ``complex`` holding
+    (tokens, time of the last refill) in one dict, under one lock. The arithmetic is
+    ``TokenBucket``'s, number for number; a key starts with a full bucket."""
+
+    __slots__ = ("_lock", "_mono", "_states", "capacity", "rate")
+
+    def __init__(self, rate: float, capacity: float, clock: Clock) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._mono = clock.monotonic
+        self._states: dict[str, complex] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, n: float) -> bool:
+        """``TokenBucket._take`` for ``key`` (the hot path of a keyed limiter)."""
+        with self._lock:
+            now = self._mono()
+            state = self._states.get(key)
+            if state is None:
+                tokens = self.capacity
+            else:
+                tokens, last = state.real, state.imag
+                if now > last:
+                    tokens += (now - last) * self.rate
+                    if tokens > self.capacity:  # noqa: PLR1730 - cheaper than min()
+                        tokens = self.capacity
+                else:
+                    now = last
+            granted = tokens >= n > 0
+            if granted:
+                tokens -= n
+            self._states[key] = complex(tokens, now)
+        return granted
+
+    def _refill(self, key: str) -> float:
+        """``key``'s tokens now (callers hold the lock)."""
+        now = self._mono()
+        state = self._states.get(key)
+        if state is None:
+            self._states[key] = complex(self.capacity, now)
+            return self.capacity
+        tokens, last = state.real, state.imag
+        if now > last:
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            self._states[key] = complex(tokens, now)
+        return tokens
+
+    def reserve(self, key: str, n: float) -> float:
+        """Take ``n`` tokens (returns 0.0) or the seconds until they are there."""
+        with self._lock:
+            tokens = self._refill(key)
+            if tokens >= n:
+                state = self._states[key]
+                self._states[key] = complex(tokens - n, state.imag)
+                return 0.0
+            return (n - tokens) / self.rate
+
+    def peek(self, key: str) -> float:
+        """Tokens available now."""
+        with self._lock:
+            return self._refill(key)
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` (it gets a configured limit of its own)."""
+        with self._lock:
+            self._states.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._states
+
+    def store(self, key: str) -> _KeyStore:
+        """``key``'s entry as a ``BucketStore``, for a ``TokenBucket`` view of it."""
+        return _KeyStore(self, key)
+
+
+class _KeyStore:
+    """One key of ``_Keys`` behind the ``BucketStore`` protocol."""
+
+    __slots__ = ("_key", "_keys")
+
+    def __init__(self, keys: _Keys, key: str) -> None:
+        self._keys = keys
+        self._key = key
+
+    def take(self, n: float) -> bool:
+        return self._keys.take(self._key, n)
+
+    def reserve(self, n: float) -> float:
+        return self._keys.reserve(self._key, n)
+
+    def peek(self) -> float:
+        return self._keys.peek(self._key)
+
+
 class RateLimiter:
     """Named per-service buckets: ``limiter.configure("search", rate=50, capacity=100)``.
 
     Unknown names use ``default=(rate, capacity)`` when given, else raise ``KeyError``.
-    Every bucket keeps its tokens in ``storage`` when one is given.
+    Every bucket keeps its tokens in ``storage`` when one is given. Without a shared
+    storage, the keys on the default limit live in one compact table (about 80 bytes
+    per key); ``bucket(name)`` hands out a ``TokenBucket`` over that key's entry.
     """
 
     def __init__(
@@ -208,13 +318,16 @@ class RateLimiter:
         self.clock: Clock = _validate.clock(clock)
         self.storage = _validate.storage(storage)
         self.default = default
+        self._keys: _Keys | None = None
         if default is not None:
             if not (isinstance(default, tuple) and len(default) == 2):
                 raise TypeError(f"default={_validate.show(default)} is not a (rate, capacity) "
                                 "pair. Pass e.g. default=(50, 100), or None.")
-            _positive("default rate", default[0])
-            _positive("default capacity", default[1])
-        self.default = default
+            rate = _positive("default rate", default[0])
+            capacity = _positive("default capacity", default[1])
+            probe = TokenBucket(rate, capacity, clock=self.clock, storage=self.storage)
+            if probe._store is None:  # tokens kept in this process: the compact table
+                self._keys = _Keys(rate, capacity, self.clock)
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         if limits is not None and not isinstance(limits, Mapping):
@@ -231,10 +344,12 @@ class RateLimiter:
         bucket = TokenBucket(rate, capacity, name=name, clock=self.clock, storage=self.storage)
         with self._lock:
             self._buckets[name] = bucket
+            if self._keys is not None:
+                self._keys.forget(name)
         return bucket
 
     def bucket(self, name: str) -> TokenBucket:
-        """The bucket of ``name``."""
+        """The bucket of ``name`` (for a key on the default limit: a view of its entry)."""
         found = self._buckets.get(name)
         if found is not None:
             return found
@@ -247,6 +362,10 @@ class RateLimiter:
                         "Call configure(name, rate=, capacity=) or pass default=(rate, capacity)."
                     )
                 rate, capacity = self.default
+                if self._keys is not None:
+                    view = TokenBucket(rate, capacity, name=name, clock=self.clock)
+                    view._bind(self._keys.store(name))
+                    return view
                 self._buckets[name] = TokenBucket(rate, capacity, name=name, clock=self.clock,
                                                   storage=self.storage)
             return self._buckets[name]
@@ -254,16 +373,41 @@ class RateLimiter:
     __getitem__ = bucket
 
     def __contains__(self, name: object) -> bool:
-        return name in self._buckets
+        return name in self._buckets or (self._keys is not None and name in self._keys)
+
+    def _take_key(self, name: str, n: float) -> bool:
+        """Take ``n`` tokens of a key of the compact table, for a caller that would wait
+        for them otherwise (so a refusal is no event)."""
+        keys = self._keys
+        if keys is None or name in self._buckets:
+            return False
+        _check_tokens(n, keys.capacity)
+        granted = keys.take(name, n)
+        if granted and _events.listening():
+            emit(RATELIMIT_ACQUIRED, name, self.clock, tokens=n, waited=0.0)
+        return granted
 
     def try_acquire(self, name: str, n: float = 1) -> bool:
         """``bucket(name).try_acquire(n)``."""
-        return self.bucket(name).try_acquire(n)
+        keys = self._keys
+        if keys is None or name in self._buckets:
+            return self.bucket(name).try_acquire(n)
+        if (n.__class__ is not int and n.__class__ is not float) or not 0 < n <= keys.capacity:
+            _check_tokens(n, keys.capacity)  # refuses with its message (bool, str, NaN...)
+        granted = keys.take(name, n)  # the hot path of a keyed limiter: _take_key, inlined
+        if _events.listening():
+            emit(RATELIMIT_ACQUIRED if granted else RATELIMIT_REJECTED, name, self.clock,
+                 tokens=n, waited=0.0)
+        return granted
 
     def acquire(self, name: str, n: float = 1, *, timeout: float | None = None) -> float:
         """``bucket(name).acquire(n, timeout=...)``."""
+        if self._take_key(name, n):
+            return 0.0
         return self.bucket(name).acquire(n, timeout=timeout)
 
     async def aacquire(self, name: str, n: float = 1, *, timeout: float | None = None) -> float:
         """``await bucket(name).aacquire(n, timeout=...)``."""
+        if self._take_key(name, n):
+            return 0.0
         return await self.bucket(name).aacquire(n, timeout=timeout)

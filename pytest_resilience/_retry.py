@@ -27,6 +27,9 @@ __all__ = ["Backoff", "Retry", "RetryBudget", "RetryState", "retry"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
+#: One retried call's attempts: (number, started, ended, exception), as ``Attempt`` takes.
+_Attempts = list[tuple[int, float, float, BaseException | None]]
+
 _REFUSED = frozenset({types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType})
 _DEFAULT_BACKOFF = Backoff.exponential()
 
@@ -43,14 +46,16 @@ class RetryState:
     result: Any
 
 
-def _exception_predicate(retry_on: object) -> Callable[[BaseException], bool]:
+def _exception_predicate(
+    retry_on: object,
+) -> tuple[type[BaseException], ...] | Callable[[BaseException], bool]:
+    """The retryable exception types (a tuple), or the predicate that decides."""
     if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
         retry_on = (retry_on,)
     if isinstance(retry_on, tuple) and retry_on and all(
         isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
     ):
-        types_ = retry_on
-        return lambda exc: isinstance(exc, types_)
+        return retry_on
     if callable(retry_on) and not isinstance(retry_on, tuple):
         return cast(Callable[[BaseException], bool], retry_on)
     raise TypeError(
@@ -58,6 +63,10 @@ def _exception_predicate(retry_on: object) -> Callable[[BaseException], bool]:
         f"predicate. "
         "Pass e.g. retry_on=(ConnectionError, TimeoutError) or retry_on=lambda exc: ..."
     )
+
+
+def _never(exc: BaseException) -> bool:
+    return False
 
 
 def _refuse(fn: object, what: str) -> TypeError:
@@ -123,8 +132,12 @@ class Retry:
         self.budget = budget
         self.name = name
         self.retry_if_result = retry_if_result
-        self._should_retry = _exception_predicate(retry_on)
+        retryable = _exception_predicate(retry_on)
+        self._retry_types = retryable if isinstance(retryable, tuple) else None
+        self._retry_check: Callable[[BaseException], bool] = (
+            retryable if not isinstance(retryable, tuple) else _never)
         self._rng = random.Random(seed)
+        self._delays: Jittered | None = None  # see _delay_source
         self.clock: Clock = clock
         self._mono = self.clock.monotonic
         self._plain = retry_if_result is None and budget is None
@@ -169,43 +182,62 @@ class Retry:
         exc: BaseException | None,
         result: Any,
     ) -> T:
-        run = _Run(self, started)
-        delay = run.judge(1, started, exc, result)
+        if self.budget is not None:
+            self.budget.record_call()
+        attempts: _Attempts = []
+        delays = self._delays
+        if delays is None or delays.backoff is not self.backoff or delays.jitter != self.jitter:
+            delays = self._delay_source()
+        judge, mono, sleep = self._judge, self._mono, self.clock.sleep
+        # Whether this call's events are heard is decided once, at its first failure.
+        heard = _events.listening()
+        quiet = self.retry_if_result is None and not heard
+        delay = judge(attempts, delays, started, 1, started, exc, result, heard)
         attempt = 1
         while True:
             if delay > 0:
-                self.clock.sleep(delay)
+                sleep(delay)
             attempt += 1
-            begun = self._mono()
+            begun = mono()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:
-                delay = run.judge(attempt, begun, error, None)
+                delay = judge(attempts, delays, started, attempt, begun, error, None, heard)
                 continue
-            delay = run.judge(attempt, begun, None, result)
-            if delay < 0:
-                return cast(T, result)
+            if not quiet:  # a success nobody hears about needs no record
+                delay = judge(attempts, delays, started, attempt, begun, None, result, heard)
+                if delay >= 0:
+                    continue
+            # The attempts hold their exceptions, whose tracebacks hold this frame: let
+            # go of them now, rather than leave a cycle to the garbage collector.
+            attempts.clear()
+            return cast(T, result)
 
     # -- async -----------------------------------------------------------------------
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` under this policy; waits use ``clock.asleep``."""
-        run: _Run | None = None
+        run: tuple[_Attempts, Jittered] | None = None
         started = self._mono()
         attempt = 0
+        heard = False
         while True:
             attempt += 1
             begun = self._mono() if attempt > 1 else started
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
-                run = run or _Run(self, started)
-                delay = run.judge(attempt, begun, error, None)
+                if run is None:
+                    run, heard = self._begin(), _events.listening()
+                delay = self._judge(*run, started, attempt, begun, error, None, heard)
             else:
-                if run is None and self._plain and not _events.listening():
-                    return result
-                run = run or _Run(self, started)
-                delay = run.judge(attempt, begun, None, result)
+                if run is None:
+                    heard = _events.listening()
+                    if self._plain and not heard:
+                        return result
+                    run = self._begin()
+                delay = self._judge(*run, started, attempt, begun, None, result, heard)
                 if delay < 0:
+                    run[0].clear()  # no cycle left to the collector (see _retry_sync)
                     return result
             if delay > 0:
                 await self.clock.asleep(delay)
@@ -246,68 +278,92 @@ class Retry:
         )
 
 
-class _Run:
-    """The bookkeeping of one retried call once something went wrong."""
 
-    __slots__ = ("attempts", "delays", "policy", "started")
+    # -- one retried call's bookkeeping -------------------------------------------------
+    def _begin(self) -> tuple[_Attempts, Jittered]:
+        """An awaited call went wrong: its attempt records and its delay source (the sync
+        path does the same inline)."""
+        if self.budget is not None:
+            self.budget.record_call()
+        return [], self._delay_source()
 
-    def __init__(self, policy: Retry, started: float) -> None:
-        self.policy = policy
-        self.started = started
-        self.attempts: list[Attempt] = []
-        self.delays = Jittered(policy.backoff, policy.jitter, policy._rng)
-        if policy.budget is not None:
-            policy.budget.record_call()
+    def _delay_source(self) -> Jittered:
+        """One call's delays: stateless jitter modes share one source (its capped delays
+        computed once) while ``backoff`` and ``jitter`` stay as they are; decorrelated
+        jitter needs a source per call."""
+        shared = self._delays  # (the sync path checks this inline)
+        if shared is not None and shared.backoff is self.backoff and shared.jitter == self.jitter:
+            return shared
+        source = Jittered(self.backoff, self.jitter, self._rng)
+        self._delays = None if self.jitter == "decorrelated" else source
+        return source
 
-    def judge(self, number: int, begun: float, exc: BaseException | None, result: Any) -> float:
+    def _judge(  # noqa: PLR0912, PLR0917 - the hot path of a retry, kept in one frame
+        self,
+        attempts: _Attempts,
+        delays: Jittered,
+        started: float,
+        number: int,
+        begun: float,
+        exc: BaseException | None,
+        result: Any,
+        heard: bool,
+    ) -> float:
         """Record attempt ``number``; the delay before the next one, ``-1`` when done.
 
-        Raises the exception or ``RetryError`` when the call gives up.
+        Raises the exception or ``RetryError`` when the call gives up. Attempts are
+        kept as plain tuples; ``Attempt`` objects are built only for a ``RetryError``.
+        ``heard``: whether this call's events are wanted (decided at its first failure).
         """
-        policy = self.policy
-        now = policy._mono()
-        self.attempts.append(Attempt(number, begun, now, exc))
+        now = self._mono()
+        attempts.append((number, begun, now, exc))
         if exc is None:
-            check = policy.retry_if_result
+            check = self.retry_if_result
             if check is None or not check(result):
-                if _events.listening():
-                    emit(RETRY_ATTEMPT, policy.name, policy.clock, attempt=number,
-                         outcome="ok", error=None, elapsed=now - self.started)
+                if heard:
+                    emit(RETRY_ATTEMPT, self.name, self.clock, attempt=number,
+                         outcome="ok", error=None, elapsed=now - started)
                 return -1.0
-        listening = _events.listening()
-        if listening:
+        if heard:
             error = f"result {result!r}" if exc is None else repr(exc)
-            emit(RETRY_ATTEMPT, policy.name, policy.clock, attempt=number, outcome="error",
-                 error=error, elapsed=now - self.started)
-        if exc is not None and not policy._should_retry(exc):
-            self.give_up("not_retryable", exc, reraise=True)
-        if number >= policy.attempts:
-            self.give_up("attempts", exc)
-        delay = self.delays.next(number)
-        if policy.deadline is not None and now + delay - self.started > policy.deadline:
-            self.give_up("deadline", exc)
-        if policy.budget is not None and not policy.budget.try_spend():
-            self.give_up("budget", exc)
-        if policy.on_retry is not None:
-            policy.on_retry(
-                RetryState(policy.name, number, delay, now - self.started, exc, result)
-            )
-        if listening:
-            emit(RETRY_SLEEP, policy.name, policy.clock, attempt=number, delay=delay)
+            emit(RETRY_ATTEMPT, self.name, self.clock, attempt=number, outcome="error",
+                 error=error, elapsed=now - started)
+        if exc is not None:
+            retry_types = self._retry_types
+            if not (isinstance(exc, retry_types) if retry_types is not None
+                    else self._retry_check(exc)):
+                self._give_up(attempts, "not_retryable", exc, reraise=True)
+        if number >= self.attempts:
+            self._give_up(attempts, "attempts", exc)
+        table = delays.table
+        if number <= len(table):  # Jittered.next, inlined (it runs once per retry)
+            delay, spread = table[number - 1]
+            if spread:
+                delay += spread * delays.random()
+        else:
+            delay = delays.next(number)
+        if self.deadline is not None and now + delay - started > self.deadline:
+            self._give_up(attempts, "deadline", exc)
+        if self.budget is not None and not self.budget.try_spend():
+            self._give_up(attempts, "budget", exc)
+        if self.on_retry is not None:
+            self.on_retry(RetryState(self.name, number, delay, now - started, exc, result))
+        if heard:
+            emit(RETRY_SLEEP, self.name, self.clock, attempt=number, delay=delay)
         return delay
 
-    def give_up(self, reason: str, exc: BaseException | None, *, reraise: bool = False) -> None:
-        policy = self.policy
-        count = len(self.attempts)
-        emit(RETRY_GIVEUP, policy.name, policy.clock, attempts=count, reason=reason)
-        if exc is not None and (reraise or policy.reraise):
+    def _give_up(self, attempts: _Attempts, reason: str, exc: BaseException | None, *,
+                 reraise: bool = False) -> None:
+        count = len(attempts)
+        emit(RETRY_GIVEUP, self.name, self.clock, attempts=count, reason=reason)
+        if exc is not None and (reraise or self.reraise):
             raise exc
         last = repr(exc) if exc is not None else "result rejected by retry_if_result"
         plural = "s" if count != 1 else ""
         raise RetryError(
-            f"{policy.name}: gave up after {count} attempt{plural} ({reason}); last: {last}",
-            attempts=self.attempts,
-            context={"reason": reason, "name": policy.name},
+            f"{self.name}: gave up after {count} attempt{plural} ({reason}); last: {last}",
+            attempts=[Attempt(*attempt) for attempt in attempts],
+            context={"reason": reason, "name": self.name},
         ) from exc
 
 

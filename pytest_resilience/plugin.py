@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``resilience``): options, markers, core fixtures, summary.
 
 Loading it imports no heavy dependency. Each fault family's fixtures live in its own
-module under ``pytest_resilience._plugin`` and are registered through ``pytest_plugins``.
+module under ``pytest_resilience._plugin``, registered with this one (``FAMILIES``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ import pytest
 
 from pytest_resilience._plugin.calls import watch_calls
 from pytest_resilience._plugin.state import (
-    RECORD_KEY,
     SESSION,
     ResilienceSession,
     allowed_modules,
+    apply_marker_rules,
     derive_seed,
+    generate_for_markers,
     get_state,
     item_record,
-    request_marked_fixture,
-    take_item_record,
+    on_marker,
+    requests,
     test_clock,
 )
 
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
     from faults import FaultScope
     from pytest_resilience import History, VirtualClock
 
-pytest_plugins = (
+#: The family modules, registered by ``pytest_addoption`` rather than ``pytest_plugins``:
+#: pytest looks each ``pytest_plugins`` name up among every installed distribution's
+#: entry points before importing it, a few milliseconds each, on every run.
+FAMILIES = (
     "pytest_resilience._plugin.report",
     "pytest_resilience._plugin.sla",
     "pytest_resilience._plugin.network",
@@ -84,7 +88,7 @@ def _seed_arg(value: str) -> int | str:
         ) from None
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("resilience", "pytest-resilience: faults, clocks and SLA budgets")
     group.addoption(
         SEED_OPTION,
@@ -118,6 +122,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "modules fault plan files may name although they are not imported",
                   type="linelist", default=[])
     parser.addini("resilience_report", "default for --resilience-report", default="")
+    # The families next (their options join this group): ``-p no:<module>`` blocks one.
+    for name in FAMILIES:
+        if not pluginmanager.is_blocked(name) and not pluginmanager.has_plugin(name):
+            pluginmanager.register(importlib.import_module(name), name)
 
 
 _OUR_FAULTS = Path(__file__).resolve().parent.parent / "faults" / "__init__.py"
@@ -187,12 +195,31 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and not hasattr(config, "workerinput"):
         cache.set(_SEED_CACHE_KEY, seed)
-    if not hasattr(config, "workerinput"):  # a worker's reports go to the controller as-is
-        from pytest_resilience._plugin.records import RecordCollector
+    from pytest_resilience._plugin.per_test import collect_records, watch_arming
 
-        config.pluginmanager.register(RecordCollector(session), "resilience-records")
+    # Per-test hooks come with the first use of the harness (see _plugin/per_test.py);
+    # report.json lists every test, and an xdist controller gets records from workers.
+    if not hasattr(config, "workerinput") and (session.report_dir is not None
+                                               or _distributed(config)):
+        collect_records(config)
+    session.arm_hook_before = watch_arming(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "resilience-xdist")
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """Whether this session hands its tests to pytest-xdist workers."""
+    option = config.option
+    return bool(getattr(option, "numprocesses", None)) or getattr(option, "dist", "no") != "no"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the arming hook back to the session this one ran inside, if any."""
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        from pytest_resilience import arming
+
+        arming.set_hook(session.arm_hook_before)
 
 
 class _XdistHooks:
@@ -212,9 +239,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"resilience: seed={state.seed} (replay: {SEED_OPTION}={state.seed})"
 
 
+#: A ``faults`` marker requests the ``faults`` fixture by itself.
+on_marker("faults", requests("faults"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``faults`` marker requests the ``faults`` fixture by itself."""
-    request_marked_fixture(items, "faults")
+    """Every family's marker rules (a marker requests its fixtures), in one pass."""
+    apply_marker_rules(items)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every family's parametrisation by marker (chaos shards, migrations)."""
+    generate_for_markers(metafunc)
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -308,33 +344,6 @@ def _plan_file(arg: str | Path) -> str:
         )
 
 
-# -- per-test bookkeeping ----------------------------------------------------------------
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    """Attach the test's record, and stop any fault that leaked out of the test."""
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:  # another fixture's teardown failed: report both
-        error = exc
-    record = take_item_record(item)
-    if record:
-        item.user_properties.append((RECORD_KEY, record))
-    loaded = sys.modules.get("faults")  # not loaded yet: no failpoint can be armed
-    leaked = loaded.disarm_all() if loaded is not None else []
-    if leaked:
-        message = (
-            f"failpoints {leaked} were still armed after the test; they have been "
-            "disarmed. Arm faults with `with faults.inject(...)`, the `faults` fixture, or "
-            "call .stop() on the activation."
-        )
-        if error is not None:
-            message += f" The teardown also failed: {type(error).__name__}: {error}"
-        raise pytest.fail.Exception(message, pytrace=False) from error
-    if error is not None:
-        raise error
-
-
 #: Rows of the coverage matrix the terminal summary shows (report.json has them all).
 _COVERAGE_ROWS = 20
 
@@ -362,12 +371,12 @@ def pytest_terminal_summary(
 ) -> None:
     """A ``resilience`` section rendered from the per-test records; silent unless a test
     used the harness."""
-    from pytest_resilience.report._json import summarise
-
     session = get_state(config)
     harness = [r for r in session.records.values() if "events" in r]
     if not harness and not session.lost_workers:
         return
+    from pytest_resilience.report._json import summarise
+
     summary = summarise(list(session.records.values()))
     tr = terminalreporter
     tr.write_sep("-", "resilience")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resilience._plugin.state import get_state, item_record
+from pytest_resilience._plugin.state import item_record, register_once
 
 if TYPE_CHECKING:
     from pytest_resilience import History
@@ -26,11 +26,11 @@ _HISTORY = pytest.StashKey["History"]()
 
 def watch_calls(item: pytest.Item, history: History) -> None:
     """Make ``history`` ``item``'s test history and watch its call phase."""
+    from pytest_resilience._plugin.per_test import use_harness
+
     item.stash[_HISTORY] = history
-    session = get_state(item.config)
-    if _CALL_WATCH not in session.registered:
-        session.registered.add(_CALL_WATCH)
-        item.config.pluginmanager.register(_CallWatch(), _CALL_WATCH)
+    register_once(item.config, _CALL_WATCH, _CallWatch)
+    use_harness(item.config)
 
 
 def test_history(item: pytest.Item) -> History | None:

@@ -30,7 +30,8 @@ from pytest_resilience._plugin.state import (
     allowed_modules,
     derive_seed,
     get_state,
-    request_marked_fixture,
+    on_marker,
+    requests,
 )
 
 if TYPE_CHECKING:
@@ -75,17 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("resilience_chaos_db", f"default for {CHAOS_DB_OPTION}", default="")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``chaos`` marker requests the ``chaos`` fixture (and the test's ``history``, where
-    the run's result goes) by itself."""
-    request_marked_fixture(items, "chaos", also=("history",))
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+def _shard(metafunc: pytest.Metafunc, marker: pytest.Mark) -> None:
     """``@pytest.mark.chaos(shards=N)``: N items, each with its own seed and its share of
     ``max_examples``, so pytest-xdist spreads one chaos test over its workers."""
-    marker = metafunc.definition.get_closest_marker("chaos")
-    shards = marker.kwargs.get("shards", 1) if marker is not None else 1
+    shards = marker.kwargs.get("shards", 1)
     if shards == 1:
         return
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
@@ -94,6 +88,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.fixturenames.append(SHARD_FIXTURE)
     metafunc.parametrize(SHARD_FIXTURE, [(i, shards) for i in range(shards)], indirect=True,
                          ids=[f"chaos-shard-{i + 1}of{shards}" for i in range(shards)])
+
+
+# A ``chaos`` marker requests the ``chaos`` fixture (and the test's ``history``, where the
+# run's result goes) by itself.
+on_marker("chaos", requests("chaos", "history"), generate=_shard)
 
 
 @pytest.fixture

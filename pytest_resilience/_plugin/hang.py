@@ -17,7 +17,6 @@ Three limits, all served by one real-time watchdog (``pytest_resilience._watchdo
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -112,6 +111,8 @@ def chaos_deadline(item: pytest.Item, settings: Mapping[str, Any],
             with WATCHDOG.limit(deadline, expired):
                 outcome = body(run)
                 if inspect.isawaitable(outcome):
+                    import asyncio  # not at import: loading the plugin must stay cheap
+
                     outcome = asyncio.run(_awaited(outcome))
                 return outcome
         except _Interrupted as hung:

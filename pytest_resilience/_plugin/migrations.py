@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_resilience._plugin.state import on_marker
+
 if TYPE_CHECKING:
     from pytest_resilience import History, VirtualClock
     from pytest_resilience.migrations import Backend, CrashExplorer, MigrationCase
@@ -59,11 +61,8 @@ def _target(config: pytest.Config, marker: pytest.Mark,
     return path.resolve(), dict(marker.kwargs)
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+def _per_migration(metafunc: pytest.Metafunc, marker: pytest.Mark) -> None:
     """One test per migration of the marked set."""
-    marker = metafunc.definition.get_closest_marker("migrations")
-    if marker is None:
-        return
     if "migration" not in metafunc.fixturenames:
         raise _misuse(
             f"{metafunc.definition.nodeid}: a @pytest.mark.migrations test takes the "
@@ -76,6 +75,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     steps = source.steps()
     metafunc.parametrize("migration", [s.version for s in steps],
                          ids=[s.label for s in steps], indirect=True)
+
+
+on_marker("migrations", generate=_per_migration)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resilience._plugin.calls import after_call
-from pytest_resilience._plugin.state import item_record, request_marked_fixture
+from pytest_resilience._plugin.state import item_record, on_marker
 
 if TYPE_CHECKING:
     from pytest_resilience import History
@@ -27,15 +27,16 @@ _RECORDER = pytest.StashKey["SLARecorder"]()
 _RECOVERY = pytest.StashKey[float]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _request_fixtures(item: pytest.Function, marker: pytest.Mark) -> None:
     """An ``sla`` marker requests the ``sla`` fixture by itself (and ``clock`` with
     ``clock="virtual"``, so the test's history is stamped by that clock too)."""
-    request_marked_fixture(items, "sla")
-    for item in items:
-        marker = item.get_closest_marker("sla")
-        if (isinstance(item, pytest.Function) and marker is not None
-                and marker.kwargs.get("clock") == "virtual" and "clock" not in item.fixturenames):
-            item.fixturenames.insert(0, "clock")
+    if "sla" not in item.fixturenames:
+        item.fixturenames.append("sla")
+    if marker.kwargs.get("clock") == "virtual" and "clock" not in item.fixturenames:
+        item.fixturenames.insert(0, "clock")
+
+
+on_marker("sla", _request_fixtures)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from _pytest.nodes import Node
+
     from pytest_resilience import Clock
     from pytest_resilience.sla._recorder import OperationStats
 
@@ -27,10 +29,14 @@ __all__ = [
     "SESSION",
     "ResilienceSession",
     "allowed_modules",
+    "apply_marker_rules",
     "derive_seed",
+    "generate_for_markers",
     "get_state",
     "item_record",
-    "request_marked_fixture",
+    "on_marker",
+    "register_once",
+    "requests",
     "reset_after_each_plan",
     "test_clock",
 ]
@@ -60,6 +66,8 @@ class ResilienceSession:
     #: The chaos corpus (a Hypothesis ``ExampleDatabase`` or None), built on first use.
     chaos_db: Any = None
     chaos_db_built: bool = False
+    #: The arming hook this session replaced (an outer session's), given back at the end.
+    arm_hook_before: Callable[[], None] | None = None
 
     def add_operation(self, operation: str, variant: str, stats: OperationStats) -> None:
         """Merge ``stats`` into the session's stats for ``operation`` under ``variant``."""
@@ -75,6 +83,15 @@ SESSION = pytest.StashKey[ResilienceSession]()
 #: Per chaos test, for each fixture the body may change: a function called before the
 #: first plan that returns the reset to call after each plan.
 PLAN_RESETS = pytest.StashKey[list[Callable[[], Callable[[], None]]]]()
+
+
+def register_once(config: pytest.Config, name: str, make: Callable[[], object]) -> None:
+    """Register the plugin object ``make()`` under ``name``, once per session (the hooks
+    that only harness tests need are registered on first use)."""
+    session = get_state(config)
+    if name not in session.registered:
+        session.registered.add(name)
+        config.pluginmanager.register(make(), name)
 
 
 def get_state(config: pytest.Config) -> ResilienceSession:
@@ -95,6 +112,9 @@ def item_record(item: pytest.Item) -> dict[str, Any]:
     """The part of ``item``'s record its fixtures fill in (attached at teardown)."""
     record = item.stash.get(_ITEM_RECORD, None)
     if record is None:
+        from pytest_resilience._plugin.per_test import use_harness
+
+        use_harness(item.config)
         record = item.stash[_ITEM_RECORD] = {}
     return record
 
@@ -133,16 +153,87 @@ def test_clock(request: pytest.FixtureRequest) -> Clock:
 test_clock.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
 
 
-def request_marked_fixture(items: list[pytest.Item], name: str,
-                           also: tuple[str, ...] = ()) -> None:
-    """Make every test marked ``@pytest.mark.<name>`` request the fixture ``name`` (and
-    the fixtures in ``also``)."""
-    for item in items:
-        if not isinstance(item, pytest.Function) or item.get_closest_marker(name) is None:
-            continue
-        for fixture in (name, *also):
+#: What a marked test does at collection: ``rule(item, marker)`` (request fixtures).
+MarkerRule = Callable[[pytest.Function, pytest.Mark], None]
+#: What a marked test function does at parametrisation: ``generate(metafunc, marker)``.
+GenerateRule = Callable[[pytest.Metafunc, pytest.Mark], None]
+
+_MARKER_RULES: dict[str, MarkerRule] = {}
+_GENERATE_RULES: dict[str, GenerateRule] = {}
+
+
+def on_marker(name: str, rule: MarkerRule | None = None, *,
+              generate: GenerateRule | None = None) -> None:
+    """Run ``rule`` for each collected test marked ``name`` and ``generate`` for each
+    marked test function being parametrised (with the closest such marker). The family
+    modules declare theirs at import; the core plugin runs them all in one pass."""
+    if rule is not None:
+        _MARKER_RULES[name] = rule
+    if generate is not None:
+        _GENERATE_RULES[name] = generate
+
+
+def requests(*fixtures: str) -> MarkerRule:
+    """A rule making a marked test request ``fixtures`` (a marker requests its fixture
+    by itself)."""
+
+    def rule(item: pytest.Function, marker: pytest.Mark) -> None:
+        for fixture in fixtures:
             if fixture not in item.fixturenames:
                 item.fixturenames.append(fixture)
+
+    return rule
+
+
+_MARKER_NAMES = pytest.StashKey[frozenset[str]]()
+
+
+def _marker_names(node: Node | None) -> frozenset[str]:
+    """Names of the markers on ``node`` and above it (kept on each node: the items of
+    one module or class share the walk up)."""
+    if node is None:
+        return frozenset()
+    names = node.stash.get(_MARKER_NAMES, None)
+    if names is None:
+        names = frozenset({m.name for m in node.own_markers} | _marker_names(node.parent))
+        node.stash[_MARKER_NAMES] = names
+    return names
+
+
+def _closest(node: pytest.Item, names: dict[str, Any]) -> dict[str, pytest.Mark]:
+    """The closest marker of each of ``names`` on ``node`` (none, most of the time)."""
+    found: dict[str, pytest.Mark] = {}
+    own = node.own_markers
+    if ((not own or names.keys().isdisjoint([m.name for m in own]))
+            and names.keys().isdisjoint(_marker_names(node.parent))):
+        return found
+    for marker in node.iter_markers():
+        if marker.name in names and marker.name not in found:
+            found[marker.name] = marker
+    return found
+
+
+def apply_marker_rules(items: list[pytest.Item]) -> None:
+    """Every marker rule, in one pass over the collected items (the family modules'
+    rules run in the reverse order of their declaration)."""
+    rules = _MARKER_RULES
+    order = list(reversed(rules))
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        found = _closest(item, rules)
+        for name in order:
+            if name in found:
+                rules[name](item, found[name])
+
+
+def generate_for_markers(metafunc: pytest.Metafunc) -> None:
+    """Every generate rule whose marker the test function carries."""
+    rules = _GENERATE_RULES
+    found = _closest(metafunc.definition, rules)
+    for name in reversed(rules):
+        if name in found:
+            rules[name](metafunc, found[name])
 
 
 def reset_after_each_plan(node: pytest.Item, start: Callable[[], Callable[[], None]]) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_resilience import _validate
+from pytest_resilience import _events, _validate
 from pytest_resilience._clock import Clock
 from pytest_resilience._errors import ResilienceError
 from pytest_resilience._events import emit
@@ -96,11 +97,16 @@ class ModelCache:
         self.verify = verify
         self.name = name
         self.clock: Clock = _validate.clock(clock)
+        self._mono = self.clock.monotonic
         self._lock = threading.RLock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._loading: dict[Hashable, _Flight] = {}
         self._bytes = 0
-        self._hits = self._misses = self._loads = 0
+        self._misses = self._loads = 0
+        # Hits are counted without the lock: one ticket each from an atomic counter;
+        # stats() draws one too (``_hit_reads`` of them), and takes those off.
+        self._hit_tickets = itertools.count()
+        self._hit_reads = 0
         self._evictions: Counter[str] = Counter()
 
     # -- reading ---------------------------------------------------------------------
@@ -112,7 +118,26 @@ class ModelCache:
         concurrent misses on one key wait for a single load (if it fails, the next
         waiter loads).
         """
-        _check_entry(ttl, size)
+        if ttl is not None or size is not None:
+            _check_entry(ttl, size)
+        entries = self._entries  # self._hit(key), inlined: the hot path
+        entry = entries.get(key)
+        if entry is not None and entry.expires > self._mono():
+            try:
+                entries.move_to_end(key)
+            except KeyError:
+                pass
+            else:
+                next(self._hit_tickets)
+                if _events.listening():
+                    emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
+                return entry.value
+        return self._get_missed(key, loader, ttl, size)
+
+    def _get_missed(self, key: Hashable, loader: Loader | None, ttl: float | None,
+                    size: int | None) -> Any:
+        """``get`` past the lock-free hit: a hit after all, a wait for another thread's
+        load, or a load."""
         with self._lock:
             found, value = self._lookup(key)
             if found:
@@ -154,7 +179,11 @@ class ModelCache:
                    loader: Callable[[Hashable], Awaitable[Any] | Any] | None = None, *,
                    ttl: float | None = None, size: int | None = None) -> Any:
         """``get`` for async (or sync) loaders; the lock is not held while loading."""
-        _check_entry(ttl, size)
+        if ttl is not None or size is not None:
+            _check_entry(ttl, size)
+        entry = self._hit(key)
+        if entry is not None:
+            return entry.value
         with self._lock:
             found, value = self._lookup(key)
             if found:
@@ -207,8 +236,7 @@ class ModelCache:
         with self._lock:
             if not self._entries:
                 return None
-            key = next(iter(self._entries))
-            freed = self._remove(key, cause=cause)
+            key, freed = self._remove_oldest(cause)
         _release(freed)
         return key
 
@@ -218,8 +246,7 @@ class ModelCache:
         freed = 0
         with self._lock:
             while freed < nbytes and self._entries:
-                key = next(iter(self._entries))
-                freed += self._remove(key, cause=cause)
+                freed += self._remove_oldest(cause)[1]
         _release(freed)
         return freed
 
@@ -227,7 +254,8 @@ class ModelCache:
         """Remove every entry whose TTL has passed; returns how many."""
         now = self.clock.monotonic()
         with self._lock:
-            stale = [k for k, e in self._entries.items() if e.expires <= now]
+            # A snapshot: hits reorder the entries without the lock.
+            stale = [k for k, e in list(self._entries.items()) if e.expires <= now]
             freed = sum(self._remove(key, cause="ttl") for key in stale)
         _release(freed)
         return len(stale)
@@ -246,7 +274,9 @@ class ModelCache:
     def stats(self) -> CacheStats:
         """Hits, misses, loads, entries, bytes and evictions by cause."""
         with self._lock:
-            return CacheStats(self._hits, self._misses, self._loads, len(self._entries),
+            hits = next(self._hit_tickets) - self._hit_reads
+            self._hit_reads += 1
+            return CacheStats(hits, self._misses, self._loads, len(self._entries),
                               self._bytes, dict(self._evictions))
 
     # -- internals -------------------------------------------------------------------
@@ -264,6 +294,26 @@ class ModelCache:
         self._entries.move_to_end(key)
         return entry
 
+    def _hit(self, key: Hashable) -> _Entry | None:
+        """The hot path, without the lock: a fresh entry, marked most recently used.
+
+        Reading the dict, moving the key to the end and drawing a ticket are each one
+        atomic step; a key evicted meanwhile is a miss (the locked path decides), and a
+        concurrent ``put`` may leave this hit the value it replaced, as if it came first.
+        The ``cache.hit`` event is built only for a listener.
+        """
+        entry = self._entries.get(key)
+        if entry is None or entry.expires <= self._mono():
+            return None
+        try:
+            self._entries.move_to_end(key)
+        except KeyError:
+            return None
+        next(self._hit_tickets)
+        if _events.listening():
+            emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
+        return entry
+
     def _lookup(self, key: Hashable) -> tuple[bool, Any]:
         entry = self._entries.get(key)
         if entry is not None and entry.expires <= self.clock.monotonic():
@@ -274,8 +324,9 @@ class ModelCache:
             emit(CACHE_MISS, self.name, self.clock, key=key, bytes=0)
             return False, None
         self._entries.move_to_end(key)
-        self._hits += 1
-        emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
+        next(self._hit_tickets)
+        if _events.listening():
+            emit(CACHE_HIT, self.name, self.clock, key=key, bytes=entry.nbytes)
         return True, entry.value
 
     def _store(self, key: Hashable, value: Any, *, ttl: float | None, size: int | None) -> Any:
@@ -293,12 +344,21 @@ class ModelCache:
         emit(CACHE_LOAD, self.name, self.clock, key=key, bytes=nbytes)
         if self.capacity_bytes is not None:
             while self._bytes > self.capacity_bytes and len(self._entries) > 1:
-                freed += self._remove(next(iter(self._entries)), cause="lru")
+                freed += self._remove_oldest("lru")[1]
         _release(freed)
         return value
 
     def _remove(self, key: Hashable, *, cause: str) -> int:
-        entry = self._entries.pop(key)
+        return self._removed(key, self._entries.pop(key), cause)
+
+    def _remove_oldest(self, cause: str) -> tuple[Hashable, int]:
+        """Remove the least recently used entry: (its key, bytes freed). One ``popitem``:
+        hits reorder the entries without the lock, so no iterator over them may stay open
+        from one step to the next (only whole snapshots, ``list(...)``, are taken)."""
+        key, entry = self._entries.popitem(last=False)
+        return key, self._removed(key, entry, cause)
+
+    def _removed(self, key: Hashable, entry: _Entry, cause: str) -> int:
         self._bytes -= entry.nbytes
         self._evictions[cause] += 1
         emit(CACHE_EVICT, self.name, self.clock, key=key, bytes=entry.nbytes, cause=cause)

@@ -193,7 +193,7 @@ def _operations(report: Mapping[str, Any]) -> list[str]:
             f"{op['errors']} | {cells} | {_seconds(op['max'])} | {budgets} |"
         )
     lines.append(
-        f"\nQuantiles are within ±{operations[0]['alpha']:.1%}; n/a: fewer "
+        f"\nQuantiles are within ±{operations[0]['alpha']:.2%}; n/a: fewer "
         "samples than 10/(1-q). `faults`: samples taken while a fault was active."
     )
     return lines

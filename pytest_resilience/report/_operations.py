@@ -20,7 +20,7 @@ from pytest_resilience.report._svg import (
     timeseries_svg,
 )
 from pytest_resilience.sla._budgets import format_seconds
-from pytest_resilience.sla._histogram import LatencyHistogram
+from pytest_resilience.sla._histogram import ALPHA, LatencyHistogram
 
 __all__ = ["budget_lines", "fault_timelines", "operations_section", "spectrum"]
 
@@ -170,9 +170,9 @@ def operations_section(report: Mapping[str, Any]) -> str:
             f'<section class="operation" id="op-{escape(name)}"><h3><code>{escape(name)}</code>'
             f"</h3>{_table(ops, listed)}<div class=\"charts\">{''.join(charts)}</div>"
             f"{_over_time(report['tests'], name, budgets)}</section>")
-    alpha = report["operations"][0].get("alpha", 0.005)
+    alpha = report["operations"][0].get("alpha", ALPHA)
     return ('<section id="operations"><h2>Operations</h2><p class="note">Quantiles within '
-            f"±{alpha:.1%}; n/a (and not drawn): fewer samples than 10/(1-q). "
+            f"±{alpha:.2%}; n/a (and not drawn): fewer samples than 10/(1-q). "
             "<em>faults</em>: samples taken while a fault was active.</p>"
             + "".join(blocks) + "</section>")
 

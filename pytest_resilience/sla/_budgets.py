@@ -148,7 +148,7 @@ class Budget:
             )
         passed = self.holds(observed)
         shown = self.format(observed)
-        bound = f" (±{ALPHA:.1%})" if approximate else ""
+        bound = f" (±{ALPHA:.2%})" if approximate else ""
         verb = "within" if passed else "breaks"
         reason = f"{self.metric}={shown}{bound} {verb} {self.text} ({samples} samples)"
         return BudgetVerdict(self, observed, passed, reason)

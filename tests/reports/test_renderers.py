@@ -84,7 +84,7 @@ def test_html_escapes_names_and_labels_percentile_decades() -> None:
 def test_a_quantile_the_tables_call_na_is_not_drawn() -> None:
     report = _report(["t.py::test"], samples=160)  # p90 needs 100 samples, p95 200
     html = render_html(report)
-    assert "| 160 | 0 | 4.013ms | n/a | n/a | n/a | 7ms |" in render_markdown(report)
+    assert "| 160 | 0 | 4.003ms | n/a | n/a | n/a | 7ms |" in render_markdown(report)
     points = re.findall(r"<title>baseline (p[0-9.]+):", _chart(html, "a&lt;b&gt;: latency by "
                                                                      "percentile"))
     assert points == ["p0", "p25", "p50", "p75", "p90"]
@@ -153,7 +153,7 @@ def test_comparison_highlights_regressions() -> None:
     assert "<td>+122.2%</td><td>regression</td>" in section
     text = render_markdown(new, baseline=old)
     assert "### Compared with the run of 2026-01-01T00:00:00+00:00" in text
-    assert "| `a<b> [baseline]` | p50 | 4.013ms | 8.001ms | +99.4% |" in text
+    assert "| `a<b> [baseline]` | p50 | 4.003ms | 7.981ms | +99.4% |" in text
     assert "<td>error_rate</td><td>0.00%</td><td>0.00%</td><td>±0</td><td></td>" in section
     assert render_html(new).count('id="comparison"') == 0
 

@@ -752,6 +752,9 @@ EXEMPT: dict[str, str] = {
                      "pytest_resilience.patching.patched"],
                     "replaces an attribute of a live object it is handed (owner, name, "
                     "replacement): no settings; its refusals are tested beside it"),
+    "pytest_resilience.arming.set_hook": "sets the process-wide arming hook (the plugin's); "
+                                         "its refusal is tested in tests/plugin/"
+                                         "test_per_test_hooks.py",
     "pytest_resilience.chroma.close_store": "closes the chromadb clients of a path",
     "pytest_resilience.chroma.recover": "an action on a store; tests/chroma/test_recover_"
                                         "safety.py covers its refusals",

@@ -84,10 +84,10 @@ def test_check_compares_and_refuses_unsupported_quantiles() -> None:
     assert "not enough samples: p99 needs 1000, got 999" in few.reason
     ok = budget.check(0.009, samples=1000, approximate=True)
     assert ok.passed is True
-    assert "±0.5%" in ok.reason
+    assert "±0.25%" in ok.reason
     bad = budget.check(0.011, samples=1000, approximate=True)
     assert bad.passed is False
-    assert bad.reason.startswith("p99=11ms (±0.5%) breaks p99<10ms")
+    assert bad.reason.startswith("p99=11ms (±0.25%) breaks p99<10ms")
     assert Budget.parse("throughput>50/s").check(40.0, samples=10).passed is False
     assert Budget.parse("error_rate<1%").check(0.0, samples=10).passed is True
 

@@ -32,7 +32,7 @@ def test_passing_and_failing_budgets(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*BudgetExceeded: 1 of 1 SLA budget(s) not met:",
-            "*[[]search[]] p95=4*ms (±0.5%) breaks search: p95<20ms (300 samples)",
+            "*[[]search[]] p95=50ms (±0.25%) breaks search: p95<20ms (300 samples)",
         ]
     )
 
