@@ -2,7 +2,8 @@
 
 The pytest plugin puts its leak check here (``set_hook``) instead of running it after
 every test: a session that never arms a failpoint pays nothing per test for it. The
-fault registry calls ``armed()`` each time it arms a plan. Imports only the argument check, when called.
+fault registry calls ``armed()`` each time it arms a plan. Public as
+``pytest_resilience.arming``.
 """
 
 from __future__ import annotations
