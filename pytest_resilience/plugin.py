@@ -203,6 +203,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                                or _distributed(config)):
         collect_records(config)
     session.arm_hook_before = watch_arming(config)
+    from pytest_resilience._plugin.report import load_baseline
+
+    load_baseline(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "resilience-xdist")
 

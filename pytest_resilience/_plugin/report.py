@@ -91,8 +91,9 @@ def _baseline(config: pytest.Config) -> dict[str, Any] | None:
         raise pytest.UsageError(f"{COMPARE_OPTION}={path}: {exc}") from None
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
+def load_baseline(config: pytest.Config) -> None:
+    """Load the ``--resilience-compare`` report into the session (controller only), at
+    configure: a bad file is a usage error before any test runs."""
     if not hasattr(config, "workerinput"):
         get_state(config).baseline = _baseline(config)
 

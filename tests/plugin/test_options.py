@@ -24,6 +24,16 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
         "*--resilience-report=DIR*",
         "*resilience_seed (string)*",
     ])
+    assert result.ret == 0
+
+
+def test_markers_lists_ours_and_exits_cleanly(pytester: pytest.Pytester) -> None:
+    """Regression: with the family modules registered first, --markers and --help broke
+    in pytest_configure (the report module read the session before it existed)."""
+    result = pytester.runpytest_subprocess("-p", "resilience", "--markers")
+    assert result.ret == 0, result.stderr.str()
+    ours = {line.split("(")[0] for line in result.outlines if line.startswith("@pytest.mark.")}
+    assert {"@pytest.mark.chaos", "@pytest.mark.sla", "@pytest.mark.faults"} <= ours
 
 
 def test_entry_point_loads_and_no_resilience_turns_it_off(pytester: pytest.Pytester,
