@@ -317,9 +317,13 @@ class _HttpConn(BaseConn):
     # -- responses ---------------------------------------------------------------------------
     def _upstream_events(self) -> None:
         h11 = self.h11
+        ahead: Any = None  # the event after a Data, read to know whether it ends the body
         while not self.done:
             try:
-                event = self.up.next_event()
+                event, ahead = (ahead, None) if ahead is not None else (self.up.next_event(),
+                                                                         None)
+                if isinstance(event, h11.Data):
+                    ahead = self.up.next_event()
             except h11.RemoteProtocolError as exc:
                 self._upstream_failed(f"the upstream broke HTTP/1.1: {exc}")
                 return
@@ -330,7 +334,9 @@ class _HttpConn(BaseConn):
             elif isinstance(event, h11.Response):
                 self._response(event)
             elif isinstance(event, h11.Data):
-                self._body(event.data)
+                # a Content-Length body ends with its last byte: the client may stop
+                # reading there, so the request is logged before that byte is sent
+                self._body(event.data, last=isinstance(ahead, h11.EndOfMessage))
             elif isinstance(event, h11.EndOfMessage):
                 self._response_end(event)
             elif isinstance(event, h11.ConnectionClosed):
@@ -362,7 +368,7 @@ class _HttpConn(BaseConn):
         if req.left == 0:
             self._truncate()
 
-    def _body(self, data: bytes) -> None:
+    def _body(self, data: bytes, *, last: bool = False) -> None:
         req = self.req
         if req is None or req.left == 0:
             return
@@ -375,6 +381,8 @@ class _HttpConn(BaseConn):
             if req.left == 0:
                 req.outcome = "truncated"
                 self.proxy._request_done(self, req)  # before the client sees the cut
+        if last:
+            self.proxy._request_done(self, req)  # before the client can see the end
         self._to_client(self.h11.Data(data=data))
         if req.left == 0:
             self._truncate()

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_resilience._plugin.state import derive_seed, reset_after_each_plan, test_clock
+from pytest_resilience._plugin.state import (
+    derive_seed,
+    register_once,
+    reset_after_each_plan,
+    test_clock,
+)
 
 if TYPE_CHECKING:
     from pytest_resilience import History
@@ -104,6 +109,7 @@ def _factory(request: pytest.FixtureRequest, kind: str, seed: int,
              history: History) -> Iterator[ProxyFactory]:
     factory = ProxyFactory(kind, seed, clock=test_clock(request), history=history)
     request.node.stash.setdefault(_FACTORIES, []).append(factory)
+    register_once(request.config, "resilience-proxies", ProxyReports)
     reset_after_each_plan(request.node, factory.plan_reset)
     try:
         yield factory
@@ -135,13 +141,16 @@ def http_fault_proxy(request: pytest.FixtureRequest, resilience_seed: int,
     yield from _factory(request, "http", resilience_seed, history)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failing test that used proxies says what they refused."""
-    report = yield
-    if report.when == "call" and report.failed:
-        lines = [line for f in item.stash.get(_FACTORIES, []) for line in f.explain()]
-        if lines:
-            report.sections.append(("resilience: proxies", "\n".join(lines)))
-    return report
+class ProxyReports:
+    """Registered by the first test that starts a proxy (no per-test hook before)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """A failing test that used proxies says what they refused."""
+        report = yield
+        if report.when == "call" and report.failed:
+            lines = [line for f in item.stash.get(_FACTORIES, []) for line in f.explain()]
+            if lines:
+                report.sections.append(("resilience: proxies", "\n".join(lines)))
+        return report

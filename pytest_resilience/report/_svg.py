@@ -292,7 +292,8 @@ def timeseries_svg(samples: Sequence[Sequence[object]], windows: Sequence[Window
         left = _LEFT + i * bar
         parts.append(f'<rect x="{left:.1f}" y="{ty(n / width):.1f}" width="{bar - 1:.1f}" '
                      f'height="{thr_bottom - ty(n / width):.1f}" fill="#607d8b">'
-                     f"<title>{n / width:.4g} calls/s ({n} calls, {bad} errors)</title></rect>")
+                     f"<title>{n / width:.4g} calls/s ({n} call{'s' * (n != 1)}, {bad} "
+                     f"error{'s' * (bad != 1)})</title></rect>")
         if bad:
             parts.append(f'<rect x="{left:.1f}" y="{ty(bad / width):.1f}" '
                          f'width="{bar - 1:.1f}" height="{thr_bottom - ty(bad / width):.1f}" '
