@@ -193,3 +193,38 @@ def no_proxy_thread_left() -> Iterator[None]:
     left = [t.name for t in threading.enumerate()
             if t.name.startswith("FaultProxy-") and t not in before]
     assert left == [], f"proxy threads still running after the test: {left}"
+
+
+#: Source for a pytester suite: an echo upstream on loopback (``upstream``) and the
+#: test's fault proxy in front of it (``proxy``, named "db"). Needs ``socketserver``,
+#: ``threading`` and ``pytest`` imported before it.
+_ECHO_THROUGH_PROXY = '''
+
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def upstream():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield server.server_address[:2]
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def proxy(fault_proxy, upstream):
+    return fault_proxy(upstream, name="db")
+'''
+
+
+@pytest.fixture
+def echo_through_proxy() -> str:
+    """Source of an echo ``upstream`` and the ``proxy`` in front of it, for pytester."""
+    return _ECHO_THROUGH_PROXY

@@ -122,28 +122,7 @@ from faults.families import network_toxics
 from pytest_resilience import emit
 from pytest_resilience.checks import Verdict
 
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-@pytest.fixture
-def upstream():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    yield server.server_address[:2]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture
-def proxy(fault_proxy, upstream):
-    return fault_proxy(upstream, name="db")
+{echo_through_proxy}
 
 
 def slow_round_trips(history):
@@ -175,8 +154,10 @@ def test_echo(chaos, proxy):
 
 
 def test_the_replay_line_of_a_failing_chaos_test_gives_the_same_history(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    pytester.makepyfile(textwrap.dedent(PYTESTER_BODY))
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        echo_through_proxy: str) -> None:
+    pytester.makepyfile(textwrap.dedent(PYTESTER_BODY).replace("{echo_through_proxy}",
+                                                               echo_through_proxy))
     first = tmp_path / "found.jsonl"
     monkeypatch.setenv("HISTORY_OUT", str(first))
     result = pytester.runpytest("-p", "resilience", "--resilience-seed=11")

@@ -29,28 +29,7 @@ import socket, socketserver, threading
 import pytest
 from faults.families import network_toxics
 
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-@pytest.fixture
-def upstream():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    yield server.server_address[:2]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture
-def proxy(fault_proxy, upstream):
-    return fault_proxy(upstream, name="db")
+{echo_through_proxy}
 
 
 def ping(address, timeout):
@@ -84,8 +63,9 @@ def test_with_a_timeout(chaos, proxy):
 
 
 def test_the_chaos_deadline_catches_a_client_without_a_timeout(
-        pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(textwrap.dedent(SUITE))
+        pytester: pytest.Pytester, echo_through_proxy: str) -> None:
+    pytester.makepyfile(textwrap.dedent(SUITE).replace("{echo_through_proxy}",
+                                                       echo_through_proxy))
     result = pytester.runpytest("-p", "resilience", "--resilience-seed=3")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
