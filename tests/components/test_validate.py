@@ -147,7 +147,8 @@ def test_a_component_refuses_what_is_not_a_history_when_built() -> None:
 
 def test_a_fault_refuses_what_is_not_a_history_before_it_acts() -> None:
     """Regression: ``memory_pressure(80, history=42)`` patched psutil, then failed at its
-    ``fault.armed`` event (AttributeError: no 'clock') and left psutil patched."""
+    ``fault.armed`` event (AttributeError: no 'clock'); now refused before psutil is
+    touched."""
     psutil = pytest.importorskip("psutil")
     from faults.memory import memory_pressure
 
