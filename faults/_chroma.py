@@ -205,6 +205,7 @@ def corrupt(store: Path | str, mode: str, seed: int = 0, *, table: str | None = 
     ``clock``'s time and go to ``history`` (or the active one).
     """
     root = Path(store)
+    history = validate.history(history)
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not a corruption mode. Pass one of: "
                          + ", ".join(MODES) + ".")
@@ -457,6 +458,7 @@ def kill_during(store: Path | str, collection: str, *, op: str = "add", dim: int
     """
     if op not in ("add", "upsert", "delete"):
         raise ValueError(f"op={op!r} is not supported. Pass add, upsert or delete.")
+    history = validate.history(history)
     if not 1 <= kill_after < batches:
         raise ValueError(f"kill_after={kill_after!r} is out of range. Pass 1 <= kill_after "
                          f"< batches ({batches}).")

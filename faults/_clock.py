@@ -181,7 +181,7 @@ class ClockFault:
         self.to = to
         self.rate = rate
         self.exclude = exclude
-        self.history = history
+        self.history = validate.history(history)
         self.rebound: list[str] = []
         self._events_clock: Clock = clock if clock is not None else SystemClock()
         self._undo: list[Callable[[], None]] = []

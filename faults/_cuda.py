@@ -117,6 +117,7 @@ def fake_gpu(
     """
     global _ACTIVE  # noqa: PLW0603 - the one installed fake, cleared at exit
     devices = validate.count(devices, "devices", high=MAX_DEVICES, what="a device count")
+    history = validate.history(history)
     size = parse_bytes(total, "total")
     taken = parse_bytes(used, "used")
     if size == 0 or taken > size:
@@ -166,6 +167,7 @@ def cuda_spike(
     """
     nbytes = parse_bytes(size, "size")
     clk: Clock = validate.clock(clock)
+    history = validate.history(history)
     if duration is not None:
         duration = validate.seconds(duration, "duration", positive=True,
                                      what="a positive duration",
@@ -260,6 +262,7 @@ def cuda_oom(
     if nth is not None:
         nth = validate.count(nth, "nth", what="an allocation number")
     limit = None if after_bytes is None else parse_bytes(after_bytes, "after_bytes")
+    history = validate.history(history)
     torch = torch_module()
     if torch is None:
         raise RuntimeError("cuda_oom needs torch. Install torch or skip the test without it.")

@@ -99,6 +99,7 @@ def memory_pressure(
     started inside the block are not visible to ``psutil.Process`` by pid.
     """
     percent = _check_percent(percent)
+    history = validate.history(history)
     import psutil
 
     if not sys.platform.startswith("linux"):

@@ -147,7 +147,7 @@ class SocketFault:
                  label: str) -> None:
         self.rule = rule
         self.clock: Clock = _validate.clock(clock)
-        self.history = history
+        self.history = _validate.history(history)
         self.label = label
         self.count = 0
         self._active = False

@@ -160,7 +160,7 @@ class ProxyBase:
         self.seed = validate.count(seed, "seed", low=-(2**63), what="a seed",
                                     accepted="an integer")
         self.clock: Clock = validate.clock(clock)
-        self.history = history
+        self.history = validate.history(history)
         self.rng = random.Random(self.seed)
         self.loop: Loop | None = None
         self._stats = ProxyStats()

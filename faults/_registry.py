@@ -215,7 +215,7 @@ class ActivePlan:
                             "random.Random(seed), or None to seed from the plan.")
         self.plan = plan
         self.clock: Clock = validate.clock(clock)
-        self.history = history
+        self.history = validate.history(history)
         self.rng = rng if rng is not None else random.Random(plan.seed)
         self.started_at = 0.0
         self._entries = [_Armed(f, i, self) for i, f in enumerate(plan.faults)]

@@ -43,7 +43,7 @@ class FaultScope:
         self._clock = None if clock is None else validate.clock(clock)
         self._seed = validate.count(seed, "seed", low=-(2**63), what="a seed",
                                      accepted="an integer")
-        self._history = history
+        self._history = validate.history(history)
         self._plans: list[ActivePlan] = []
         self._stack = ExitStack()
         self._closed = False

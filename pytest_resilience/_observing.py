@@ -93,11 +93,8 @@ class Sink:
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock={_validate.show(clock)} is not a Clock. Pass the test's "
                             "clock (a VirtualClock) or leave it out to use the history's.")
-        if history is not None and not isinstance(history, History):
-            raise TypeError(f"history={_validate.show(history)} is not a History. Pass the "
-                            "test's history or leave it out to use the active one.")
         self._clock = clock
-        self._history = history
+        self._history = _validate.history(history)
 
     def history(self) -> History | None:
         """The explicit history, else the active one."""

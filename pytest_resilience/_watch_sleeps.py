@@ -97,12 +97,9 @@ class SleepWatch:
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock={_validate.show(clock)} is not a Clock. Pass the test's "
                             "clock, e.g. watch_sleeps(clock) with the `clock` fixture.")
-        if history is not None and not isinstance(history, History):
-            raise TypeError(f"history={_validate.show(history)} is not a History. Pass the "
-                            "test's history or leave it out to use the active one.")
         _validate.text(name, "name")
         self._given = clock
-        self.history = history
+        self.history = _validate.history(history)
         self.name = name
         self.clocks = bool(clocks)
         self.clock: Clock | None = None

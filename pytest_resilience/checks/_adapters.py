@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pytest_resilience._clock import Clock, SystemClock
+from pytest_resilience import _validate
+from pytest_resilience._clock import Clock
 from pytest_resilience._events import History, emit
 from pytest_resilience.kinds import (
     BREAKER_CALL,
@@ -37,8 +38,8 @@ class TenacityRecorder:
     def __init__(self, *, name: str = "tenacity", clock: Clock | None = None,
                  history: History | None = None) -> None:
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
+        self.clock: Clock = _validate.clock(clock)
+        self.history = _validate.history(history)
 
     def after(self, retry_state: Any) -> None:
         """tenacity ``after`` hook: one failed attempt."""
@@ -75,8 +76,8 @@ class PybreakerRecorder:
     """
 
     def __init__(self, *, clock: Clock | None = None, history: History | None = None) -> None:
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.history = history
+        self.clock: Clock = _validate.clock(clock)
+        self.history = _validate.history(history)
         self._started: dict[int, tuple[str, float]] = {}
         self._ran: set[int] = set()
 

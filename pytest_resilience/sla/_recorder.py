@@ -265,7 +265,7 @@ class SLARecorder:
     ) -> None:
         self.clock: Clock = _validate.clock(clock)
         self.name = None if name is None else _validate.text(name, "name")
-        self.history = history
+        self.history = _validate.history(history)
         self.abort = _validate.callable_or_none(abort, "abort")
         self.budgets: list[Budget] = []
         self.emit_samples = emit_samples

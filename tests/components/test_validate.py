@@ -131,6 +131,47 @@ def test_recording_refuses_what_is_not_a_history() -> None:
         assert isinstance(made, History)
 
 
+_NOT_A_HISTORY = ("history=42 is not a history. Pass a History (the test's `history` "
+                  "fixture), or None for the active one.")
+
+
+def test_a_component_refuses_what_is_not_a_history_when_built() -> None:
+    """Regression: ``SLARecorder(history=42)`` was accepted and failed at its first
+    fault-marked sample (AttributeError: 'int' object has no attribute ...)."""
+    from pytest_resilience.sla import SLARecorder
+
+    with pytest.raises(TypeError) as info:
+        SLARecorder(history=42)  # type: ignore[arg-type]
+    assert str(info.value) == _NOT_A_HISTORY
+
+
+def test_a_fault_refuses_what_is_not_a_history_before_it_acts() -> None:
+    """Regression: ``memory_pressure(80, history=42)`` patched psutil, then failed at its
+    ``fault.armed`` event (AttributeError: no 'clock'); now refused before psutil is
+    touched."""
+    psutil = pytest.importorskip("psutil")
+    from faults.memory import memory_pressure
+
+    before = psutil.PROCFS_PATH
+    with pytest.raises(TypeError) as info, memory_pressure(80, history=42):  # type: ignore[arg-type]
+        pass
+    assert str(info.value) == _NOT_A_HISTORY
+    assert before == psutil.PROCFS_PATH  # restored, not left patched
+
+
+def test_a_checker_refuses_what_is_not_a_history() -> None:
+    """Regression: ``check_retry(42)`` raised "'int' object is not iterable", naming no
+    argument; a list of non-events raised AttributeError."""
+    from pytest_resilience.checks import check_retry
+
+    for value, shown in ((42, "42"), ([1], "[1]"), ("retry", "'retry'")):
+        with pytest.raises(TypeError) as info:
+            check_retry(value)  # type: ignore[arg-type]
+        assert str(info.value) == (
+            f"history={shown} is not a history. Pass a History (the test's `history` "
+            "fixture) or a list of its Events (history.snapshot()).")
+
+
 def test_lookups_refuse_what_is_not_a_name() -> None:
     """Regression (found by tests/safety/test_fuzz_public_api.py): ``declared([])`` and
     ``family_named([])`` raised ``unhashable type: 'list'``, ``min_samples(None)`` a

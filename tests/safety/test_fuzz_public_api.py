@@ -146,9 +146,6 @@ class Target:
     draw: bool = False  # a Hypothesis strategy: drawn from once
     close: Callable[[Any], Any] | None = None
     slow: bool = False  # starts a process per call: fuzzed with SLOW_EXAMPLES
-    # ``history=`` is fuzzed only where it is checked (``recording``); components still
-    # take any object there (see KNOWN_DEFECTS' note).
-    history: bool = False
 
     @property
     def examples(self) -> int:
@@ -386,7 +383,7 @@ def _targets() -> list[Target]:
                {"url": "redis://127.0.0.1:9/0"}, close=_close),
         Target("pytest_resilience.VirtualClock", pr.VirtualClock),
         Target("pytest_resilience.History", pr.History),
-        Target("pytest_resilience.recording", pr.recording, enter=True, history=True),
+        Target("pytest_resilience.recording", pr.recording, enter=True),
         Target("pytest_resilience.add_listener", pr.add_listener, {"fn": print},
                close=_call),
         # -- pytest_resilience.memory ---------------------------------------------------
@@ -776,8 +773,6 @@ EXEMPT: dict[str, str] = {
 
 #: Public callables the fuzz found refusing bad input unclearly, by public spelling, with
 #: what it found: xfail (not strict) until fixed with ``pytest_resilience.validate``.
-#: ``history=`` is not fuzzed for components (``Target.history``): every one of them
-#: takes any object there and fails at its first event (AttributeError: no 'clock').
 KNOWN_DEFECTS: dict[str, str] = {}
 
 
@@ -811,7 +806,7 @@ def _params(target: Target) -> tuple[str, ...]:
     signature = inspect.signature(target.build)
     return tuple(n for n, p in signature.parameters.items()
                  if p.kind is not p.VAR_KEYWORD and n not in target.skip
-                 and n not in ("self", "cls") and (n != "history" or target.history))
+                 and n not in ("self", "cls"))
 
 
 def _call_with(target: Target, kwargs: Mapping[str, Any]) -> Any:
@@ -915,6 +910,38 @@ def test_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject)
 @given(data=st.data())
 def test_slow_constructor_refuses_clearly(env: _Env, label: str, data: st.DataObject) -> None:
     _fuzz_once(env, _BY_LABEL[label], data)
+
+
+_HISTORY_TARGETS = [t.label for t in _TABLE if "history" in _params(t)]
+#: What ``history=`` may not be, for every target: a number, a string, a list of
+#: non-events, a plain object, a clock (the argument next to it).
+_NOT_HISTORIES = [42, "history", [1], object(), VirtualClock()]
+
+
+def test_the_history_table_covers_the_components_and_faults() -> None:
+    assert {"pytest_resilience.sla.SLARecorder", "pytest_resilience.checks.check_retry",
+            "faults.FaultScope", "faults.memory.memory_pressure",
+            "faults.network.FaultProxy"} <= set(_HISTORY_TARGETS)
+
+
+@pytest.mark.parametrize("value", _NOT_HISTORIES, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("label", _HISTORY_TARGETS)
+def test_history_is_refused_before_the_first_event(env: _Env, label: str,
+                                                   value: object) -> None:
+    """Every ``history=`` is checked when built (or, for a generator-based context
+    manager, on entry), not at the first event (it was an AttributeError there)."""
+    target = _BY_LABEL[label]
+    kwargs = {**env.resolve(target.base), "history": value}
+    with pytest.raises(TypeError, match=r"^history=.+ is not a history\. Pass a History "
+                                        r"\(the test's `history` fixture\)"):
+        _build_and_enter(target, kwargs)
+
+
+def _build_and_enter(target: Target, kwargs: Mapping[str, Any]) -> None:
+    obj = _call_with(target, kwargs)
+    if target.enter:
+        with obj:
+            pass
 
 
 # -- parsers -----------------------------------------------------------------------------
