@@ -76,6 +76,10 @@ class _Poller:
     def __init__(self) -> None:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
         self._poll = select.poll() if self._epoll is None else None
+        #: Ready ``(fd, mask)`` pairs; ``timeout`` seconds, negative: forever (epoll's own
+        #: method where there is epoll: no Python frame on every wake-up).
+        self.poll: Callable[[float], list[tuple[int, int]]] = (
+            self._epoll.poll if self._epoll is not None else self._poll_ms)
 
     def register(self, fd: int, mask: int) -> None:
         (self._epoll or self._poll).register(fd, mask)  # type: ignore[union-attr]
@@ -87,10 +91,7 @@ class _Poller:
         with contextlib.suppress(OSError, KeyError, ValueError):
             (self._epoll or self._poll).unregister(fd)  # type: ignore[union-attr]
 
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, mask)`` pairs; ``timeout`` seconds, negative: forever."""
-        if self._epoll is not None:
-            return self._epoll.poll(timeout)
+    def _poll_ms(self, timeout: float) -> list[tuple[int, int]]:
         assert self._poll is not None
         return self._poll.poll(None if timeout < 0 else math.ceil(timeout * 1000))
 
@@ -242,9 +243,9 @@ class Loop:
         if events is None:
             events = self._poller.poll(0)
         did = False
-        handlers, wakeup = self._handlers, self._wakeup.read_fd  # (wakeup: see _main)
+        handlers = self._handlers  # (the wake-up fd has none: _main drains it)
         for fd, mask in events:
-            if fd != wakeup and (handler := handlers.get(fd)) is not None:
+            if (handler := handlers.get(fd)) is not None:
                 try:
                     handler(mask)
                 except Exception as exc:  # a bug: kept for stop() to raise
@@ -292,14 +293,16 @@ class Loop:
                 if self._gen != gen:  # another thread worked meanwhile: events may be stale
                     events = poll(0)
                 did = self.step(events)
-                if net is not None:
-                    if did:
-                        self._poll_wait = _POLL_MIN
-                        net.quiet.activity()
-                    elif net.jump(self):
-                        self._poll_wait = _POLL_MIN
-                    else:
-                        self._poll_wait = min(self._poll_wait * 2, _POLL_MAX)
+                if net is None:  # (no timer: wait for the sockets alone)
+                    gen, timeout = self._gen, self._timeout() if self._timers else -1.0
+                    continue
+                if did:
+                    self._poll_wait = _POLL_MIN
+                    net.quiet.activity()
+                elif net.jump(self):
+                    self._poll_wait = _POLL_MIN
+                else:
+                    self._poll_wait = min(self._poll_wait * 2, _POLL_MAX)
                 gen, timeout = self._gen, self._timeout()
 
     def _timeout(self) -> float:

@@ -1,10 +1,12 @@
 """``FaultProxy``: a loopback TCP proxy that applies Toxiproxy's toxics per direction.
 
 Each connection's two sockets are registered with the loop once, for as long as the
-connection lives. A direction with no toxic moves bytes with two ``os.splice`` calls per
+connection lives. A direction with no toxic moves bulk with two ``os.splice`` calls per
 chunk through a pooled pipe (no copy into Python; the second call's own EAGAIN says
 the destination is full, then the source is paused and the destination watched until
-it drains), or ``recv_into``/``send`` where splice is missing. A direction with toxics
+it drains), and a read under 16 KiB (a request, a reply: after one, the next read is
+copied too) with ``recv_into``/``send``, as where splice is missing: for one small
+message that is the cheaper path, in the kernel and in Python. A direction with toxics
 reads chunks, runs them through its chain of stages (``faults._toxic_stages``) and
 delivers each at its due time. Toxics added or removed on an open connection take
 effect at once.
@@ -43,6 +45,7 @@ _MAX_PIPES = 64  # pipes in the pool; a direction that finds none copies through
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
 _QUEUE_LIMIT = 4 << 20  # bytes a toxic direction holds before it stops reading
+_SMALL = 16 * 1024  # bytes: a read under this copies the next one (fewer kernel steps)
 _SPINS = 4  # full pipes moved per wake-up before the loop looks at other sockets
 _ERRORS = select.POLLERR | select.POLLHUP
 _READY = READ | _ERRORS
@@ -97,8 +100,8 @@ class _Flow:
     """One direction of a connection: what ``src`` reads goes to ``dst``."""
 
     __slots__ = ("blocked", "closed", "conn", "direction", "dst", "dst_fd", "eof", "outbox",
-                 "pending", "pipe", "queued", "reading", "sent", "src", "src_fd", "stages",
-                 "timer")
+                 "pending", "pipe", "queued", "reading", "sent", "small", "src", "src_fd",
+                 "stages", "timer")
 
     def __init__(self, conn: _Conn, direction: Direction, src: socket.socket,
                  dst: socket.socket) -> None:
@@ -117,16 +120,22 @@ class _Flow:
         self.closed = False  # the end has been passed to dst
         self.timer: Timer | None = None
         self.sent = 0  # bytes delivered to dst
+        self.small = True  # the last read was small: copy the next (splice: bulk)
 
     # -- reading ---------------------------------------------------------------------
     def readable(self) -> None:
-        proxy = self.conn.proxy
+        """``src`` has bytes or its end: a toxic direction reads a chunk for its chain;
+        else bulk is spliced, and a small read (a request, a reply) is copied here, at
+        once: fewer steps in the kernel and in Python on every message's path."""
         if self.stages or self.outbox:
             self._read_chunk()
-            return
-        if not proxy._splice_ok:
+        elif not self.small and self.conn.proxy._splice_ok:
+            self._splice()
+        else:
             self._copy()
-            return
+
+    def _splice(self) -> None:
+        proxy = self.conn.proxy
         pipes = proxy._pipes
         for _ in range(_SPINS):
             pipe = pipes.pop() if pipes else proxy._new_pipe()
@@ -161,25 +170,26 @@ class _Flow:
                 return
             pipes.append(pipe)
             if moved < _PIPE_SIZE or self.conn.done:
+                self.small = moved < _SMALL
                 return
 
     def _copy(self) -> None:
-        buf = self.conn.proxy._buffer
+        view = self.conn.proxy._view
         try:
-            n = self.src.recv_into(buf)
+            n = self.src.recv_into(view)
         except BlockingIOError:
             return
         if not n:
             self._end()
             return
-        view = memoryview(buf)[:n]
         try:
-            sent = self.dst.send(view)
+            sent = self.dst.send(view[:n])
         except BlockingIOError:
             sent = 0
         self.sent += sent
+        self.small = n < _SMALL
         if sent < n:
-            self.pending = bytes(view[sent:])
+            self.pending = bytes(view[sent:n])
             self._block()
 
     def _read_chunk(self) -> None:
@@ -470,7 +480,7 @@ class FaultProxy(ProxyBase):
         self._pipes: list[_Pipe] = []  # free splice pipes
         self._pipe_count = 0  # pipes open, free or in use
         self._splice_ok = hasattr(os, "splice")
-        self._buffer = bytearray(_COPY)
+        self._view = memoryview(bytearray(_COPY))  # what _copy reads into
 
     def start(self) -> FaultProxy:
         """Start serving; returns the proxy."""

@@ -190,6 +190,35 @@ def test_a_kernel_that_cannot_splice_sockets_gets_copies(
     assert len(refused) == 1  # asked once, then never again
 
 
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice is Linux-only")
+def test_small_messages_are_copied_at_once_and_bulk_is_spliced(
+        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_splice = os.splice
+    calls: list[int] = []
+
+    def counting(*args: int, **kwargs: int) -> int:
+        calls.append(1)
+        return real_splice(*args, **kwargs)
+
+    monkeypatch.setattr(os, "splice", counting)
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with FaultProxy(echo.address, name="echo") as proxy, \
+            socket.create_connection(proxy.address, timeout=5) as sock:
+        sock.sendall(b"a")
+        assert recv_exactly(sock, 1) == b"a"
+        assert calls == []  # a 1-byte message: copied, no pipe
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        got = recv_exactly(sock, len(payload))
+        sender.join(5)
+        assert got == payload
+        assert calls  # bulk: spliced after its first read
+        sock.sendall(b"z")  # and back to a small message on the same connection
+        assert recv_exactly(sock, 1) == b"z"
+        stats = proxy.stats()
+    assert (stats.bytes_up, stats.bytes_down) == (len(payload) + 2, len(payload) + 2)
+
+
 def test_out_of_descriptors_pauses_accepting_then_serves(
         echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     real_accept = socket.socket.accept
