@@ -162,6 +162,9 @@ def start_echo() -> Iterator[Callable[[int], EchoServer]]:
     started: list[EchoServer] = []
 
     def start(port: int) -> EchoServer:
+        held = _HELD.pop(port, None)
+        if held is not None:  # a closed_port: let it go for the server
+            held.close()
         started.append(EchoServer(port))
         return started[-1]
 
@@ -178,11 +181,21 @@ def model() -> Iterator[ModelServer]:
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on: held bound (never listening) for the whole test,
+    so a connect is refused and no other process can take the port meanwhile (a port
+    released at once was sometimes taken by another test's server). ``start_echo`` on
+    it lets it go first."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    _HELD[port] = sock
+    yield port
+    _HELD.pop(port, sock).close()
+
+
+#: Ports ``closed_port`` holds bound, by number.
+_HELD: dict[int, socket.socket] = {}
 
 
 @pytest.fixture(autouse=True)
