@@ -320,8 +320,10 @@ class _HttpConn(BaseConn):
         ahead: Any = None  # the event after a Data, read to know whether it ends the body
         while not self.done:
             try:
-                event, ahead = (ahead, None) if ahead is not None else (self.up.next_event(),
-                                                                         None)
+                if ahead is None:
+                    event = self.up.next_event()
+                else:
+                    event, ahead = ahead, None
                 if isinstance(event, h11.Data):
                     ahead = self.up.next_event()
             except h11.RemoteProtocolError as exc:
