@@ -10,6 +10,8 @@ import os
 import selectors
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TypedDict
@@ -178,6 +180,41 @@ def model() -> Iterator[ModelServer]:
     server = ModelServer()
     yield server
     server.close()
+
+
+_CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("upstreams", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+server = getattr(module, sys.argv[2])()
+print(server.address[1], flush=True)
+sys.stdin.read()
+server.close()
+"""
+
+
+@pytest.fixture
+def upstream_process() -> Iterator[Callable[[str], tuple[str, int]]]:
+    """Start an ``EchoServer`` or ``ModelServer`` in a child process, for the tests that
+    count this process's threads and descriptors: an in-process server accepts and
+    closes its ends on its own threads, whenever they run, and would be counted too."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(server: str) -> tuple[str, int]:
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, __file__, server],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        children.append(child)
+        assert child.stdout is not None
+        return "127.0.0.1", int(child.stdout.readline())
+
+    yield start
+    for child in children:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.close()
+        child.wait(10)
+        child.stdout.close()
 
 
 @pytest.fixture

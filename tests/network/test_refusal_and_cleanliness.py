@@ -95,9 +95,10 @@ def leak_state(port: int) -> tuple[set[int | None], int, list[Any]]:
 
 
 @pytest.mark.parametrize("clock", [None, VirtualClock()], ids=["real", "virtual"])
-def test_stop_leaves_no_thread_descriptor_or_socket(echo: Any, clock: Any) -> None:
+def test_stop_leaves_no_thread_descriptor_or_socket(upstream_process: Any, clock: Any) -> None:
+    echo = upstream_process("EchoServer")
     threads, fds, _ = leak_state(0)
-    proxy = FaultProxy(echo.address, name="leak", clock=clock).start()
+    proxy = FaultProxy(echo, name="leak", clock=clock).start()
     port = proxy.port
     socks = [socket.create_connection(proxy.address, timeout=5) for _ in range(5)]
     socks[0].sendall(b"x" * 100_000)
@@ -119,11 +120,12 @@ def test_stop_leaves_no_thread_descriptor_or_socket(echo: Any, clock: Any) -> No
 
 
 @pytest.mark.skipif(importlib.util.find_spec("h11") is None, reason="h11 is not installed")
-def test_the_http_proxy_leaves_nothing_behind_either(model: Any) -> None:
+def test_the_http_proxy_leaves_nothing_behind_either(upstream_process: Any) -> None:
     from faults import http as fh
 
+    model = upstream_process("ModelServer")
     threads, fds, _ = leak_state(0)
-    proxy = fh.HttpFaultProxy(model.address, clock=VirtualClock()).start()
+    proxy = fh.HttpFaultProxy(model, clock=VirtualClock()).start()
     port = proxy.port
     proxy.add_fault(fh.delay(100), path="/slow")
     with urllib.request.urlopen(f"{proxy.url}/ok", timeout=5) as response:
