@@ -9,6 +9,11 @@ Targets: throughput >= 0.8x direct loopback, 1-byte round trip no slower than th
 Toxiproxy itself cannot be installed from any registry reachable here (no PyPI/npm/apt
 package for the server), so it has no column.
 
+The machine's bound: ``splice_relay.c``, a relay in C (two threads per connection, each
+splicing one direction through a pipe), built with ``cc`` when there is one. On a box with
+two cores a relay is a third busy party beside the client and the upstream, and no relay
+reaches 0.8x direct there; the ratio to this one says how much of the gap is ours.
+
 Fairness: the upstream runs in its own process; each throughput round streams the same
 64 MiB over a fresh connection, direct, through the proxy and through the relay. The
 client runs in this process (``thread``: it shares the GIL with the proxy's thread, as a
@@ -21,6 +26,7 @@ summary lines are printed at the end of the run.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -39,7 +46,7 @@ MIB = 64  # streamed per throughput round
 ROUNDS = 9
 PINGS = 400  # 1-byte round trips per round
 Address = tuple[str, int]
-ROUTES = ("direct_loopback", "ours_fault_proxy", "naive_relay")
+ROUTES = ("direct_loopback", "ours_fault_proxy", "naive_relay", "c_splice_relay")
 
 
 # -- the upstream and the client, in processes of their own --------------------------------
@@ -171,6 +178,19 @@ class NaiveRelay:
             thread.join(10)
 
 
+# -- the machine's bound: a splice relay in C ----------------------------------------------
+def c_splice_relay(upstream: Address, build_dir: Path) -> subprocess.Popen[str] | None:
+    """``splice_relay.c`` built and started, or None where no C compiler is found."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = build_dir / "splice_relay"
+    subprocess.run([compiler, "-O2", "-pthread", "-o", str(binary),
+                    str(Path(__file__).with_name("splice_relay.c"))], check=True)
+    return subprocess.Popen([str(binary), str(upstream[1])], text=True,
+                            stdout=subprocess.PIPE)
+
+
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sink() -> Iterator[Address]:
@@ -180,12 +200,30 @@ def sink() -> Iterator[Address]:
 
 
 @pytest.fixture(scope="module")
-def routes(sink: Address) -> Iterator[dict[str, Address]]:
+def routes(sink: Address, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[dict[str, Address]]:
+    """Every route to the sink; ``c_splice_relay`` only where ``cc`` built it."""
     relay = NaiveRelay(sink)
+    c_relay = c_splice_relay(sink, tmp_path_factory.mktemp("relay"))
     with FaultProxy(sink, name="bench") as proxy:
-        yield {"direct_loopback": sink, "ours_fault_proxy": proxy.address,
-               "naive_relay": relay.address}
+        found = {"direct_loopback": sink, "ours_fault_proxy": proxy.address,
+                 "naive_relay": relay.address}
+        if c_relay is not None:
+            assert c_relay.stdout is not None
+            found["c_splice_relay"] = ("127.0.0.1", int(c_relay.stdout.readline()))
+        yield found
     relay.close()
+    if c_relay is not None:
+        c_relay.kill()
+        c_relay.wait(5)
+        assert c_relay.stdout is not None
+        c_relay.stdout.close()
+
+
+def route_to(routes: dict[str, Address], route: str) -> Address:
+    if route not in routes:
+        pytest.skip(f"{route}: no C compiler (cc) found to build splice_relay.c")
+    return routes[route]
 
 
 @pytest.fixture(scope="module", params=["thread", "process"])
@@ -216,10 +254,24 @@ def load() -> str:
 
 
 def ratios(timings: dict[str, list[float]]) -> dict[str, float]:
-    """Medians of the three routes as ratios: our throughput or speed over each peer's."""
+    """Medians of the routes as ratios: our throughput or speed over each peer's, and the
+    C relay's over direct (the machine's bound for any relay)."""
     med = {route: statistics.median(values) for route, values in timings.items()}
-    return {"ours_over_direct": med["direct_loopback"] / med["ours_fault_proxy"],
-            "ours_over_relay": med["naive_relay"] / med["ours_fault_proxy"]}
+    got = {"ours_over_direct": med["direct_loopback"] / med["ours_fault_proxy"],
+           "ours_over_relay": med["naive_relay"] / med["ours_fault_proxy"]}
+    if "c_splice_relay" in med:
+        got["ours_over_c_relay"] = med["c_splice_relay"] / med["ours_fault_proxy"]
+        got["c_relay_over_direct"] = med["direct_loopback"] / med["c_splice_relay"]
+    return got
+
+
+def c_relay_words(got: dict[str, float], figures: dict[str, float], unit: str = "") -> str:
+    """The summary's words for the C relay (empty where it was not built)."""
+    if "ours_over_c_relay" not in got:
+        return ""
+    return (f", {got['ours_over_c_relay']:.2f}x the C splice relay "
+            f"({figures['c_splice_relay']:.1f}{unit}; the machine's bound for a relay: "
+            f"{got['c_relay_over_direct']:.2f}x direct)")
 
 
 # -- throughput --------------------------------------------------------------------------------
@@ -229,19 +281,19 @@ def test_throughput(benchmark: BenchmarkFixture, routes: dict[str, Address], cli
     benchmark.group = f"proxy-throughput, client in a {client.where}"
     benchmark.extra_info["mib_per_round"] = MIB
     benchmark.pedantic(  # type: ignore[no-untyped-call]
-        client, args=(routes[route],), rounds=ROUNDS, warmup_rounds=1)
+        client, args=(route_to(routes, route),), rounds=ROUNDS, warmup_rounds=1)
 
 
 def test_throughput_interleaved(benchmark: BenchmarkFixture, routes: dict[str, Address],
                                 client: Client, summary: list[str]) -> None:
-    """The three routes in turn, every round: ratios that load cannot skew."""
+    """Every route in turn, every round: ratios that load cannot skew."""
     benchmark.group = f"proxy-throughput, client in a {client.where}"
-    timings: dict[str, list[float]] = {route: [] for route in ROUTES}
+    timings: dict[str, list[float]] = {route: [] for route in routes}
 
     def one_round() -> None:
-        for route in ROUTES:
+        for route, address in routes.items():
             start = time.perf_counter()
-            client(routes[route])
+            client(address)
             timings[route].append(time.perf_counter() - start)
 
     benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=1)  # type: ignore[no-untyped-call]
@@ -252,7 +304,8 @@ def test_throughput_interleaved(benchmark: BenchmarkFixture, routes: dict[str, A
     summary.append(
         f"throughput, client in a {client.where}: ours {mib_s['ours_fault_proxy']:.0f} MiB/s "
         f"= {got['ours_over_direct']:.2f}x direct ({mib_s['direct_loopback']:.0f}), "
-        f"{got['ours_over_relay']:.2f}x the naive relay ({mib_s['naive_relay']:.0f}); "
+        f"{got['ours_over_relay']:.2f}x the naive relay ({mib_s['naive_relay']:.0f})"
+        f"{c_relay_words(got, mib_s)}; "
         f"median of {ROUNDS}; {load()}")
 
 
@@ -272,7 +325,7 @@ def pinger(address: Address) -> tuple[socket.socket, Callable[[], None]]:
 def test_one_byte_round_trip(benchmark: BenchmarkFixture, routes: dict[str, Address],
                              route: str) -> None:
     benchmark.group = "proxy-1-byte-round-trip (client in this process)"
-    sock, ping = pinger(routes[route])
+    sock, ping = pinger(route_to(routes, route))
     with sock:
         benchmark.pedantic(ping, rounds=ROUNDS * PINGS, warmup_rounds=50)  # type: ignore[no-untyped-call]
 
@@ -281,11 +334,11 @@ def test_one_byte_round_trip_interleaved(benchmark: BenchmarkFixture,
                                          routes: dict[str, Address],
                                          summary: list[str]) -> None:
     benchmark.group = "proxy-1-byte-round-trip (client in this process)"
-    socks, pings = zip(*(pinger(routes[route]) for route in ROUTES), strict=True)
-    timings: dict[str, list[float]] = {route: [] for route in ROUTES}
+    socks, pings = zip(*(pinger(address) for address in routes.values()), strict=True)
+    timings: dict[str, list[float]] = {route: [] for route in routes}
 
     def one_round() -> None:
-        for route, ping in zip(ROUTES, pings, strict=True):
+        for route, ping in zip(routes, pings, strict=True):
             samples = []
             for _ in range(PINGS):
                 start = time.perf_counter()
@@ -305,8 +358,9 @@ def test_one_byte_round_trip_interleaved(benchmark: BenchmarkFixture,
     summary.append(
         f"1-byte round trip: ours {micros['ours_fault_proxy']:.1f} us, direct "
         f"{micros['direct_loopback']:.1f} us, naive relay {micros['naive_relay']:.1f} us "
-        f"(ours is {got['ours_over_relay']:.2f}x the relay's speed); median of {ROUNDS} "
-        f"rounds of {PINGS}; {load()}")
+        f"(ours is {got['ours_over_relay']:.2f}x the relay's speed)"
+        f"{c_relay_words(got, micros, ' us')}; "
+        f"median of {ROUNDS} rounds of {PINGS}; {load()}")
 
 
 # -- toxics on the real clock ------------------------------------------------------------------

@@ -74,7 +74,12 @@ def _ratio_le(limit: float) -> Callable[[float, float | None], bool]:
     return lambda ours, ratio: ratio is not None and ratio <= limit
 
 
+def _ge(limit: float) -> Callable[[float, float | None], bool]:
+    return lambda ours, ratio: ours >= limit
+
+
 P = Pick
+_RTT = "test_one_byte_round_trip_interleaved"
 _RETRY = "test_fail_fail_succeed_interleaved"
 _BREAKER = "test_breaker_interleaved"
 _CACHE = "test_cache_hit_interleaved"
@@ -153,6 +158,13 @@ MEASURES: tuple[Measure, ...] = (
             (P("test_stdlib_logger_disabled_level"),)),
     Measure("migrations upgrade of 20 (ours / alembic)",
             P("test_upgrade_beside_alembic", "ours_over_alembic"), unit="x"),
+    *(Measure(f"proxy throughput, no toxic, client in {where}: ours / direct loopback",
+              P(f"test_throughput_interleaved[{param}]", "ours_over_direct"), unit="x",
+              goal="≥ 0.8x direct", met=_ge(0.8))
+      for param, where in (("process", "its own process"), ("thread", "this process"))),
+    Measure("proxy 1-byte round trip", P(_RTT, "ours_fault_proxy_us", scale=1e6),
+            (P(_RTT, "naive_relay_us", scale=1e6),), goal="≤ 1.0x the naive relay",
+            met=_ratio_le(1.0)),
 )
 
 def _keyed_growth(benches: dict[str, Bench]) -> str:
@@ -195,10 +207,28 @@ def _real_clock_frame(benches: dict[str, Bench]) -> str:
             "that a fault patching `time.monotonic` reaches the cache")
 
 
+def _relay_bound(name: str) -> Callable[[dict[str, Bench]], str]:
+    def reason(benches: dict[str, Bench]) -> str:
+        info = benches.get(name, {}).get("extra_info", {})
+        bound, ours = info.get("c_relay_over_direct"), info.get("ours_over_c_relay")
+        if bound is None or ours is None:
+            return ""
+        return (f"a relay in C (`benchmarks/splice_relay.c`, timed in the same rounds) "
+                f"reached {bound:.2f}x direct on this machine; ours is {ours:.2f}x its "
+                f"throughput and {info.get('ours_over_relay', math.nan):.2f}x the naive "
+                f"relay's: a relay is a third busy party beside the client and the "
+                f"upstream, and the machine's cores are the bound")
+
+    return reason
+
+
 #: Why a goal was not met, shown next to it, from the figures of the same run.
 REASONS: dict[str, Callable[[dict[str, Bench]], str]] = {
     "keyed rate limiter, 100k keys round-robin: growth vs one key": _keyed_growth,
     "`ModelCache.get` hit, real clock": _real_clock_frame,
+    **{f"proxy throughput, no toxic, client in {where}: ours / direct loopback":
+       _relay_bound(f"test_throughput_interleaved[{param}]")
+       for param, where in (("process", "its own process"), ("thread", "this process"))},
     "plugin cost, 2,000 trivial tests, autoload off":
         _harness_spread("test_plugin_on_vs_off[isolated]"),
     "plugin cost, 2,000 trivial tests, autoload on":
@@ -262,6 +292,8 @@ def _short(pick: Pick | str) -> str:
     """A peer's name from its benchmark's (``test_pybreaker_open_rejection`` -> pybreaker)
     or from its side of an interleaved one (``pybreaker_open_rejection_s`` -> pybreaker)."""
     if isinstance(pick, Pick):
+        if pick.field.endswith("_us"):  # naive_relay_us -> naive relay
+            return pick.field.removesuffix("_us").replace("_", " ")
         if pick.field.endswith("_s"):
             return pick.field.split("_")[0]
         pick = pick.name

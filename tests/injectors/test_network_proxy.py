@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faults import network
+from faults import _proxy, network
 from faults.network import FaultProxy
 from pytest_resilience._clock import VirtualClock
 from pytest_resilience._events import History, recording
@@ -104,12 +104,21 @@ def proxy(echo: EchoServer) -> Iterator[FaultProxy]:
         yield p
 
 
+@pytest.fixture
+def spare_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies made now splice bulk, as on a machine with cores to spare."""
+    monkeypatch.setattr(_proxy, "_SPLICE_MIN_CPUS", 1)
+
+
 @pytest.fixture(params=["splice", "copy"])
 def path_proxy(request: pytest.FixtureRequest, echo: EchoServer,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    """A proxy whose toxic-free path splices (Linux) or copies (no ``os.splice``)."""
+    """A proxy whose toxic-free path splices (Linux, cores to spare) or copies (no
+    ``os.splice``, as on two cores)."""
     if request.param == "copy":
         monkeypatch.delattr(os, "splice", raising=False)
+    else:
+        request.getfixturevalue("spare_cores")
     with FaultProxy(echo.address, name="echo", seed=1) as p:
         yield p
 
@@ -168,6 +177,7 @@ def test_a_toxic_added_mid_stream_applies_to_the_next_bytes(path_proxy: FaultPro
         ("limit_data", 250, "limit_data_downstream")]
 
 
+@pytest.mark.usefixtures("spare_cores")
 def test_a_kernel_that_cannot_splice_sockets_gets_copies(
         echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     refused: list[int] = []
@@ -184,9 +194,8 @@ def test_a_kernel_that_cannot_splice_sockets_gets_copies(
     assert len(refused) == 1  # asked once, then never again
 
 
-@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice is Linux-only")
-def test_small_messages_are_copied_at_once_and_bulk_is_spliced(
-        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def counted_splices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count ``os.splice`` calls (each still made)."""
     real_splice = os.splice
     calls: list[int] = []
 
@@ -195,22 +204,62 @@ def test_small_messages_are_copied_at_once_and_bulk_is_spliced(
         return real_splice(*args, **kwargs)
 
     monkeypatch.setattr(os, "splice", counting)
-    payload = bytes(range(256)) * 4096  # 1 MiB
-    with FaultProxy(echo.address, name="echo") as proxy, \
-            socket.create_connection(proxy.address, timeout=5) as sock:
+    return calls
+
+
+def ping_bulk_ping(proxy: FaultProxy, splices: list[int]) -> list[int]:
+    """A 1-byte message, 4 MiB, a 1-byte message on one connection, each echoed intact;
+    the splice calls made after the first message and after the bulk."""
+    payload = bytes(range(256)) * 4096 * 4
+    with socket.create_connection(proxy.address, timeout=5) as sock:
         sock.sendall(b"a")
         assert recv_exactly(sock, 1) == b"a"
-        assert calls == []  # a 1-byte message: copied, no pipe
+        counts = [len(splices)]
         sender = threading.Thread(target=sock.sendall, args=(payload,))
         sender.start()
         got = recv_exactly(sock, len(payload))
         sender.join(5)
         assert got == payload
-        assert calls  # bulk: spliced after its first read
+        counts.append(len(splices))
         sock.sendall(b"z")  # and back to a small message on the same connection
         assert recv_exactly(sock, 1) == b"z"
         stats = proxy.stats()
     assert (stats.bytes_up, stats.bytes_down) == (len(payload) + 2, len(payload) + 2)
+    return counts
+
+
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice is Linux-only")
+@pytest.mark.usefixtures("spare_cores")
+def test_small_messages_are_copied_at_once_and_bulk_is_spliced(
+        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    splices = counted_splices(monkeypatch)
+    with FaultProxy(echo.address, name="echo") as proxy:
+        after_ping, after_bulk = ping_bulk_ping(proxy, splices)
+    assert after_ping == 0  # a 1-byte message: copied, no pipe
+    assert after_bulk > 0  # bulk: spliced after its first read
+
+
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice is Linux-only")
+def test_on_two_cpus_bulk_is_copied_a_mebibyte_at_a_time(
+        echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    splices = counted_splices(monkeypatch)
+    with FaultProxy(echo.address, name="echo") as proxy:
+        assert ping_bulk_ping(proxy, splices) == [0, 0]
+
+
+@pytest.mark.parametrize(("cpus", "splices"), [
+    ({0}, False), ({0, 1}, False), ({0, 1, 2}, True), (set(range(16)), True)])
+def test_bulk_is_spliced_only_with_cores_to_spare(
+        monkeypatch: pytest.MonkeyPatch, cpus: set[int], splices: bool) -> None:
+    monkeypatch.setattr(os, "splice", lambda *args: 0, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    assert _proxy._splices() is splices
+    monkeypatch.delattr(os, "sched_getaffinity")  # no affinity here: every CPU counts
+    monkeypatch.setattr(os, "cpu_count", lambda: len(cpus))
+    assert _proxy._splices() is splices
+    monkeypatch.delattr(os, "splice")
+    assert _proxy._splices() is False
 
 
 def test_out_of_descriptors_pauses_accepting_then_serves(

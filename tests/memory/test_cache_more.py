@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Hashable
 from typing import Any
@@ -117,8 +118,13 @@ def test_on_evict_called_with_each_cause() -> None:
 
 
 def test_eight_threads_keep_byte_accounting_exact() -> None:
-    cache = ModelCache(clock=VirtualClock(), capacity_bytes=1000,
-                       loader=lambda k: b"")
+    calls = itertools.count()  # one step each: safe across threads
+
+    def loader(key: object) -> bytes:
+        next(calls)
+        return b""
+
+    cache = ModelCache(clock=VirtualClock(), capacity_bytes=1000, loader=loader)
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -149,7 +155,12 @@ def test_eight_threads_keep_byte_accounting_exact() -> None:
     assert stats.bytes == cache.tracked_bytes() <= 1000
     assert stats.entries == len(keys)
     assert stats.hits + stats.misses == 8 * 40
-    assert stats.loads == stats.misses + 8 * 20
+    # Misses on one key at once wait for a single load (each still counts as a miss), and
+    # a load whose key was put meanwhile keeps the put value: so loads are bounded, not
+    # equal to misses + puts (that equality failed 1 run in many, under load).
+    loader_calls = next(calls)
+    assert loader_calls <= stats.misses
+    assert 8 * 20 <= stats.loads <= loader_calls + 8 * 20
     assert stats.loads - sum(stats.evictions.values()) == stats.entries
 
 
