@@ -240,7 +240,7 @@ def test_small_messages_are_copied_at_once_and_bulk_is_spliced(
 
 
 @pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice is Linux-only")
-def test_on_two_cpus_bulk_is_copied_a_mebibyte_at_a_time(
+def test_on_two_cpus_bulk_is_copied_not_spliced(
         echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     splices = counted_splices(monkeypatch)
